@@ -1,0 +1,41 @@
+# One entry point per job; .ci/run calls `make test` verbatim (the README's test command).
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo serve test lint typecheck unit bench browser clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## The gateway plus a demo site on the embedded defaults (SQLite under ./data, bundled GeoLite2).
+demo: $(STAMP)
+	$(VENV)/bin/consent-gateway demo
+
+## Debian's chromium for the browser tests (Playwright cannot download its own here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP) browser
+	$(VENV)/bin/pytest
+
+## Everything: lint, types, the whole suite.
+test: lint typecheck unit
+
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+	$(VENV)/bin/python bench/middleware.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,47 @@
+"""``create_app``: wiring and lifespan only — every dependency is passed in or built here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from gateway.clock import Clock, SystemClock
+from gateway.consent.middleware import load_catalog
+from gateway.consent.token import ConsentTokenCodec
+from gateway.context import GatewayContext
+from gateway.cookies.catalog import CookieCatalog
+from gateway.settings import Settings, load_settings
+from gateway.storage.db import Database
+from gateway.web.consent_api import consent_routes
+from gateway.web.health import health_routes
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, catalog: CookieCatalog | None = None) -> Starlette:
+    clock = clock or SystemClock()
+    base_catalog = catalog or load_catalog(settings)
+    context = GatewayContext(
+        settings=settings,
+        clock=clock,
+        database=Database(settings.database),
+        codec=ConsentTokenCodec(settings.secret_keys, clock),
+        catalogs={site_id: base_catalog.with_rules(site.cookie_rules) for site_id, site in settings.sites.items()},
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await context.database.open()
+        try:
+            yield
+        finally:
+            await context.database.close()
+
+    app = Starlette(routes=[*consent_routes(context), *health_routes(context)], lifespan=lifespan)
+    app.state.context = context
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The uvicorn factory for ``serve --workers N``: each worker reads ``CONSENT_GATEWAY_CONFIG``."""
+    return create_app(load_settings())

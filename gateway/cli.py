@@ -1,0 +1,228 @@
+"""The ``consent-gateway`` command: serve, demo, classify, import-cookies, consent export/erase.
+
+Every failure a user can cause ends as one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from gateway.cookies.catalog import CatalogError
+from gateway.settings import Settings, SettingsError, load_settings
+from gateway.storage.db import Database
+
+
+class CommandError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except (CommandError, SettingsError, CatalogError) as error:
+        print(f"consent-gateway: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consent-gateway", description="Cookie consent enforcement and privacy-first analytics."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway", description="Run the gateway (uvicorn).")
+    _config_option(serve)
+    serve.add_argument("--host", help="address to listen on (default: the config's host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: the config's port)")
+    serve.add_argument("--workers", type=int, help="worker processes sharing one SQLite file")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        help="proxies trusted for X-Forwarded-For/Proto (default: 127.0.0.1)",
+    )
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="run the gateway with a demo site", description="Run the gateway and a demo site using it."
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address for both servers (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="the gateway's port (default: 8000)")
+    demo.add_argument("--site-port", type=int, default=8001, help="the demo site's port (default: 8001)")
+    demo.add_argument("--data", type=Path, default=Path("data"), help="folder for the database and key (./data)")
+    demo.set_defaults(run=_demo)
+
+    classify = commands.add_parser(
+        "classify", help="explain how a cookie is classified", description="Classify a cookie name."
+    )
+    classify.add_argument("name", help="the cookie name, e.g. _ga_ABC123")
+    classify.add_argument("--site", help="apply this site's own rules, caps and unknown-cookie policy")
+    classify.add_argument("--domain", help="the domain the cookie belongs to (third-party rules)")
+    _config_option(classify)
+    classify.set_defaults(run=_classify)
+
+    importer = commands.add_parser(
+        "import-cookies",
+        help="turn an Open Cookie Database CSV into a rules file",
+        description="Import the Open Cookie Database CSV format into a site rules file ([[cookie]] tables).",
+    )
+    importer.add_argument("csv", type=Path, help="the CSV file")
+    importer.add_argument("--output", "-o", type=Path, help="rules file to write (default: standard output)")
+    importer.set_defaults(run=_import_cookies)
+
+    consent = commands.add_parser(
+        "consent", help="data-subject requests on the proof log", description="Export or erase consent records."
+    )
+    consent_commands = consent.add_subparsers(required=True, metavar="ACTION")
+    for action, text in (("export", "print every record of a consent id as JSON"), ("erase", "erase a consent id")):
+        sub = consent_commands.add_parser(action, help=text, description=text.capitalize() + ".")
+        sub.add_argument("--id", required=True, dest="consent_id", help="the consent id (from the visitor's token)")
+        _config_option(sub)
+        sub.set_defaults(run=_consent_export if action == "export" else _consent_erase)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="settings file (default: $CONSENT_GATEWAY_CONFIG)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    if not settings.secret_keys:
+        raise CommandError("no secret key: set secret_keys in your config file or CONSENT_GATEWAY_SECRET_KEYS")
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    workers = args.workers or settings.workers
+    common = {"host": host, "port": port, "proxy_headers": True, "forwarded_allow_ips": args.forwarded_allow_ips}
+    print(f"consent-gateway: serving {len(settings.sites)} site(s) on http://{host}:{port}", file=sys.stderr)
+    if workers > 1:
+        if args.config:
+            os.environ["CONSENT_GATEWAY_CONFIG"] = str(args.config.resolve())
+        uvicorn.run("gateway.app:app_from_environment", factory=True, workers=workers, **common)
+    else:
+        from gateway.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    asyncio.run(run_demo(host=args.host, gateway_port=args.port, site_port=args.site_port, data=args.data))
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from gateway.consent.middleware import load_catalog
+    from gateway.cookies.lifetimes import shorter
+
+    settings = _settings(args)
+    catalog = load_catalog(settings)
+    site = None
+    if args.site:
+        site = settings.site(args.site)
+        if site is None:
+            raise CommandError(f"unknown site {args.site!r} (configured: {', '.join(settings.sites) or 'none'})")
+        catalog = catalog.with_rules(site.cookie_rules)
+    found = catalog.classify(args.name, args.domain)
+    rule = found.rule
+    if rule is None:
+        policy = site.unknown_cookies if site else "block"
+        print(f"name:      {args.name}\ncategory:  unknown")
+        print(f"policy:    {'blocked until classified' if policy == 'block' else 'allowed as a session cookie'}")
+        print(f"rule:      {found.explain()}")
+        return 0
+    print(f"name:      {args.name}\ncategory:  {rule.category}\nvendor:    {rule.vendor or '-'}")
+    if rule.service:
+        print(f"service:   {rule.service}")
+    print(f"declared:  {rule.lifetime.describe()} ({rule.lifetime})")
+    if site is not None:
+        cap = site.cap_for(rule.category)
+        allowed = rule.lifetime if cap is None else shorter(rule.lifetime, cap)
+        source = f"capped by site {site.id}'s {rule.category} cap" if allowed != rule.lifetime else "as declared"
+        print(f"allowed:   {allowed.describe()} ({source})")
+    if rule.purpose:
+        print(f"purpose:   {rule.purpose}")
+    print(f"rule:      {found.explain()}")
+    return 0
+
+
+def _import_cookies(args: argparse.Namespace) -> int:
+    from gateway.cookies.opencookiedb import import_open_cookie_database, rules_to_toml
+
+    result = import_open_cookie_database(args.csv)
+    header = (
+        f"Imported from {args.csv.name} (Open Cookie Database format): {len(result.rules)} rules "
+        f"from {result.rows} rows, {len(result.skipped)} skipped."
+    )
+    text = rules_to_toml(result.rules, header=header)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    print(header, file=sys.stderr)
+    for row in result.skipped:
+        print(f"  skipped line {row.line} ({row.name!r}): {row.reason}", file=sys.stderr)
+    return 0
+
+
+def _consent_export(args: argparse.Namespace) -> int:
+    from gateway.storage.consent_log import records_for
+
+    async def export() -> list[dict[str, object]]:
+        async with _open_database(_settings(args)) as db:
+            return [record.to_json() for record in await records_for(db, args.consent_id)]
+
+    records = asyncio.run(export())
+    if not records:
+        raise CommandError(f"no consent records for id {args.consent_id!r}")
+    print(json.dumps({"consent_id": args.consent_id, "records": records}, indent=2))
+    return 0
+
+
+def _consent_erase(args: argparse.Namespace) -> int:
+    from gateway.clock import SystemClock
+    from gateway.storage.consent_log import erase_records
+
+    async def erase() -> int:
+        async with _open_database(_settings(args)) as db:
+            return await erase_records(db, args.consent_id, now=SystemClock().now())
+
+    erased = asyncio.run(erase())
+    if not erased:
+        raise CommandError(f"no consent records for id {args.consent_id!r}")
+    print(f"erased {erased} record(s) of {args.consent_id}; an anonymous tombstone remains")
+    return 0
+
+
+@asynccontextmanager
+async def _open_database(settings: Settings) -> AsyncIterator[Database]:
+    if not settings.database.exists():
+        raise CommandError(f"the database {settings.database} does not exist")
+    db = await Database(settings.database).open()
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

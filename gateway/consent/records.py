@@ -1,0 +1,81 @@
+"""The proof-of-consent record: what GDPR Art. 7(1) asks a controller to demonstrate.
+
+Who (a pseudonymous consent id), when, under which policy revision and banner (a hash of
+the configuration and texts shown), which choices per category and service, by which
+action, whether GPC was sent, in which language and on which page. The network is kept
+truncated; the raw IP address never reaches a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.categories import CONSENT_CATEGORIES, Category
+from gateway.consent.model import ConsentMethod
+from gateway.cookies.catalog import CookieCatalog
+from gateway.settings import SiteSettings
+
+RecordMethod = ConsentMethod | str  # "erase" marks an anonymous tombstone
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    consent_id: str
+    site_id: str
+    recorded_at: datetime
+    method: RecordMethod
+    policy_revision: int
+    banner_hash: str
+    categories: Mapping[Category, bool]
+    services: Mapping[str, bool]
+    gpc: bool
+    language: str | None = None
+    page_path: str | None = None
+    ip_network: str | None = None
+    ua_family: str | None = None
+    expires_at: datetime | None = None
+    erased: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "consent_id": self.consent_id,
+            "site": self.site_id,
+            "recorded_at": self.recorded_at.isoformat(),
+            "method": self.method,
+            "policy_revision": self.policy_revision,
+            "banner_hash": self.banner_hash,
+            "categories": dict(self.categories),
+            "services": dict(self.services),
+            "gpc": self.gpc,
+            "language": self.language,
+            "page_path": self.page_path,
+            "ip_network": self.ip_network,
+            "ua_family": self.ua_family,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "erased": self.erased,
+        }
+
+
+def category_choices(allowed: frozenset[Category]) -> dict[Category, bool]:
+    return {category: category in allowed for category in CONSENT_CATEGORIES}
+
+
+def banner_fingerprint(
+    site: SiteSettings, catalog: CookieCatalog, language: str, texts: Mapping[str, str] | None = None
+) -> str:
+    """A SHA-256 over what the visitor was shown, so a record proves which banner it answered."""
+    shown = {
+        "site": site.id,
+        "revision": site.policy_revision,
+        "policy_url": site.policy_url,
+        "language": language,
+        "services": [[s.id, s.name, s.category, s.description] for s in site.services],
+        "cookies": sorted([r.name, r.category, str(r.lifetime), r.vendor, r.purpose] for r in catalog.rules),
+        "texts": dict(sorted((texts or {}).items())),
+    }
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,128 @@
+"""The cookie report: counted in memory on the hot path, written in batches.
+
+The middleware calls ``observe`` for every ``Set-Cookie``; a flush writes one transaction
+per interval (or when many names are pending) and at shutdown, never one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from gateway.storage.cookie_report import CookieTally, add_cookie_tallies
+from gateway.storage.db import Database
+
+log = logging.getLogger("gateway.cookie_report")
+
+
+@dataclass(slots=True)
+class _Counts:
+    category: str | None
+    times_set: int
+    times_blocked: int
+    times_capped: int
+    longest_asked: int | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+class CookieReport:
+    def __init__(
+        self,
+        database: Database | Path | None,
+        *,
+        flush_interval: timedelta = timedelta(seconds=10),
+        max_pending: int = 500,
+    ) -> None:
+        """``database``: an open ``Database`` (the gateway's), a path opened on first flush, or None to only count."""
+        self._database = database
+        self._owned: Database | None = None
+        self._interval = flush_interval
+        self._max_pending = max_pending
+        self._pending: dict[tuple[str, str], _Counts] = {}
+        self._last_flush: datetime | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+
+    def observe(
+        self,
+        site_id: str,
+        name: str,
+        category: str | None,
+        *,
+        blocked: bool,
+        capped: bool,
+        asked: int | None,
+        now: datetime,
+    ) -> None:
+        counts = self._pending.get((site_id, name))
+        if counts is None:
+            self._pending[(site_id, name)] = _Counts(category, 1, int(blocked), int(capped), asked, now, now)
+            if self._last_flush is None:
+                self._last_flush = now
+            return
+        counts.times_set += 1
+        counts.times_blocked += blocked
+        counts.times_capped += capped
+        if asked is not None and (counts.longest_asked is None or asked > counts.longest_asked):
+            counts.longest_asked = asked
+        counts.last_seen = now
+
+    def flush_soon(self, now: datetime) -> None:
+        """Start a background flush when the interval has passed or many names wait."""
+        if not self._pending or self._database is None or self._last_flush is None:
+            return
+        if len(self._pending) < self._max_pending and now - self._last_flush < self._interval:
+            return
+        self._last_flush = now
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def pending(self) -> list[CookieTally]:
+        return [CookieTally(site, name, *vars_of(c)) for (site, name), c in self._pending.items()]
+
+    async def flush(self) -> None:
+        """Write what is pending in one transaction; on failure the counts are kept for the next try."""
+        async with self._lock:
+            if not self._pending or self._database is None:
+                return
+            batch, self._pending = self._pending, {}
+            tallies = [CookieTally(site, name, *vars_of(c)) for (site, name), c in batch.items()]
+            try:
+                await add_cookie_tallies(await self._open(), tallies)
+            except Exception:  # the report must never break the app it watches
+                log.exception("cookie report flush failed; %d names kept for the next flush", len(batch))
+                for key, counts in batch.items():
+                    self._pending.setdefault(key, counts)
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush()
+        if self._owned is not None:
+            await self._owned.close()
+            self._owned = None
+
+    async def _open(self) -> Database:
+        if isinstance(self._database, Database):
+            return self._database
+        if self._owned is None:
+            assert self._database is not None  # noqa: S101 - flush() checked it
+            self._owned = await Database(self._database).open()
+        return self._owned
+
+
+def vars_of(counts: _Counts) -> tuple[str | None, int, int, int, int | None, datetime, datetime]:
+    return (
+        counts.category,
+        counts.times_set,
+        counts.times_blocked,
+        counts.times_capped,
+        counts.longest_asked,
+        counts.first_seen,
+        counts.last_seen,
+    )

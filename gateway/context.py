@@ -1,0 +1,25 @@
+"""What the endpoints share: the wiring ``create_app`` builds once (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.clock import Clock
+from gateway.consent.token import ConsentTokenCodec
+from gateway.cookies.catalog import CookieCatalog
+from gateway.settings import Settings, SiteSettings
+from gateway.storage.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayContext:
+    settings: Settings
+    clock: Clock
+    database: Database
+    codec: ConsentTokenCodec
+    #: Each site's catalog: the shipped rules plus the site's own.
+    catalogs: Mapping[str, CookieCatalog]
+
+    def site(self, site_id: object) -> SiteSettings | None:
+        return self.settings.site(site_id) if isinstance(site_id, str) else None

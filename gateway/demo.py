@@ -1,0 +1,98 @@
+"""``consent-gateway demo``: the gateway plus a small site that mounts ``ConsentMiddleware``.
+
+Both run in one process on the embedded defaults (SQLite under ./data, the bundled
+catalog). The site sets one cookie of each category on every page so a visitor can watch
+the middleware drop and cap them as consent changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from gateway.app import create_app
+from gateway.categories import CATEGORIES
+from gateway.consent.middleware import SCOPE_KEY, ConsentMiddleware
+from gateway.resources import resource_dir
+from gateway.settings import Settings, load_settings
+from gateway.templating import template_environment
+
+DEMO_SITE = "demo"
+#: (name, category, Max-Age asked) — one of each category, some asking more than allowed.
+DEMO_COOKIES: tuple[tuple[str, str, int], ...] = (
+    ("PHPSESSID", "essential", 0),
+    ("demo_theme", "functional", 400 * 86400),
+    ("_ga", "analytics", 2 * 365 * 86400),
+    ("_trk", "analytics", 90 * 86400),
+    ("_fbp", "advertising", 90 * 86400),
+    ("_ar_v4", "advertising", 6 * 365 * 86400),
+    ("mystery_tracker", "unknown", 10 * 365 * 86400),
+)
+
+
+def demo_settings(data: Path, *, gateway_url: str, site_url: str) -> Settings:
+    """The demo config with a secret key kept under ``data`` (so restarts keep consent valid)."""
+    data.mkdir(parents=True, exist_ok=True)
+    key_file = data / "demo-secret.key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        key_file.chmod(0o600)
+    environ = {
+        "CONSENT_GATEWAY_SECRET_KEYS": f'["{key_file.read_text(encoding="utf-8").strip()}"]',
+        "CONSENT_GATEWAY_DATABASE": f'"{(data / "demo.sqlite3").as_posix()}"',
+        "CONSENT_GATEWAY_SITES__DEMO__ORIGINS": f'["{site_url}"]',
+    }
+    return load_settings(resource_dir("config") / "demo.toml", environ=environ)
+
+
+def demo_site(settings: Settings, *, gateway_url: str) -> ConsentMiddleware:
+    """A tiny site behind the middleware; its page shows the decision and offers choices."""
+    template = template_environment().get_template("demo_site.html")
+    site = settings.sites[DEMO_SITE]
+
+    async def page(request: Request) -> Response:
+        html = template.render(
+            decision=request.scope[SCOPE_KEY],
+            categories=CATEGORIES,
+            demo_cookies=[(n, c, f"{age // 86400} days" if age else "session") for n, c, age in DEMO_COOKIES],
+            gateway_url=gateway_url,
+            site_id=site.id,
+            revision=site.policy_revision,
+        )
+        response = HTMLResponse(html)
+        for name, _, max_age in DEMO_COOKIES:
+            response.set_cookie(name, secrets.token_hex(8), max_age=max_age or None, samesite="lax")
+        return response
+
+    app = Starlette(routes=[Route("/", page), Route("/privacy", page)])
+    return ConsentMiddleware(app, settings=settings, site=DEMO_SITE)
+
+
+async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path) -> None:
+    gateway_url = f"http://{host}:{gateway_port}"
+    site_url = f"http://{host}:{site_port}"
+    settings = demo_settings(data, gateway_url=gateway_url, site_url=site_url)
+    servers = [
+        uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=gateway_port, log_level="warning")),
+        uvicorn.Server(
+            uvicorn.Config(demo_site(settings, gateway_url=gateway_url), host=host, port=site_port, log_level="warning")
+        ),
+    ]
+    print(
+        f"consent-gateway demo\n  demo site: {site_url}/\n  gateway:   {gateway_url}/healthz\n"
+        f"  database:  {settings.database}\nPress Ctrl+C to stop.",
+        file=sys.stderr,
+    )
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for server in servers:  # Ctrl+C reaches one server's handler: stop both
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Ingestion: turning requests into anonymous events (parse -> named pipeline -> buffer)."""

@@ -1,0 +1,344 @@
+"""Settings: frozen dataclasses read from ``config/gateway.toml``, a user file and the environment.
+
+Order of precedence (later wins): the shipped defaults, the user's file (``--config`` or
+``CONSENT_GATEWAY_CONFIG``), then ``CONSENT_GATEWAY_*`` variables for single values
+(``CONSENT_GATEWAY_DATABASE``, ``CONSENT_GATEWAY_SITES__DEMO__POLICY_REVISION``). A mistake
+raises ``SettingsError`` naming the file, the key, what was found and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, NoReturn
+
+from gateway.categories import CATEGORIES, Category, parse_category
+from gateway.cookies.catalog import CatalogError, CookieRule, rules_from_entries
+from gateway.cookies.lifetimes import Lifetime, parse_lifetime
+from gateway.resources import resource_dir
+
+ENV_PREFIX = "CONSENT_GATEWAY_"
+THIRTEEN_MONTHS = parse_lifetime("13mo")
+UnknownCookiePolicy = Literal["block", "allow"]
+_SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ORIGIN_RE = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
+
+
+class SettingsError(ValueError):
+    """A configuration mistake, worded for the person who made it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A value that never prints (logs, tracebacks, reprs)."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A named service inside a category (Klaro's "apps"): consent can be given per service."""
+
+    id: str
+    name: str
+    category: Category
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    id: str
+    name: str
+    origins: tuple[str, ...] = ()
+    policy_revision: int = 1
+    policy_url: str = ""
+    #: Per-category caps; ``None`` means only the cookie's declared lifetime applies.
+    lifetime_caps: Mapping[Category, Lifetime | None] = field(default_factory=dict)
+    consent_lifetime_accept: Lifetime = parse_lifetime("6mo")
+    consent_lifetime_reject: Lifetime = parse_lifetime("6mo")
+    consent_cookie_domain: str | None = None
+    unknown_cookies: UnknownCookiePolicy = "block"
+    honour_dnt: bool = False
+    services: tuple[Service, ...] = ()
+    cookie_rules: tuple[CookieRule, ...] = ()
+
+    def cap_for(self, category: Category) -> Lifetime | None:
+        return self.lifetime_caps.get(category)
+
+    def service(self, service_id: str) -> Service | None:
+        return next((s for s in self.services if s.id == service_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    secret_keys: tuple[Secret, ...]
+    database: Path
+    geoip_database: Path | None = None
+    catalog: Path = field(default_factory=lambda: resource_dir("config") / "cookies.toml")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    debug: bool = False
+    max_body_bytes: int = 4096
+    sites: Mapping[str, SiteSettings] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def site(self, site_id: str) -> SiteSettings | None:
+        return self.sites.get(site_id)
+
+
+def default_config_path() -> Path:
+    return resource_dir("config") / "gateway.toml"
+
+
+def load_settings(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the defaults, then ``path`` (or ``CONSENT_GATEWAY_CONFIG``), then the environment."""
+    environ = os.environ if environ is None else environ
+    raw = _read_toml(default_config_path())
+    source = str(default_config_path())
+    user_path = path or (Path(environ[f"{ENV_PREFIX}CONFIG"]) if environ.get(f"{ENV_PREFIX}CONFIG") else None)
+    if user_path is not None:
+        raw = _deep_merge(raw, _read_toml(user_path))
+        source = str(user_path)
+    raw = _apply_environment(raw, environ)
+    return settings_from_dict(raw, source=source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"config error in {path}: the file does not exist") from None
+    except OSError as error:
+        raise SettingsError(f"config error in {path}: cannot read the file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"config error in {path}: the file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config error in {path}: not valid TOML ({error})") from None
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``CONSENT_GATEWAY_A__B=v`` sets ``raw["a"]["b"]``; the value is read as TOML, else as text."""
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        try:
+            value: Any = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        target = raw
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise SettingsError(f"config error in environment: {name}: {part!r} is not a table")
+        target[path[-1]] = value
+    return raw
+
+
+class _Table:
+    """Typed reads from one TOML table that name the file and key on failure."""
+
+    def __init__(self, data: Mapping[str, Any], *, source: str, prefix: str, known: set[str]) -> None:
+        self.data, self.source, self.prefix = data, source, prefix
+        unknown = sorted(set(data) - known)
+        if unknown:
+            self.fail(unknown[0], data[unknown[0]], f"one of the known keys ({', '.join(sorted(known))})")
+
+    def fail(self, key: str, found: object, expected: str) -> NoReturn:
+        raise SettingsError(f"config error in {self.source}: {self.prefix}{key}: expected {expected}, found {found!r}")
+
+    def text(self, key: str, default: str) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            self.fail(key, value, "a string")
+        return value
+
+    def integer(self, key: str, default: int, *, low: int, high: int) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, value, f"a whole number from {low} to {high}")
+        return int(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(key, value, "true or false")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key, [])
+        if isinstance(value, str):  # a comma-separated environment value
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.fail(key, value, "a list of strings")
+        return tuple(value)
+
+    def lifetime(self, key: str, default: str, *, most: Lifetime | None = None) -> Lifetime:
+        value = self.data.get(key, default)
+        try:
+            lifetime = parse_lifetime(value)
+        except ValueError:
+            self.fail(key, value, "a lifetime such as '30m', '90d', '6mo', '13mo' or 'session'")
+        if most is not None and (lifetime.seconds is None or lifetime.seconds > (most.seconds or 0)):
+            self.fail(key, value, f"a lifetime of at most {most.describe()}")
+        return lifetime
+
+    def table(self, key: str) -> Mapping[str, Any]:
+        value = self.data.get(key, {})
+        if not isinstance(value, Mapping):
+            self.fail(key, value, "a table")
+        return value
+
+
+_TOP_KEYS = {
+    "secret_keys",
+    "database",
+    "geoip_database",
+    "catalog",
+    "host",
+    "port",
+    "workers",
+    "debug",
+    "max_body_bytes",
+    "site_defaults",
+    "sites",
+}
+_SITE_KEYS = {
+    "name",
+    "origins",
+    "policy_revision",
+    "policy_url",
+    "lifetime_caps",
+    "consent_lifetime_accept",
+    "consent_lifetime_reject",
+    "consent_cookie_domain",
+    "unknown_cookies",
+    "honour_dnt",
+    "services",
+    "cookies",
+}
+
+
+def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> Settings:
+    """Validate a merged configuration mapping into ``Settings``."""
+    top = _Table(raw, source=source, prefix="", known=_TOP_KEYS)
+    site_defaults = top.table("site_defaults")
+    sites: dict[str, SiteSettings] = {}
+    for site_id, site_raw in top.table("sites").items():
+        if not _SITE_ID_RE.match(site_id):
+            top.fail(f"sites.{site_id}", site_id, "a site id of lowercase letters, digits, '-' or '_'")
+        if not isinstance(site_raw, Mapping):
+            top.fail(f"sites.{site_id}", site_raw, "a table")
+        sites[site_id] = _site_from_dict(site_id, _deep_merge(site_defaults, site_raw), source=source)
+    geoip = top.text("geoip_database", "")
+    catalog = top.text("catalog", "")
+    return Settings(
+        secret_keys=tuple(Secret(key) for key in top.strings("secret_keys")),
+        database=Path(top.text("database", "data/gateway.sqlite3")),
+        geoip_database=Path(geoip) if geoip else None,
+        catalog=Path(catalog) if catalog else resource_dir("config") / "cookies.toml",
+        host=top.text("host", "127.0.0.1"),
+        port=top.integer("port", 8000, low=0, high=65535),
+        workers=top.integer("workers", 1, low=1, high=64),
+        debug=top.boolean("debug", False),
+        max_body_bytes=top.integer("max_body_bytes", 4096, low=512, high=1_048_576),
+        sites=MappingProxyType(sites),
+        source=source,
+    )
+
+
+def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> SiteSettings:
+    prefix = f"sites.{site_id}."
+    table = _Table(raw, source=source, prefix=prefix, known=_SITE_KEYS)
+    origins = tuple(origin.rstrip("/").lower() for origin in table.strings("origins"))
+    for origin in origins:
+        if not _ORIGIN_RE.match(origin):
+            table.fail("origins", origin, "origins such as 'https://www.example.com' (scheme, host, optional port)")
+    caps_table = _Table(
+        table.table("lifetime_caps"), source=source, prefix=f"{prefix}lifetime_caps.", known=set(CATEGORIES)
+    )
+    caps: dict[Category, Lifetime | None] = {}
+    for category in CATEGORIES:
+        if category in caps_table.data:
+            caps[category] = caps_table.lifetime(category, "session")
+    unknown = table.text("unknown_cookies", "block")
+    if unknown not in ("block", "allow"):
+        table.fail("unknown_cookies", unknown, "'block' (blocked until classified) or 'allow'")
+    domain = table.text("consent_cookie_domain", "").strip().lstrip(".").lower()
+    return SiteSettings(
+        id=site_id,
+        name=table.text("name", site_id),
+        origins=origins,
+        policy_revision=table.integer("policy_revision", 1, low=1, high=1_000_000),
+        policy_url=table.text("policy_url", ""),
+        lifetime_caps=MappingProxyType(caps),
+        consent_lifetime_accept=table.lifetime("consent_lifetime_accept", "6mo", most=THIRTEEN_MONTHS),
+        consent_lifetime_reject=table.lifetime("consent_lifetime_reject", "6mo", most=THIRTEEN_MONTHS),
+        consent_cookie_domain=domain or None,
+        unknown_cookies=unknown,  # type: ignore[arg-type]
+        honour_dnt=table.boolean("honour_dnt", False),
+        services=_services(table, source=source),
+        cookie_rules=_site_rules(table, site_id, source=source),
+    )
+
+
+def _services(table: _Table, *, source: str) -> tuple[Service, ...]:
+    entries = table.data.get("services", [])
+    if not isinstance(entries, list):
+        table.fail("services", entries, "an array of tables ([[sites.ID.services]])")
+    services = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            table.fail(f"services[{index}]", entry, "a table with id, name and category")
+        item = _Table(
+            entry,
+            source=source,
+            prefix=f"{table.prefix}services[{index}].",
+            known={"id", "name", "category", "description"},
+        )
+        service_id = item.text("id", "")
+        if not _SITE_ID_RE.match(service_id):
+            item.fail("id", service_id, "a service id of lowercase letters, digits, '-' or '_'")
+        try:
+            category = parse_category(entry.get("category"))
+        except ValueError as error:
+            item.fail("category", entry.get("category"), str(error).split(", found")[0].removeprefix("expected "))
+        if category == "essential":
+            item.fail("category", category, "a category that needs consent (functional, analytics, advertising)")
+        services.append(Service(service_id, item.text("name", service_id), category, item.text("description", "")))
+    ids = [service.id for service in services]
+    duplicates = sorted({s for s in ids if ids.count(s) > 1})
+    if duplicates:
+        table.fail("services", duplicates[0], "each service id once")
+    return tuple(services)
+
+
+def _site_rules(table: _Table, site_id: str, *, source: str) -> tuple[CookieRule, ...]:
+    entries = table.data.get("cookies", [])
+    if not isinstance(entries, list):
+        table.fail("cookies", entries, "an array of tables ([[sites.ID.cookies]])")
+    try:
+        return tuple(rules_from_entries(entries, source=f"{source} (site {site_id})", key=f"{table.prefix}cookies"))
+    except CatalogError as error:
+        raise SettingsError(f"config error in {error}") from None

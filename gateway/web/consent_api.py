@@ -1,0 +1,224 @@
+"""``/consent``: record a decision, read it back, withdraw it.
+
+Every decision is appended to the proof log before the token is returned, so a visitor
+never holds a token without a record behind it. Cross-origin callers get the token in
+JSON (the snippet stores it as a first-party cookie on the site); a same-origin caller
+also gets the ``cg_consent`` cookie directly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.anonymise import truncate_ip
+from gateway.categories import CONSENT_CATEGORIES
+from gateway.consent.choices import ChoiceError, parse_choice
+from gateway.consent.middleware import CONSENT_COOKIE
+from gateway.consent.model import ConsentMethod, ConsentState
+from gateway.consent.records import ConsentRecord, banner_fingerprint, category_choices
+from gateway.consent.token import expires_at, new_consent_id
+from gateway.context import GatewayContext
+from gateway.ingest.useragent import parse_user_agent
+from gateway.settings import SiteSettings
+from gateway.storage.consent_log import append_record
+from gateway.web.errors import ClientError, read_json_object
+
+
+def consent_routes(context: GatewayContext) -> list[Route]:
+    endpoints = _ConsentEndpoints(context)
+    return [
+        Route("/consent", endpoints.record, methods=["POST"]),
+        Route("/consent", endpoints.show, methods=["GET"]),
+        Route("/consent/withdraw", endpoints.withdraw, methods=["POST"]),
+        Route("/consent", endpoints.preflight, methods=["OPTIONS"]),
+        Route("/consent/withdraw", endpoints.preflight, methods=["OPTIONS"]),
+    ]
+
+
+class _ConsentEndpoints:
+    def __init__(self, context: GatewayContext) -> None:
+        self.context = context
+
+    async def record(self, request: Request) -> Response:
+        try:
+            body = await read_json_object(request, limit=self.context.settings.max_body_bytes)
+            site = self._site(body.get("site"))
+            cors = self._cors(request, site)
+            try:
+                choice = parse_choice(body, site, gpc_header=request.headers.get("sec-gpc", "").strip() == "1")
+            except ChoiceError as error:
+                raise ClientError(400, str(error), headers=cors) from None
+            if choice.revision != site.policy_revision:
+                raise ClientError(
+                    409,
+                    f"policy revision {choice.revision} is outdated; the current revision is "
+                    f"{site.policy_revision}: show the banner again",
+                    headers=cors,
+                )
+            consent_id = self._existing_consent_id(request, body, site) or new_consent_id()
+            token, state = self.context.codec.issue(
+                consent_id=consent_id,
+                site=site,
+                allowed=choice.allowed,
+                services=choice.services,
+                method=choice.method,
+                gpc=choice.gpc,
+            )
+            await self._append(request, site, state, language=choice.language, page_path=choice.page_path)
+            return self._answer(request, site, token, state, cors, status=201)
+        except ClientError as error:
+            return error.response()
+
+    async def show(self, request: Request) -> Response:
+        site = self.context.site(request.query_params.get("site"))
+        if site is None:
+            return ClientError(404, "unknown site: pass ?site=ID of a configured site").response()
+        cors = self._cors_or_none(request, site)
+        if cors is None:
+            return ClientError(403, "this origin is not allowed for the site").response()
+        token = request.query_params.get("token") or request.cookies.get(CONSENT_COOKIE)
+        if not token:
+            return JSONResponse({"decision": False, "reason": "missing", "state": None}, headers=cors)
+        verified = self.context.codec.verify(token, site)
+        if verified.state is None:
+            return JSONResponse({"decision": False, "reason": verified.reason, "state": None}, headers=cors)
+        return JSONResponse(
+            {"decision": True, "reason": "valid", "state": _state_json(verified.state, site)}, headers=cors
+        )
+
+    async def withdraw(self, request: Request) -> Response:
+        try:
+            body = await read_json_object(request, limit=self.context.settings.max_body_bytes)
+            site = self._site(body.get("site"))
+            cors = self._cors(request, site)
+            consent_id = self._existing_consent_id(request, body, site)
+            if consent_id is None:
+                raise ClientError(400, "no valid consent token was presented: nothing to withdraw", headers=cors)
+            method: ConsentMethod = "withdraw"
+            token, state = self.context.codec.issue(
+                consent_id=consent_id, site=site, allowed=frozenset(), services={}, method=method, gpc=False
+            )
+            page = body.get("page")
+            await self._append(request, site, state, language=None, page_path=page if isinstance(page, str) else None)
+            return self._answer(request, site, token, state, cors, status=200)
+        except ClientError as error:
+            return error.response()
+
+    async def preflight(self, request: Request) -> Response:
+        origin = request.headers.get("origin", "")
+        allowed = any(origin.lower() in site.origins for site in self.context.settings.sites.values())
+        if not allowed:
+            return Response(status_code=403)
+        return Response(
+            status_code=204,
+            headers={
+                "access-control-allow-origin": origin,
+                "access-control-allow-methods": "GET, POST",
+                "access-control-allow-headers": "content-type",
+                "access-control-max-age": "86400",
+                "vary": "Origin",
+            },
+        )
+
+    def _site(self, site_id: object) -> SiteSettings:
+        site = self.context.site(site_id)
+        if site is None:
+            raise ClientError(404, f"unknown site {site_id!r}: 'site' must name a configured site")
+        return site
+
+    def _cors_or_none(self, request: Request, site: SiteSettings) -> dict[str, str] | None:
+        origin = request.headers.get("origin")
+        if origin is None or origin == _own_origin(request):
+            return {}
+        if origin.lower() not in site.origins:
+            return None
+        return {"access-control-allow-origin": origin, "vary": "Origin"}
+
+    def _cors(self, request: Request, site: SiteSettings) -> dict[str, str]:
+        cors = self._cors_or_none(request, site)
+        if cors is None:
+            raise ClientError(403, f"origin {request.headers.get('origin')!r} is not allowed for site {site.id!r}")
+        return cors
+
+    def _existing_consent_id(self, request: Request, body: dict[str, Any], site: SiteSettings) -> str | None:
+        """Keep one consent id per visitor so the proof log holds their whole history."""
+        token = body.get("token") if isinstance(body.get("token"), str) else request.cookies.get(CONSENT_COOKIE)
+        return self.context.codec.consent_id_of(token, site) if token else None
+
+    async def _append(
+        self, request: Request, site: SiteSettings, state: ConsentState, *, language: str | None, page_path: str | None
+    ) -> None:
+        user_agent = request.headers.get("user-agent", "")
+        record = ConsentRecord(
+            consent_id=state.consent_id,
+            site_id=site.id,
+            recorded_at=state.issued_at,
+            method=state.method,
+            policy_revision=state.revision,
+            banner_hash=banner_fingerprint(site, self.context.catalogs[site.id], language or ""),
+            categories=category_choices(state.allowed),
+            services=dict(state.services),
+            gpc=state.gpc,
+            language=language,
+            page_path=page_path,
+            ip_network=truncate_ip(request.client.host if request.client else None),
+            ua_family=parse_user_agent(user_agent).browser if user_agent else None,
+            expires_at=expires_at(state, site),
+        )
+        await append_record(self.context.database, record)
+
+    def _answer(
+        self,
+        request: Request,
+        site: SiteSettings,
+        token: str,
+        state: ConsentState,
+        cors: dict[str, str],
+        *,
+        status: int,
+    ) -> Response:
+        expiry = expires_at(state, site)
+        response = JSONResponse(
+            {"token": token, "expires_at": expiry.isoformat(), "state": _state_json(state, site)},
+            status_code=status,
+            headers=cors,
+        )
+        if not cors:  # same origin: the gateway's host is the site's host, set the cookie ourselves
+            response.set_cookie(
+                CONSENT_COOKIE,
+                token,
+                max_age=int((expiry - state.issued_at).total_seconds()),
+                path="/",
+                domain=site.consent_cookie_domain,
+                secure=request.url.scheme == "https",
+                httponly=False,  # the snippet reads it to know the decision without a request
+                samesite="lax",
+            )
+        return response
+
+
+def _own_origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
+def _state_json(state: ConsentState, site: SiteSettings) -> dict[str, Any]:
+    return {
+        "consent_id": state.consent_id,
+        "site": state.site_id,
+        "revision": state.revision,
+        "categories": {"essential": True, **{c: c in state.allowed for c in CONSENT_CATEGORIES}},
+        "services": dict(state.services),
+        "method": state.method,
+        "gpc": state.gpc,
+        "issued_at": state.issued_at.isoformat(),
+        "expires_at": _iso(expires_at(state, site)),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()

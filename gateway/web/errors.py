@@ -1,0 +1,46 @@
+"""Client errors answered as JSON with a message a developer can act on; never a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.message}, status_code=self.status, headers=self.headers)
+
+
+async def read_json_object(request: Request, *, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, read at most ``limit`` bytes far (413 beyond, 400 if malformed).
+
+    ``text/plain`` is accepted as well as JSON so browsers can post without a CORS preflight.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise ClientError(413, f"the body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ClientError(413, f"the body is larger than {limit} bytes")
+    if not body:
+        raise ClientError(400, "the body is empty: expected a JSON object")
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ClientError(400, "the body is not valid UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise ClientError(
+            400, f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise ClientError(400, f"expected a JSON object, found {type(value).__name__}")
+    return value
