@@ -147,13 +147,13 @@ class ConsentMiddleware:
             raw = value.decode("latin-1")
             cookie = parse_set_cookie(raw)
             name = cookie.name if cookie is not None else ""
-            answered.add(name)
             classification = self.catalog.classify(name, (cookie.domain if cookie else None) or hostname)
             verdict = self.verdict(classification, decision)
             expiry = cookie.expiry(now) if cookie is not None else None
             asked = int((expiry - now).total_seconds()) if expiry is not None else None
             if cookie is not None and cookie.is_deletion(now):
                 result.append((key, value))  # deletions always pass untouched
+                answered.add(name)
                 continue
             if not verdict.allowed:
                 self.report.observe(
@@ -161,6 +161,7 @@ class ConsentMiddleware:
                 )
                 notes.append(f"{name}=blocked:{verdict.label}")
                 continue
+            answered.add(name)  # kept: a deletion for a stale copy would undo it
             capped = cap_lifetime(cookie, verdict.lifetime, now) if cookie is not None else None
             self.report.observe(
                 self.site.id,
