@@ -72,7 +72,10 @@ def demo_site(settings: Settings, *, gateway_url: str) -> ConsentMiddleware:
             response.set_cookie(name, secrets.token_hex(8), max_age=max_age or None, samesite="lax")
         return response
 
-    app = Starlette(routes=[Route("/", page), Route("/privacy", page)])
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/", page), Route("/privacy", page), Route("/favicon.ico", no_icon)])
     return ConsentMiddleware(app, settings=settings, site=DEMO_SITE)
 
 
