@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -175,7 +176,10 @@ def _import_cookies(args: argparse.Namespace) -> int:
     )
     text = rules_to_toml(result.rules, header=header)
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise CommandError(f"cannot write {args.output}: {error.strerror or error}") from None
     else:
         sys.stdout.write(text)
     print(header, file=sys.stderr)
@@ -217,7 +221,12 @@ def _consent_erase(args: argparse.Namespace) -> int:
 async def _open_database(settings: Settings) -> AsyncIterator[Database]:
     if not settings.database.exists():
         raise CommandError(f"the database {settings.database} does not exist")
-    db = await Database(settings.database).open()
+    db = Database(settings.database)
+    try:
+        await db.open()
+    except sqlite3.Error as error:  # not an SQLite file, a folder, no permission
+        await db.close()
+        raise CommandError(f"cannot open the database {settings.database}: {error}") from None
     try:
         yield db
     finally:

@@ -25,8 +25,9 @@ from gateway.resources import resource_dir
 ENV_PREFIX = "CONSENT_GATEWAY_"
 THIRTEEN_MONTHS = parse_lifetime("13mo")
 UnknownCookiePolicy = Literal["block", "allow"]
-_SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_ORIGIN_RE = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
+# Matched with fullmatch: "$" would also accept a trailing newline.
+_SITE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:\d{1,5})?")
 
 
 class SettingsError(ValueError):
@@ -156,6 +157,11 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[
     return raw
 
 
+class _Hidden:
+    def __repr__(self) -> str:
+        return "an unknown key (value not shown)"
+
+
 class _Table:
     """Typed reads from one TOML table that name the file and key on failure."""
 
@@ -163,10 +169,14 @@ class _Table:
         self.data, self.source, self.prefix = data, source, prefix
         unknown = sorted(set(data) - known)
         if unknown:
-            self.fail(unknown[0], data[unknown[0]], f"one of the known keys ({', '.join(sorted(known))})")
+            # the value is not shown: a misspelt secret_keys would otherwise print the secret
+            self.fail(unknown[0], _Hidden(), f"one of the known keys ({', '.join(sorted(known))})")
 
     def fail(self, key: str, found: object, expected: str) -> NoReturn:
-        raise SettingsError(f"config error in {self.source}: {self.prefix}{key}: expected {expected}, found {found!r}")
+        where = f"{self.prefix}{key}"
+        if not where.isprintable():  # a quoted TOML key may hold a newline: keep the message one line
+            where = repr(where)
+        raise SettingsError(f"config error in {self.source}: {where}: expected {expected}, found {found!r}")
 
     def text(self, key: str, default: str) -> str:
         value = self.data.get(key, default)
@@ -246,7 +256,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
     site_defaults = top.table("site_defaults")
     sites: dict[str, SiteSettings] = {}
     for site_id, site_raw in top.table("sites").items():
-        if not _SITE_ID_RE.match(site_id):
+        if not _SITE_ID_RE.fullmatch(site_id):
             top.fail(f"sites.{site_id}", site_id, "a site id of lowercase letters, digits, '-' or '_'")
         if not isinstance(site_raw, Mapping):
             top.fail(f"sites.{site_id}", site_raw, "a table")
@@ -254,7 +264,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
     geoip = top.text("geoip_database", "")
     catalog = top.text("catalog", "")
     return Settings(
-        secret_keys=tuple(Secret(key) for key in top.strings("secret_keys")),
+        secret_keys=_secret_keys(top),
         database=Path(top.text("database", "data/gateway.sqlite3")),
         geoip_database=Path(geoip) if geoip else None,
         catalog=Path(catalog) if catalog else resource_dir("config") / "cookies.toml",
@@ -268,12 +278,22 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
     )
 
 
+def _secret_keys(top: _Table) -> tuple[Secret, ...]:
+    try:
+        return tuple(Secret(key) for key in top.strings("secret_keys"))
+    except SettingsError:  # the usual message quotes the value found, and that value holds the keys
+        raise SettingsError(
+            f"config error in {top.source}: secret_keys: expected a list of strings "
+            "(the value found is not shown: it holds secret keys)"
+        ) from None
+
+
 def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> SiteSettings:
     prefix = f"sites.{site_id}."
     table = _Table(raw, source=source, prefix=prefix, known=_SITE_KEYS)
     origins = tuple(origin.rstrip("/").lower() for origin in table.strings("origins"))
     for origin in origins:
-        if not _ORIGIN_RE.match(origin):
+        if not _ORIGIN_RE.fullmatch(origin):
             table.fail("origins", origin, "origins such as 'https://www.example.com' (scheme, host, optional port)")
     caps_table = _Table(
         table.table("lifetime_caps"), source=source, prefix=f"{prefix}lifetime_caps.", known=set(CATEGORIES)
@@ -318,7 +338,7 @@ def _services(table: _Table, *, source: str) -> tuple[Service, ...]:
             known={"id", "name", "category", "description"},
         )
         service_id = item.text("id", "")
-        if not _SITE_ID_RE.match(service_id):
+        if not _SITE_ID_RE.fullmatch(service_id):
             item.fail("id", service_id, "a service id of lowercase letters, digits, '-' or '_'")
         try:
             category = parse_category(entry.get("category"))

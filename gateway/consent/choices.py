@@ -17,7 +17,7 @@ from gateway.categories import CONSENT_CATEGORIES, Category
 from gateway.consent.model import ConsentMethod
 from gateway.settings import SiteSettings
 
-_LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
+_LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
 _MAX_PATH = 512
 _KNOWN_KEYS = {"site", "choices", "services", "method", "revision", "language", "page", "gpc", "token"}
 
@@ -81,7 +81,7 @@ def parse_choice(body: Mapping[str, Any], site: SiteSettings, *, gpc_header: boo
         revision=revision,
         gpc=gpc_header or gpc_body,
         language=_language(body.get("language")),
-        page_path=_page_path(body.get("page")),
+        page_path=parse_page_path(body.get("page")),
     )
 
 
@@ -104,12 +104,12 @@ def _method(sent: object, allowed: set[Category], services: Mapping[str, bool], 
 def _language(value: object) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _LANGUAGE_RE.match(value):
+    if not isinstance(value, str) or not _LANGUAGE_RE.fullmatch(value):  # fullmatch: "$" allows a final "\n"
         raise ChoiceError(f"'language' must be a language tag such as 'en' or 'pt-BR', found {value!r}")
     return value
 
 
-def _page_path(value: object) -> str | None:
+def parse_page_path(value: object) -> str | None:
     """Keep only the path: a query string can carry personal data (emails, tokens)."""
     if value is None or value == "":
         return None
@@ -118,4 +118,9 @@ def _page_path(value: object) -> str | None:
     path = value.split("?", 1)[0].split("#", 1)[0]
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         raise ChoiceError("'page' contains control characters")
-    return path[:_MAX_PATH]
+    if not path.isascii():
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in JSON) cannot be stored as text
+            raise ChoiceError("'page' is not valid Unicode (it holds a lone surrogate)") from None
+    return path[:_MAX_PATH] or None

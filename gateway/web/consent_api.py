@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from gateway.anonymise import truncate_ip
 from gateway.categories import CONSENT_CATEGORIES
-from gateway.consent.choices import ChoiceError, parse_choice
+from gateway.consent.choices import ChoiceError, parse_choice, parse_page_path
 from gateway.consent.middleware import CONSENT_COOKIE
 from gateway.consent.model import ConsentMethod, ConsentState
 from gateway.consent.records import ConsentRecord, banner_fingerprint, category_choices
@@ -103,8 +103,11 @@ class _ConsentEndpoints:
             token, state = self.context.codec.issue(
                 consent_id=consent_id, site=site, allowed=frozenset(), services={}, method=method, gpc=False
             )
-            page = body.get("page")
-            await self._append(request, site, state, language=None, page_path=page if isinstance(page, str) else None)
+            try:  # the same rules as a decision's page: a query string can carry personal data
+                page_path = parse_page_path(body.get("page"))
+            except ChoiceError as error:
+                raise ClientError(400, str(error), headers=cors) from None
+            await self._append(request, site, state, language=None, page_path=page_path)
             return self._answer(request, site, token, state, cors, status=200)
         except ClientError as error:
             return error.response()

@@ -41,6 +41,10 @@ async def read_json_object(request: Request, *, limit: int) -> dict[str, Any]:
         raise ClientError(
             400, f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+    except RecursionError:
+        raise ClientError(400, "the body is not valid JSON: nested too deeply") from None
+    except ValueError as error:  # e.g. an integer over Python's 4300-digit conversion limit
+        raise ClientError(400, f"the body is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         raise ClientError(400, f"expected a JSON object, found {type(value).__name__}")
     return value

@@ -33,6 +33,7 @@ WHEN NOT (
     AND NEW.services = OLD.services AND NEW.gpc = OLD.gpc
     AND NEW.language IS NULL AND NEW.page_path IS NULL
     AND NEW.ip_network IS NULL AND NEW.ua_family IS NULL
+    AND NEW.expires_at IS OLD.expires_at
 )
 BEGIN
     SELECT RAISE(ABORT, 'consent_records is append-only');

@@ -1,0 +1,252 @@
+"""The proof-of-consent log on a real SQLite file: append-only, erasable, never half-written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, closing
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from gateway.consent.records import ConsentRecord
+from gateway.storage.consent_log import _INSERT, _parameters, append_record, erase_records, records_for
+from gateway.storage.db import Database
+
+T = TypeVar("T")
+RECORDED = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
+BANNER = "a" * 64
+
+
+def make_record(**overrides: Any) -> ConsentRecord:
+    values: dict[str, Any] = {
+        "consent_id": "visitor-a",
+        "site_id": "shop",
+        "recorded_at": RECORDED,
+        "method": "custom",
+        "policy_revision": 1,
+        "banner_hash": BANNER,
+        "categories": {"functional": True, "analytics": False, "advertising": False},
+        "services": {"hotjar": False},
+        "gpc": False,
+        "language": "de-CH",
+        "page_path": "/checkout",
+        "ip_network": "203.0.113.0/24",
+        "ua_family": "Firefox",
+        "expires_at": RECORDED + timedelta(days=182),
+    }
+    values.update(overrides)
+    return ConsentRecord(**values)
+
+
+@asynccontextmanager
+async def opened(path: Path) -> AsyncIterator[Database]:
+    db = await Database(path).open()
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def with_db(path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with opened(path) as db:
+            return await work(db)
+
+    return asyncio.run(run())
+
+
+def rows(path: Path) -> list[dict[str, Any]]:
+    with closing(sqlite3.connect(path)) as connection:
+        connection.row_factory = sqlite3.Row
+        return [dict(row) for row in connection.execute("SELECT * FROM consent_records ORDER BY seq")]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "log.sqlite3"
+
+
+def test_appended_records_read_back_unchanged_in_order(db_path: Path) -> None:
+    first = make_record()
+    second = make_record(method="withdraw", recorded_at=RECORDED + timedelta(days=3), categories={}, services={})
+    elsewhere = make_record(site_id="blog", method="accept_all", gpc=True, language=None, page_path=None)
+    stranger = make_record(consent_id="visitor-b")
+
+    async def work(db: Database) -> tuple[list[ConsentRecord], ...]:
+        for record in (first, elsewhere, second, stranger):
+            await append_record(db, record)
+        return (
+            await records_for(db, "visitor-a"),
+            await records_for(db, "visitor-a", "shop"),
+            await records_for(db, "visitor-a", "blog"),
+            await records_for(db, "nobody"),
+        )
+
+    everything, shop, blog, nobody = with_db(db_path, work)
+    assert everything == [first, elsewhere, second]
+    assert shop == [first, second]
+    assert blog == [elsewhere]
+    assert nobody == []
+
+
+def test_a_record_is_committed_when_append_returns(db_path: Path) -> None:
+    async def work(db: Database) -> list[dict[str, Any]]:
+        await append_record(db, make_record())
+        return rows(db_path)  # another connection, while ours is still open
+
+    [row] = with_db(db_path, work)
+    assert row["consent_id"] == "visitor-a"
+    assert json.loads(row["categories"]) == {"functional": True, "analytics": False, "advertising": False}
+    assert row["recorded_at"] == "2026-03-10T09:30:00+00:00"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param("categories = '{\"analytics\": true}'", id="the choices cannot change"),
+        pytest.param("services = '{\"hotjar\": true}'", id="the service choices cannot change"),
+        pytest.param("method = 'accept_all'", id="the method cannot change"),
+        pytest.param("recorded_at = '2020-01-01T00:00:00+00:00'", id="the time cannot change"),
+        pytest.param("policy_revision = 7", id="the policy revision cannot change"),
+        pytest.param("banner_hash = 'forged'", id="the banner hash cannot change"),
+        pytest.param("gpc = 1", id="the GPC flag cannot change"),
+        pytest.param("site_id = 'blog'", id="the site cannot change"),
+        pytest.param("consent_id = 'visitor-b'", id="the record cannot move to another visitor"),
+        pytest.param("language = 'fr'", id="the language cannot change"),
+        pytest.param("page_path = NULL", id="personal parts cannot be blanked without erasing"),
+        pytest.param("erased = 1", id="erasing without blanking is refused"),
+        pytest.param(
+            "erased = 1, language = NULL, page_path = NULL, ip_network = NULL, ua_family = NULL, method = 'reject_all'",
+            id="an erasure cannot change the decision",
+        ),
+        pytest.param(
+            "erased = 1, language = NULL, page_path = NULL, ip_network = NULL, ua_family = NULL, expires_at = NULL",
+            id="an erasure cannot change when the consent ends",
+        ),
+    ],
+)
+def test_records_cannot_be_updated(db_path: Path, change: str) -> None:
+    with_db(db_path, lambda db: append_record(db, make_record()))
+    before = rows(db_path)
+    with closing(sqlite3.connect(db_path)) as connection:
+        with pytest.raises(sqlite3.IntegrityError, match="consent_records is append-only"):
+            connection.execute(f"UPDATE consent_records SET {change}")  # noqa: S608 - fixed test text
+    assert rows(db_path) == before
+
+
+def test_an_erased_record_cannot_be_unerased(db_path: Path) -> None:
+    with_db(db_path, lambda db: append_record(db, make_record()))
+    with_db(db_path, lambda db: erase_records(db, "visitor-a", now=RECORDED + timedelta(days=30)))
+    before = rows(db_path)
+    with closing(sqlite3.connect(db_path)) as connection:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            connection.execute("UPDATE consent_records SET erased = 0, consent_id = 'visitor-a'")
+    assert rows(db_path) == before
+
+
+def test_erasure_blanks_unlinks_and_leaves_a_tombstone(db_path: Path) -> None:
+    erased_at = RECORDED + timedelta(days=40)
+    decisions = [make_record(), make_record(method="withdraw", categories={}, recorded_at=RECORDED + timedelta(1))]
+    bystander = make_record(consent_id="visitor-b", language="en")
+
+    async def work(db: Database) -> tuple[int, list[ConsentRecord], list[ConsentRecord]]:
+        for record in (*decisions, bystander):
+            await append_record(db, record)
+        count = await erase_records(db, "visitor-a", now=erased_at)
+        return count, await records_for(db, "visitor-a"), await records_for(db, "visitor-b")
+
+    count, left, others = with_db(db_path, work)
+    assert count == 2
+    assert left == []  # the old id leads nowhere
+    assert others == [bystander]
+    erased = [row for row in rows(db_path) if row["erased"]]
+    assert [row["method"] for row in erased] == ["custom", "withdraw", "erase"]
+    new_ids = {row["consent_id"] for row in erased}
+    assert len(new_ids) == 1 and "visitor-a" not in new_ids.pop()
+    for row, original in zip(erased, decisions, strict=False):
+        assert (row["language"], row["page_path"], row["ip_network"], row["ua_family"]) == (None,) * 4
+        assert json.loads(row["categories"]) == dict(original.categories)  # the anonymous decision stays
+        assert row["recorded_at"] == original.recorded_at.isoformat()
+    tombstone = erased[-1]
+    assert tombstone["recorded_at"] == erased_at.isoformat()
+    assert (tombstone["site_id"], tombstone["policy_revision"], tombstone["banner_hash"]) == ("shop", 1, BANNER)
+    assert json.loads(tombstone["categories"]) == {}
+
+
+def test_each_erasure_gets_its_own_unlinkable_id(db_path: Path) -> None:
+    async def work(db: Database) -> None:
+        await append_record(db, make_record(consent_id="visitor-a"))
+        await append_record(db, make_record(consent_id="visitor-b"))
+        assert await erase_records(db, "visitor-a", now=RECORDED) == 1
+        assert await erase_records(db, "visitor-b", now=RECORDED) == 1
+
+    with_db(db_path, work)
+    ids = {row["consent_id"] for row in rows(db_path)}
+    assert len(ids) == 2 and not ids & {"visitor-a", "visitor-b"}
+
+
+@pytest.mark.parametrize(
+    "consent_id",
+    [
+        pytest.param("nobody", id="an unknown id"),
+        pytest.param("visitor-a", id="an id erased before"),
+        pytest.param("%", id="a LIKE wildcard matches nothing"),
+        pytest.param("' OR '1'='1", id="sql in the id matches nothing"),
+    ],
+)
+def test_erasing_what_is_not_there_writes_nothing(db_path: Path, consent_id: str) -> None:
+    async def setup(db: Database) -> None:
+        await append_record(db, make_record())
+        await append_record(db, make_record(consent_id="visitor-b"))
+        await erase_records(db, "visitor-a", now=RECORDED)
+
+    with_db(db_path, setup)
+    before = rows(db_path)
+    assert with_db(db_path, lambda db: erase_records(db, consent_id, now=RECORDED + timedelta(days=1))) == 0
+    assert rows(db_path) == before
+
+
+def test_a_failed_transaction_leaves_nothing_half_written(db_path: Path) -> None:
+    class Interrupted(Exception):
+        pass
+
+    async def work(db: Database) -> list[ConsentRecord]:
+        with pytest.raises(Interrupted):
+            async with db.transaction() as connection:
+                await connection.execute(_INSERT, _parameters(make_record(consent_id="half")))
+                await connection.execute(_INSERT, _parameters(make_record(consent_id="half", method="withdraw")))
+                raise Interrupted
+        await append_record(db, make_record())  # the writer is usable again afterwards
+        return await records_for(db, "half")
+
+    assert with_db(db_path, work) == []
+    assert [row["consent_id"] for row in rows(db_path)] == ["visitor-a"]
+
+
+def test_a_failing_statement_rolls_back_the_batch(db_path: Path) -> None:
+    async def work(db: Database) -> None:
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.execute_many(
+                [
+                    (_INSERT, _parameters(make_record(consent_id="first"))),
+                    (_INSERT, _parameters(replace(make_record(), banner_hash=None))),  # type: ignore[arg-type]
+                ]
+            )
+
+    with_db(db_path, work)
+    assert rows(db_path) == []
+
+
+def test_migrations_apply_once_when_the_file_is_reopened(db_path: Path) -> None:
+    with_db(db_path, lambda db: append_record(db, make_record()))
+    with_db(db_path, lambda db: append_record(db, make_record(consent_id="visitor-b")))
+    assert [row["consent_id"] for row in rows(db_path)] == ["visitor-a", "visitor-b"]
+    with closing(sqlite3.connect(db_path)) as connection:
+        applied = [number for (number,) in connection.execute("SELECT number FROM schema_migrations")]
+    assert applied == sorted(set(applied))
