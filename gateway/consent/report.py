@@ -28,6 +28,19 @@ class _Counts:
     first_seen: datetime
     last_seen: datetime
 
+    def tally(self, site_id: str, name: str) -> CookieTally:
+        return CookieTally(
+            site_id,
+            name,
+            self.category,
+            self.times_set,
+            self.times_blocked,
+            self.times_capped,
+            self.longest_asked,
+            self.first_seen,
+            self.last_seen,
+        )
+
 
 class CookieReport:
     def __init__(
@@ -83,7 +96,7 @@ class CookieReport:
         task.add_done_callback(self._tasks.discard)
 
     def pending(self) -> list[CookieTally]:
-        return [CookieTally(site, name, *vars_of(c)) for (site, name), c in self._pending.items()]
+        return [counts.tally(site, name) for (site, name), counts in self._pending.items()]
 
     async def flush(self) -> None:
         """Write what is pending in one transaction; on failure the counts are kept for the next try."""
@@ -91,7 +104,7 @@ class CookieReport:
             if not self._pending or self._database is None:
                 return
             batch, self._pending = self._pending, {}
-            tallies = [CookieTally(site, name, *vars_of(c)) for (site, name), c in batch.items()]
+            tallies = [counts.tally(site, name) for (site, name), counts in batch.items()]
             try:
                 await add_cookie_tallies(await self._open(), tallies)
             except Exception:  # the report must never break the app it watches
@@ -114,15 +127,3 @@ class CookieReport:
             assert self._database is not None  # noqa: S101 - flush() checked it
             self._owned = await Database(self._database).open()
         return self._owned
-
-
-def vars_of(counts: _Counts) -> tuple[str | None, int, int, int, int | None, datetime, datetime]:
-    return (
-        counts.category,
-        counts.times_set,
-        counts.times_blocked,
-        counts.times_capped,
-        counts.longest_asked,
-        counts.first_seen,
-        counts.last_seen,
-    )

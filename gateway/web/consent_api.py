@@ -8,7 +8,6 @@ also gets the ``cg_consent`` cookie directly.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -219,9 +218,5 @@ def _state_json(state: ConsentState, site: SiteSettings) -> dict[str, Any]:
         "method": state.method,
         "gpc": state.gpc,
         "issued_at": state.issued_at.isoformat(),
-        "expires_at": _iso(expires_at(state, site)),
+        "expires_at": expires_at(state, site).isoformat(),
     }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()

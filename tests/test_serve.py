@@ -1,0 +1,66 @@
+"""``consent-gateway serve`` as a user starts it: one process, and several on one SQLite file."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_answers_and_every_worker_writes_to_one_database(tmp_path: Path, workers: int) -> None:
+    database = tmp_path / "gateway.sqlite3"
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'secret_keys = ["serve-test-key"]\ndatabase = "{database.as_posix()}"\n'
+        '[sites.shop]\norigins = ["https://shop.example.com"]\n',
+        encoding="utf-8",
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
+        + ["--workers", str(workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=5) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if http.get(f"{url}/healthz").json()["status"] == "ok":
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "serve did not answer /healthz in 30 s"
+                assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+                time.sleep(0.1)
+            for _ in range(20):  # new connections spread over the workers
+                with httpx.Client(timeout=5) as fresh:
+                    answer = fresh.post(
+                        f"{url}/consent", json={"site": "shop", "revision": 1, "choices": {"analytics": True}}
+                    )
+                assert answer.status_code == 201, answer.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT count(*) FROM consent_records").fetchone() == (20,)
