@@ -84,16 +84,15 @@ async def erase_records(db: Database, consent_id: str, *, now: datetime) -> int:
     Returns how many records were erased (0 when the id is unknown: nothing is written).
     """
     tombstone_id = "erased-" + secrets.token_urlsafe(12)
-    async with db.transaction() as connection:
-        cursor = await connection.execute(_ERASE, (tombstone_id, consent_id))
-        erased = cursor.rowcount
+
+    def erase(connection: sqlite3.Connection) -> int:
+        erased = connection.execute(_ERASE, (tombstone_id, consent_id)).rowcount
         if erased:
-            async with connection.execute(
+            site_id, revision, banner_hash = connection.execute(
                 "SELECT site_id, policy_revision, banner_hash FROM consent_records WHERE consent_id = ? "
                 "ORDER BY seq DESC LIMIT 1",
                 (tombstone_id,),
-            ) as last_cursor:
-                site_id, revision, banner_hash = await last_cursor.fetchone()  # type: ignore[misc]
+            ).fetchone()
             tombstone = ConsentRecord(
                 consent_id=tombstone_id,
                 site_id=site_id,
@@ -106,5 +105,7 @@ async def erase_records(db: Database, consent_id: str, *, now: datetime) -> int:
                 gpc=False,
                 erased=True,
             )
-            await connection.execute(_INSERT, _parameters(tombstone))
-    return erased
+            connection.execute(_INSERT, _parameters(tombstone))
+        return int(erased)
+
+    return await db.write(erase)

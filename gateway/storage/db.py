@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 _BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -66,48 +67,79 @@ def _split_statements(sql: str) -> list[str]:
 
 
 class Database:
-    """Opened once per process in the app's lifespan, closed at shutdown."""
+    """Opened once per process in the app's lifespan, closed at shutdown.
+
+    Writes run on one dedicated thread holding the one writer connection: a whole batch is
+    a single synchronous function inside ``BEGIN IMMEDIATE ... COMMIT`` (group commit), with
+    no event-loop round trip per statement. Reads use a separate read-only connection.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
 
     async def open(self) -> Database:
         await asyncio.to_thread(_apply_migrations, self.path)
-        self._writer = await aiosqlite.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash (WAL)
-        await self._writer.execute("PRAGMA foreign_keys=ON")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._writer = await self._in_writer_thread(self._connect_writer)
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         self._reader = await aiosqlite.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         return self
 
-    async def close(self) -> None:
-        for connection in (self._reader, self._writer):
-            if connection is not None:
-                await connection.close()
-        self._reader = self._writer = None
+    def _connect_writer(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+        return connection
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; rolled back whole on any error so nothing is half-written."""
-        if self._writer is None:
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+        if self._writer is not None and self._executor is not None:
+            await self._in_writer_thread(self._writer.close)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._reader = self._writer = self._executor = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    async def _in_writer_thread(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
             raise RuntimeError("the database is not open")
-        async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction; rolled back whole on any error (nothing half-written)."""
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("the database is not open")
+
+        def transaction() -> T:
+            writer.execute("BEGIN IMMEDIATE")
             try:
-                yield self._writer
+                result = fn(writer)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                writer.execute("ROLLBACK")
                 raise
-            await self._writer.execute("COMMIT")
+            writer.execute("COMMIT")
+            return result
+
+        return await self._in_writer_thread(transaction)
 
     async def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        async with self.transaction() as connection:
-            for sql, parameters in statements:
-                await connection.execute(sql, parameters)
+        batch = list(statements)
+
+        def run(connection: sqlite3.Connection) -> None:
+            for sql, parameters in batch:
+                connection.execute(sql, parameters)
+
+        await self.write(run)
 
     async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._reader is None:

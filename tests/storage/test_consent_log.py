@@ -217,11 +217,13 @@ def test_a_failed_transaction_leaves_nothing_half_written(db_path: Path) -> None
         pass
 
     async def work(db: Database) -> list[ConsentRecord]:
+        def interrupted(connection: sqlite3.Connection) -> None:
+            connection.execute(_INSERT, _parameters(make_record(consent_id="half")))
+            connection.execute(_INSERT, _parameters(make_record(consent_id="half", method="withdraw")))
+            raise Interrupted
+
         with pytest.raises(Interrupted):
-            async with db.transaction() as connection:
-                await connection.execute(_INSERT, _parameters(make_record(consent_id="half")))
-                await connection.execute(_INSERT, _parameters(make_record(consent_id="half", method="withdraw")))
-                raise Interrupted
+            await db.write(interrupted)
         await append_record(db, make_record())  # the writer is usable again afterwards
         return await records_for(db, "half")
 
