@@ -20,11 +20,13 @@ from typing import Any, Literal, NoReturn
 from gateway.categories import CATEGORIES, Category, parse_category
 from gateway.cookies.catalog import CatalogError, CookieRule, rules_from_entries
 from gateway.cookies.lifetimes import Lifetime, parse_lifetime
+from gateway.ingest.bots import IgnoreList
 from gateway.resources import resource_dir
 
 ENV_PREFIX = "CONSENT_GATEWAY_"
 THIRTEEN_MONTHS = parse_lifetime("13mo")
 UnknownCookiePolicy = Literal["block", "allow"]
+AnalyticsConsent = Literal["cookieless", "required"]
 # Matched with fullmatch: "$" would also accept a trailing newline.
 _SITE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:\d{1,5})?")
@@ -72,6 +74,19 @@ class SiteSettings:
     honour_dnt: bool = False
     services: tuple[Service, ...] = ()
     cookie_rules: tuple[CookieRule, ...] = ()
+    #: "cookieless": anonymous counting needs no consent (the CNIL audience-measurement
+    #: exemption); "required": only visitors who allowed analytics are counted.
+    analytics_consent: AnalyticsConsent = "cookieless"
+    #: Client networks never counted (the team's office, monitoring), as IPs or CIDRs.
+    ignore_ips: tuple[str, ...] = ()
+    #: Server-side pageviews recorded by ``PageviewMiddleware``: path patterns (``*`` any run).
+    pageview_paths: tuple[str, ...] = ("/*",)
+    pageview_exclude: tuple[str, ...] = ()
+
+    @property
+    def own_hosts(self) -> frozenset[str]:
+        """The site's host names (from its origins), for telling internal referrers apart."""
+        return frozenset(origin.split("://", 1)[1].split(":", 1)[0].removeprefix("www.") for origin in self.origins)
 
     def cap_for(self, category: Category) -> Lifetime | None:
         return self.lifetime_caps.get(category)
@@ -247,6 +262,10 @@ _SITE_KEYS = {
     "honour_dnt",
     "services",
     "cookies",
+    "analytics_consent",
+    "ignore_ips",
+    "pageview_paths",
+    "pageview_exclude",
 }
 
 
@@ -306,6 +325,18 @@ def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> Sit
     if unknown not in ("block", "allow"):
         table.fail("unknown_cookies", unknown, "'block' (blocked until classified) or 'allow'")
     domain = table.text("consent_cookie_domain", "").strip().lstrip(".").lower()
+    analytics_consent = table.text("analytics_consent", "cookieless")
+    if analytics_consent not in ("cookieless", "required"):
+        table.fail("analytics_consent", analytics_consent, "'cookieless' (count anonymously) or 'required'")
+    ignore_ips = table.strings("ignore_ips")
+    try:
+        IgnoreList.parse(ignore_ips)
+    except ValueError as error:
+        table.fail("ignore_ips", ignore_ips, str(error).removeprefix("expected "))
+    for key in ("pageview_paths", "pageview_exclude"):
+        bad = [p for p in table.strings(key) if not p.startswith("/")]
+        if bad:
+            table.fail(key, bad[0], "path patterns starting with '/', such as '/blog/*'")
     return SiteSettings(
         id=site_id,
         name=table.text("name", site_id),
@@ -320,6 +351,10 @@ def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> Sit
         honour_dnt=table.boolean("honour_dnt", False),
         services=_services(table, source=source),
         cookie_rules=_site_rules(table, site_id, source=source),
+        analytics_consent=analytics_consent,  # type: ignore[arg-type]
+        ignore_ips=ignore_ips,
+        pageview_paths=table.strings("pageview_paths") if "pageview_paths" in table.data else ("/*",),
+        pageview_exclude=table.strings("pageview_exclude"),
     )
 
 

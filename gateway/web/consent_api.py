@@ -25,17 +25,19 @@ from gateway.context import GatewayContext
 from gateway.ingest.useragent import parse_user_agent
 from gateway.settings import SiteSettings
 from gateway.storage.consent_log import append_record
+from gateway.web.cors import cors_headers, preflight_endpoint, require_cors
 from gateway.web.errors import ClientError, read_json_object
 
 
 def consent_routes(context: GatewayContext) -> list[Route]:
     endpoints = _ConsentEndpoints(context)
+    preflight = preflight_endpoint(context.settings.sites.values())
     return [
         Route("/consent", endpoints.record, methods=["POST"]),
         Route("/consent", endpoints.show, methods=["GET"]),
         Route("/consent/withdraw", endpoints.withdraw, methods=["POST"]),
-        Route("/consent", endpoints.preflight, methods=["OPTIONS"]),
-        Route("/consent/withdraw", endpoints.preflight, methods=["OPTIONS"]),
+        Route("/consent", preflight, methods=["OPTIONS"]),
+        Route("/consent/withdraw", preflight, methods=["OPTIONS"]),
     ]
 
 
@@ -47,7 +49,7 @@ class _ConsentEndpoints:
         try:
             body = await read_json_object(request, limit=self.context.settings.max_body_bytes)
             site = self._site(body.get("site"))
-            cors = self._cors(request, site)
+            cors = require_cors(request, site)
             try:
                 choice = parse_choice(body, site, gpc_header=request.headers.get("sec-gpc", "").strip() == "1")
             except ChoiceError as error:
@@ -77,7 +79,7 @@ class _ConsentEndpoints:
         site = self.context.site(request.query_params.get("site"))
         if site is None:
             return ClientError(404, "unknown site: pass ?site=ID of a configured site").response()
-        cors = self._cors_or_none(request, site)
+        cors = cors_headers(request, site)
         if cors is None:
             return ClientError(403, "this origin is not allowed for the site").response()
         token = request.query_params.get("token") or request.cookies.get(CONSENT_COOKIE)
@@ -94,7 +96,7 @@ class _ConsentEndpoints:
         try:
             body = await read_json_object(request, limit=self.context.settings.max_body_bytes)
             site = self._site(body.get("site"))
-            cors = self._cors(request, site)
+            cors = require_cors(request, site)
             consent_id = self._existing_consent_id(request, body, site)
             if consent_id is None:
                 raise ClientError(400, "no valid consent token was presented: nothing to withdraw", headers=cors)
@@ -111,41 +113,11 @@ class _ConsentEndpoints:
         except ClientError as error:
             return error.response()
 
-    async def preflight(self, request: Request) -> Response:
-        origin = request.headers.get("origin", "")
-        allowed = any(origin.lower() in site.origins for site in self.context.settings.sites.values())
-        if not allowed:
-            return Response(status_code=403)
-        return Response(
-            status_code=204,
-            headers={
-                "access-control-allow-origin": origin,
-                "access-control-allow-methods": "GET, POST",
-                "access-control-allow-headers": "content-type",
-                "access-control-max-age": "86400",
-                "vary": "Origin",
-            },
-        )
-
     def _site(self, site_id: object) -> SiteSettings:
         site = self.context.site(site_id)
         if site is None:
             raise ClientError(404, f"unknown site {site_id!r}: 'site' must name a configured site")
         return site
-
-    def _cors_or_none(self, request: Request, site: SiteSettings) -> dict[str, str] | None:
-        origin = request.headers.get("origin")
-        if origin is None or origin == _own_origin(request):
-            return {}
-        if origin.lower() not in site.origins:
-            return None
-        return {"access-control-allow-origin": origin, "vary": "Origin"}
-
-    def _cors(self, request: Request, site: SiteSettings) -> dict[str, str]:
-        cors = self._cors_or_none(request, site)
-        if cors is None:
-            raise ClientError(403, f"origin {request.headers.get('origin')!r} is not allowed for site {site.id!r}")
-        return cors
 
     def _existing_consent_id(self, request: Request, body: dict[str, Any], site: SiteSettings) -> str | None:
         """Keep one consent id per visitor so the proof log holds their whole history."""
@@ -202,10 +174,6 @@ class _ConsentEndpoints:
                 samesite="lax",
             )
         return response
-
-
-def _own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
 def _state_json(state: ConsentState, site: SiteSettings) -> dict[str, Any]:

@@ -18,11 +18,8 @@ class ClientError(Exception):
         return JSONResponse({"error": self.message}, status_code=self.status, headers=self.headers)
 
 
-async def read_json_object(request: Request, *, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, read at most ``limit`` bytes far (413 beyond, 400 if malformed).
-
-    ``text/plain`` is accepted as well as JSON so browsers can post without a CORS preflight.
-    """
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The body, read at most ``limit`` bytes far: 413 beyond, whatever Content-Length claims."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise ClientError(413, f"the body is larger than {limit} bytes")
@@ -31,6 +28,14 @@ async def read_json_object(request: Request, *, limit: int) -> dict[str, Any]:
         body += chunk
         if len(body) > limit:
             raise ClientError(413, f"the body is larger than {limit} bytes")
+    return bytes(body)
+
+
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object from UTF-8 bytes, or a 400 that says what is wrong.
+
+    ``text/plain`` bodies are read the same way, so browsers can post without a CORS preflight.
+    """
     if not body:
         raise ClientError(400, "the body is empty: expected a JSON object")
     try:
@@ -48,3 +53,7 @@ async def read_json_object(request: Request, *, limit: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ClientError(400, f"expected a JSON object, found {type(value).__name__}")
     return value
+
+
+async def read_json_object(request: Request, *, limit: int) -> dict[str, Any]:
+    return decode_json_object(await read_body(request, limit=limit))
