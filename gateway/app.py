@@ -12,32 +12,55 @@ from gateway.consent.middleware import load_catalog
 from gateway.consent.token import ConsentTokenCodec
 from gateway.context import GatewayContext
 from gateway.cookies.catalog import CookieCatalog
+from gateway.ingest.bots import IgnoreList
+from gateway.ingest.buffer import WriteBuffer
+from gateway.ingest.geo import GeoLookup, open_geo
+from gateway.ingest.visitor import SaltKeeper
+from gateway.metrics import Metrics
 from gateway.settings import Settings, load_settings
 from gateway.storage.db import Database
 from gateway.web.consent_api import consent_routes
+from gateway.web.events_api import event_routes, metrics_routes
 from gateway.web.health import health_routes
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, catalog: CookieCatalog | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    catalog: CookieCatalog | None = None,
+    geo: GeoLookup | None = None,
+) -> Starlette:
     clock = clock or SystemClock()
     base_catalog = catalog or load_catalog(settings)
+    database = Database(settings.database)
+    metrics = Metrics()
     context = GatewayContext(
         settings=settings,
         clock=clock,
-        database=Database(settings.database),
+        database=database,
         codec=ConsentTokenCodec(settings.secret_keys, clock),
         catalogs={site_id: base_catalog.with_rules(site.cookie_rules) for site_id, site in settings.sites.items()},
+        metrics=metrics,
+        geo=geo or open_geo(settings.geoip_database),
+        salts=SaltKeeper(database),
+        buffer=WriteBuffer(database, metrics),
+        ignore_lists={site_id: IgnoreList.parse(site.ignore_ips) for site_id, site in settings.sites.items()},
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await context.database.open()
+        await context.buffer.start()
         try:
             yield
         finally:
+            await context.buffer.stop()  # every queued event is written before the database closes
             await context.database.close()
+            context.geo.close()
 
-    app = Starlette(routes=[*consent_routes(context), *health_routes(context)], lifespan=lifespan)
+    routes = [*consent_routes(context), *event_routes(context), *metrics_routes(context), *health_routes(context)]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.context = context
     return app
 

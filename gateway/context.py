@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from gateway.clock import Clock
 from gateway.consent.token import ConsentTokenCodec
 from gateway.cookies.catalog import CookieCatalog
+from gateway.ingest.bots import IgnoreList
+from gateway.ingest.buffer import WriteBuffer
+from gateway.ingest.geo import GeoLookup
+from gateway.ingest.visitor import SaltKeeper
+from gateway.metrics import Metrics
 from gateway.settings import Settings, SiteSettings
 from gateway.storage.db import Database
 
@@ -20,6 +25,11 @@ class GatewayContext:
     codec: ConsentTokenCodec
     #: Each site's catalog: the shipped rules plus the site's own.
     catalogs: Mapping[str, CookieCatalog]
+    metrics: Metrics
+    geo: GeoLookup
+    salts: SaltKeeper
+    buffer: WriteBuffer
+    ignore_lists: Mapping[str, IgnoreList]
 
     def site(self, site_id: object) -> SiteSettings | None:
         return self.settings.site(site_id) if isinstance(site_id, str) else None

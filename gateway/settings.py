@@ -27,6 +27,10 @@ ENV_PREFIX = "CONSENT_GATEWAY_"
 THIRTEEN_MONTHS = parse_lifetime("13mo")
 UnknownCookiePolicy = Literal["block", "allow"]
 AnalyticsConsent = Literal["cookieless", "required"]
+#: The CNIL audience-measurement limit, also applied to advertising unless a site says otherwise.
+DEFAULT_CAPS: Mapping[Category, Lifetime] = MappingProxyType(
+    {"analytics": THIRTEEN_MONTHS, "advertising": THIRTEEN_MONTHS}
+)
 # Matched with fullmatch: "$" would also accept a trailing newline.
 _SITE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:\d{1,5})?")
@@ -66,7 +70,7 @@ class SiteSettings:
     policy_revision: int = 1
     policy_url: str = ""
     #: Per-category caps; ``None`` means only the cookie's declared lifetime applies.
-    lifetime_caps: Mapping[Category, Lifetime | None] = field(default_factory=dict)
+    lifetime_caps: Mapping[Category, Lifetime | None] = field(default_factory=lambda: dict(DEFAULT_CAPS))
     consent_lifetime_accept: Lifetime = parse_lifetime("6mo")
     consent_lifetime_reject: Lifetime = parse_lifetime("6mo")
     consent_cookie_domain: str | None = None
@@ -321,6 +325,8 @@ def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> Sit
     for category in CATEGORIES:
         if category in caps_table.data:
             caps[category] = caps_table.lifetime(category, "session")
+        elif "lifetime_caps" not in raw and category in DEFAULT_CAPS:
+            caps[category] = DEFAULT_CAPS[category]
     unknown = table.text("unknown_cookies", "block")
     if unknown not in ("block", "allow"):
         table.fail("unknown_cookies", unknown, "'block' (blocked until classified) or 'allow'")

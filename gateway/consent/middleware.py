@@ -12,16 +12,18 @@ cookie report at shutdown.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.categories import Category
 from gateway.clock import Clock, SystemClock
 from gateway.consent.model import ConsentDecision, make_decision
 from gateway.consent.report import CookieReport
-from gateway.consent.token import ConsentTokenCodec
+from gateway.consent.token import ConsentTokenCodec, expires_at
 from gateway.cookies.catalog import Classification, CookieCatalog, load_rules
 from gateway.cookies.lifetimes import SESSION, Lifetime, shorter
 from gateway.cookies.setcookie import cap_lifetime, deletion_header, parse_cookie_header, parse_set_cookie
@@ -33,11 +35,73 @@ _SET_COOKIE = b"set-cookie"
 _DEBUG_HEADER = b"x-consent-gateway-cookies"
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    allowed: bool
-    lifetime: Lifetime
-    label: str
+class _CookiePolicy:
+    """What the catalog and the site say of one cookie name on one domain, worked out once."""
+
+    __slots__ = ("category", "label", "lifetime", "seconds", "service", "unconditional")
+
+    def __init__(self, classification: Classification, site: SiteSettings, services: Mapping[str, Category]) -> None:
+        rule = classification.rule
+        self.category: Category | None = rule.category if rule else None
+        self.label = rule.category if rule else "unknown"
+        if rule is None:
+            self.lifetime = SESSION  # an unknown cookie that is let through lives for the session only
+            self.unconditional: bool | None = site.unknown_cookies == "allow"
+        else:
+            cap = site.cap_for(rule.category)
+            self.lifetime = rule.lifetime if cap is None else shorter(rule.lifetime, cap)
+            self.unconditional = True if rule.category == "essential" else None  # None: ask the decision
+        self.seconds = self.lifetime.seconds
+        self.service = rule.service if rule and rule.service in services else None
+
+    def allowed(self, decision: ConsentDecision) -> bool:
+        if self.unconditional is not None:
+            return self.unconditional
+        if self.category is None or self.category not in decision.allowed:
+            return False
+        return self.service is None or decision.services.get(self.service, False)
+
+
+Verdict = Literal["deletion", "blocked", "kept", "capped"]
+
+
+class _Outcome:
+    __slots__ = ("asked", "attributes", "category", "label", "verdict")
+
+    def __init__(self, verdict: Verdict, policy: _CookiePolicy, asked: int | None, attributes: str = "") -> None:
+        self.verdict = verdict
+        self.category = policy.category
+        self.label = f"{policy.label}:{policy.lifetime}" if verdict == "capped" else policy.label
+        self.asked = asked
+        self.attributes = attributes
+
+
+class _Attributes:
+    """The lifetime and domain attributes of a Set-Cookie, read by the RFC 6265 parser."""
+
+    __slots__ = ("domain", "expires", "max_age")
+
+    def __init__(self, attributes: str) -> None:
+        cookie = parse_set_cookie("x=y" + attributes)
+        self.max_age = cookie.max_age if cookie else None
+        self.expires = cookie.expires if cookie else None
+        self.domain = cookie.domain if cookie else None
+
+
+@lru_cache(maxsize=4096)
+def _attributes(attributes: str) -> _Attributes:
+    """Attributes repeat per cookie kind while values vary, so their reading is cached."""
+    return _Attributes(attributes)
+
+
+@lru_cache(maxsize=1024)
+def _capped_attributes(attributes: str, seconds: int | None, now_second: int) -> str:
+    """The attributes capped to ``seconds`` (None: session) at a whole second (so Expires repeats)."""
+    cookie = parse_set_cookie("x=y" + attributes)
+    assert cookie is not None  # noqa: S101 - "x=y" always parses
+    now = datetime.fromtimestamp(now_second, UTC)
+    capped = cap_lifetime(cookie, Lifetime(seconds), now)
+    return attributes if capped is None else capped[3:]
 
 
 def load_catalog(settings: Settings) -> CookieCatalog:
@@ -72,6 +136,14 @@ class ConsentMiddleware:
         self._service_categories = {service.id: service.category for service in site_settings.services}
         self._honour_dnt = site_settings.honour_dnt
         self._deletion_domains = lru_cache(maxsize=256)(_deletion_domains)
+        self._policies: dict[tuple[str, str | None], _CookiePolicy] = {}
+        self._outcomes: dict[tuple[str, str, tuple[object, ...], str, int], _Outcome] = {}
+        self._decisions: dict[tuple[str, bool], tuple[ConsentDecision, datetime]] = {}
+        self._no_decision = {
+            gpc: make_decision(None, "missing", gpc=gpc, service_categories=self._service_categories)
+            for gpc in (False, True)
+        }
+        self._rule_paths = {rule.name: rule.path for rule in self.catalog.rules if not rule.is_pattern}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -106,27 +178,57 @@ class ConsentMiddleware:
         await self.app(scope, receive, send_with_consent)
 
     def decide(self, request_cookies: Iterable[tuple[str, str]], *, gpc: bool) -> ConsentDecision:
-        """The decision behind the request's consent cookie (the last one wins, as browsers order them)."""
+        """The decision behind the request's consent cookie (the last one wins, as browsers order them).
+
+        Decisions are cached by token and GPC signal until the token expires: the same visitor
+        sends the same token on every request.
+        """
         token = None
         for name, value in request_cookies:
             if name == self.cookie_name:
                 token = value
         if token is None:
-            return make_decision(None, "missing", gpc=gpc, service_categories=self._service_categories)
+            return self._no_decision[gpc]
+        cached = self._decisions.get((token, gpc))
+        now = self.clock.now()
+        if cached is not None and now < cached[1]:
+            return cached[0]
         verified = self.codec.verify(token, self.site)
-        return make_decision(verified.state, verified.reason, gpc=gpc, service_categories=self._service_categories)
+        decision = make_decision(verified.state, verified.reason, gpc=gpc, service_categories=self._service_categories)
+        if verified.state is not None:
+            if len(self._decisions) >= 4096:
+                self._decisions.clear()
+            self._decisions[(token, gpc)] = (decision, expires_at(verified.state, self.site))
+        return decision
 
-    def verdict(self, classification: Classification, decision: ConsentDecision) -> _Verdict:
-        """May this cookie exist, and for how long at most."""
-        rule = classification.rule
-        if rule is None:
-            return _Verdict(self.site.unknown_cookies == "allow", SESSION, "unknown")
-        cap = self.site.cap_for(rule.category)
-        lifetime = rule.lifetime if cap is None else shorter(rule.lifetime, cap)
-        allowed = decision.allows(rule.category)
-        if allowed and rule.service is not None and rule.service in self._service_categories:
-            allowed = decision.allows(rule.service)
-        return _Verdict(allowed, lifetime, rule.category)
+    def policy(self, name: str, domain: str | None) -> _CookiePolicy:
+        policy = self._policies.get((name, domain))
+        if policy is None:
+            if len(self._policies) >= 8192:
+                self._policies.clear()
+            policy = _CookiePolicy(self.catalog.classify(name, domain), self.site, self._service_categories)
+            self._policies[(name, domain)] = policy
+        return policy
+
+    def _judge(self, name: str, attributes: str, decision: ConsentDecision, hostname: str, now: datetime) -> _Outcome:
+        """What becomes of a ``Set-Cookie`` with this name and these attributes under ``decision``."""
+        parsed = _attributes(attributes)
+        policy = self.policy(name, parsed.domain or hostname)
+        if parsed.max_age is not None:
+            asked: int | None = parsed.max_age
+        elif parsed.expires is not None:
+            asked = int((parsed.expires - now).total_seconds())
+        else:
+            asked = None
+        if name and asked is not None and asked <= 0:
+            return _Outcome("deletion", policy, asked)  # deletions always pass untouched
+        if not name or not policy.allowed(decision):
+            return _Outcome("blocked", policy, asked)
+        limit = policy.seconds
+        if asked is not None and (limit is None or asked > limit):
+            capped = _capped_attributes(attributes, limit, int(now.timestamp()))
+            return _Outcome("capped", policy, asked, capped)
+        return _Outcome("kept", policy, asked)
 
     def enforce(
         self,
@@ -139,58 +241,53 @@ class ConsentMiddleware:
         now = self.clock.now()
         result: list[tuple[bytes, bytes]] = []
         answered: set[str] = set()
-        notes: list[str] = []
+        notes: list[str] | None = [] if self.debug else None
+        site_id = self.site.id
+        now_second = int(now.timestamp())
+        outcomes = self._outcomes
         for key, value in headers:
-            if key.lower() != _SET_COOKIE:
+            if key != _SET_COOKIE and key.lower() != _SET_COOKIE:
                 result.append((key, value))
                 continue
             raw = value.decode("latin-1")
-            cookie = parse_set_cookie(raw)
-            name = cookie.name if cookie is not None else ""
-            classification = self.catalog.classify(name, (cookie.domain if cookie else None) or hostname)
-            verdict = self.verdict(classification, decision)
-            expiry = cookie.expiry(now) if cookie is not None else None
-            asked = int((expiry - now).total_seconds()) if expiry is not None else None
-            if cookie is not None and cookie.is_deletion(now):
-                result.append((key, value))  # deletions always pass untouched
-                answered.add(name)
+            semicolon = raw.find(";")
+            pair, attributes = (raw, "") if semicolon < 0 else (raw[:semicolon], raw[semicolon:])
+            equals = pair.find("=")
+            name = pair[:equals].strip(" \t") if equals >= 0 else ""  # no "=": browsers ignore it (5.2)
+            # The judgement depends on the name and attributes, not the value: cached per second.
+            cache_key = (name, attributes, decision.key, hostname, now_second)
+            outcome = outcomes.get(cache_key)
+            if outcome is None:
+                if len(outcomes) >= 16384:
+                    outcomes.clear()
+                outcome = outcomes[cache_key] = self._judge(name, attributes, decision, hostname, now)
+            if outcome.verdict != "deletion":
+                self.report.observe(site_id, name, outcome.category, outcome.verdict, outcome.asked, now)
+            if outcome.verdict == "blocked":
+                if notes is not None:
+                    notes.append(f"{name}=blocked:{outcome.label}")
                 continue
-            if not verdict.allowed:
-                self.report.observe(
-                    self.site.id, name, classification.category, blocked=True, capped=False, asked=asked, now=now
-                )
-                notes.append(f"{name}=blocked:{verdict.label}")
-                continue
-            answered.add(name)  # kept: a deletion for a stale copy would undo it
-            capped = cap_lifetime(cookie, verdict.lifetime, now) if cookie is not None else None
-            self.report.observe(
-                self.site.id,
-                name,
-                classification.category,
-                blocked=False,
-                capped=capped is not None,
-                asked=asked,
-                now=now,
-            )
-            if capped is None:
-                result.append((key, value))
-                notes.append(f"{name}=kept:{verdict.label}")
+            answered.add(name)  # kept or deleted by the app: a deletion of a stale copy would undo it
+            if outcome.verdict == "capped":
+                result.append((key, (pair + outcome.attributes).encode("latin-1")))
             else:
-                result.append((key, capped.encode("latin-1")))
-                notes.append(f"{name}=capped:{verdict.label}:{verdict.lifetime}")
+                result.append((key, value))
+            if notes is not None:
+                notes.append(f"{name}={outcome.verdict}:{outcome.label}")
         for name, _ in request_cookies:
             if name == self.cookie_name or name in answered:
                 continue
-            classification = self.catalog.classify(name, hostname)
-            if self.verdict(classification, decision).allowed:
+            policy = self.policy(name, hostname)
+            if policy.allowed(decision):
                 continue
             answered.add(name)
-            path = classification.rule.path if classification.rule else "/"
+            path = self._rule_paths.get(name, "/")
             for domain in self._deletion_domains(hostname):
                 result.append((_SET_COOKIE, deletion_header(name, path=path, domain=domain).encode("latin-1")))
-            notes.append(f"{name}=deleted")
+            if notes is not None:
+                notes.append(f"{name}=deleted")
         self.report.flush_soon(now)
-        if self.debug and notes:
+        if notes:
             result.append((_DEBUG_HEADER, ", ".join(notes).encode("latin-1", "replace")))
         return result
 

@@ -48,6 +48,8 @@ class ConsentDecision:
     gpc: bool
     allowed: frozenset[Category]
     services: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
+    #: Equal for decisions that allow the same things (what the middleware's caches key on).
+    key: tuple[object, ...] = ()
 
     @property
     def has_decision(self) -> bool:
@@ -90,4 +92,5 @@ def make_decision(
         )
         for service, category in service_categories.items()
     }
-    return ConsentDecision(state, reason, gpc, allowed, MappingProxyType(services))
+    key = (allowed, tuple(sorted(services.items())))
+    return ConsentDecision(state, reason, gpc, allowed, MappingProxyType(services), key)

@@ -61,17 +61,12 @@ class CookieReport:
         self._lock = asyncio.Lock()
 
     def observe(
-        self,
-        site_id: str,
-        name: str,
-        category: str | None,
-        *,
-        blocked: bool,
-        capped: bool,
-        asked: int | None,
-        now: datetime,
+        self, site_id: str, name: str, category: str | None, verdict: str, asked: int | None, now: datetime
     ) -> None:
+        """Count one ``Set-Cookie``; ``verdict`` is "blocked", "capped" or "kept" (positional: hot path)."""
         counts = self._pending.get((site_id, name))
+        blocked = verdict == "blocked"
+        capped = verdict == "capped"
         if counts is None:
             self._pending[(site_id, name)] = _Counts(category, 1, int(blocked), int(capped), asked, now, now)
             if self._last_flush is None:

@@ -54,6 +54,14 @@ class WriteBuffer:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-writer")
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
     async def stop(self) -> None:
         """Write everything queued, then stop."""
         if self._task is None:

@@ -145,6 +145,7 @@ class _ConsentEndpoints:
             expires_at=expires_at(state, site),
         )
         await append_record(self.context.database, record)
+        self.context.metrics.inc("consent_gateway_consent_decisions_total", method=state.method)
 
     def _answer(
         self,

@@ -15,8 +15,16 @@ GPC_LAST_UPDATE = "2026-11-24"
 def health_routes(context: GatewayContext) -> list[Route]:
     async def healthz(request: Request) -> Response:
         database_ok = await context.database.ping()
-        body = {"status": "ok" if database_ok else "failing", "database": "ok" if database_ok else "unreachable"}
-        return JSONResponse(body, status_code=200 if database_ok else 503)
+        writer_ok = context.buffer.running
+        healthy = database_ok and writer_ok
+        body = {
+            "status": "ok" if healthy else "failing",
+            "database": "ok" if database_ok else "unreachable",
+            "writer": "ok" if writer_ok else "stopped",
+            "queue": context.buffer.depth,
+            "geo": context.geo.describe(),
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     async def gpc(request: Request) -> Response:
         # https://privacycg.github.io/gpc-spec/#gpc-support-resource

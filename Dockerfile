@@ -1,0 +1,46 @@
+# consent-gateway: the gateway as one container.
+#
+#   docker build -t consent-gateway .
+#   docker run -p 8000:8000 -v cg-data:/data \
+#     -e CONSENT_GATEWAY_SECRET_KEYS=change-me \
+#     -e CONSENT_GATEWAY_CONFIG=/config/gateway.toml -v "$PWD/my-config:/config:ro" \
+#     consent-gateway
+#
+# The SQLite database lives in the /data volume. Behind a reverse proxy, set
+# FORWARDED_ALLOW_IPS to the proxy's address so uvicorn trusts its X-Forwarded-For.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# A fixed numeric uid/gid so orchestrators can check runAsNonRoot and volumes can be chowned.
+RUN groupadd --system --gid 10001 gateway \
+    && useradd --system --uid 10001 --gid gateway --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin gateway
+
+# The wheel carries config/, consent_ui/ and snippets/ inside the package (hatch force-include).
+# snippets/ may be absent from a checkout (git keeps no empty folder): create it so the build
+# never depends on it. The sources are removed once installed.
+WORKDIR /src
+COPY . .
+RUN mkdir -p snippets \
+    && pip install --no-cache-dir . \
+    && cd / && rm -rf /src
+
+RUN mkdir /data && chown gateway:gateway /data
+VOLUME ["/data"]
+WORKDIR /data
+
+ENV CONSENT_GATEWAY_DATABASE=/data/gateway.sqlite3 \
+    CONSENT_GATEWAY_HOST=0.0.0.0
+
+USER 10001:10001
+EXPOSE 8000
+
+# No curl in the slim image: python's urllib. A 503 (database unreachable) raises, so it fails.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CONSENT_GATEWAY_PORT', '8000'), timeout=4)"]
+
+# Pass --config (or CONSENT_GATEWAY_CONFIG) and CONSENT_GATEWAY_SECRET_KEYS.
+CMD ["consent-gateway", "serve"]
