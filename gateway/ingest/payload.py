@@ -53,8 +53,12 @@ def parse_event(
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise PayloadError("'name' contains control characters")
     url = _text(data, "u", "url", limit=MAX_URL, required=True)
-    parts = urlsplit(url.translate(_CONTROL))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url.translate(_CONTROL))
+        hostname = parts.hostname
+    except ValueError:  # an unclosed IPv6 bracket, a host that NFKC-normalises to a delimiter
+        hostname = None
+    if not hostname or parts.scheme not in ("http", "https"):
         raise PayloadError(f"'url' must be the page's absolute http(s) URL, found {url[:80]!r}")
     referrer = _text(data, "r", "referrer", limit=MAX_URL, required=False) or None
     width = data.get("w")
@@ -63,7 +67,7 @@ def parse_event(
     return IncomingEvent(
         site_id=site_id,
         name=name,
-        hostname=parts.hostname[:253],
+        hostname=hostname[:253],
         pathname=(parts.path or "/")[:MAX_PATH],
         page_url=url.translate(_CONTROL),
         referrer=referrer.translate(_CONTROL) if referrer else None,

@@ -86,6 +86,7 @@ class Database:
         self._writer = await self._in_writer_thread(self._connect_writer)
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         self._reader = await aiosqlite.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        self._reader.row_factory = sqlite3.Row
         return self
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -144,9 +145,9 @@ class Database:
     async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._reader is None:
             raise RuntimeError("the database is not open")
-        self._reader.row_factory = sqlite3.Row
-        async with self._reader.execute(sql, parameters) as cursor:
-            return list(await cursor.fetchall())
+        # One call runs and finishes the statement: a statement left open between awaits would
+        # hold the connection's read snapshot, and concurrent reads would miss newer commits.
+        return list(await self._reader.execute_fetchall(sql, parameters))
 
     async def ping(self) -> bool:
         try:
