@@ -16,6 +16,7 @@ from gateway.ingest.bots import IgnoreList
 from gateway.ingest.buffer import WriteBuffer
 from gateway.ingest.geo import GeoLookup, open_geo
 from gateway.ingest.visitor import SaltKeeper
+from gateway.maintenance import Maintenance
 from gateway.metrics import Metrics
 from gateway.settings import Settings, load_settings
 from gateway.storage.db import Database
@@ -48,13 +49,17 @@ def create_app(
         ignore_lists={site_id: IgnoreList.parse(site.ignore_ips) for site_id, site in settings.sites.items()},
     )
 
+    maintenance = Maintenance(database, settings, clock)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await context.database.open()
         await context.buffer.start()
+        await maintenance.start()  # rollups and the daily purge
         try:
             yield
         finally:
+            await maintenance.stop()
             await context.buffer.stop()  # every queued event is written before the database closes
             await context.database.close()
             context.geo.close()

@@ -1,4 +1,4 @@
-"""The ``consent-gateway`` command: serve, demo, classify, import-cookies, consent export/erase.
+"""The ``consent-gateway`` command: serve, demo, classify, import-cookies, consent export/erase, rollup, purge.
 
 Every failure a user can cause ends as one line on stderr and exit status 2, never a traceback.
 """
@@ -91,6 +91,26 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--id", required=True, dest="consent_id", help="the consent id (from the visitor's token)")
         _config_option(sub)
         sub.set_defaults(run=_consent_export if action == "export" else _consent_erase)
+
+    rollup = commands.add_parser(
+        "rollup",
+        help="roll up the statistics now",
+        description="Roll up the days that received events since the last rollup (the gateway does this "
+        "every rollup_interval); with --rebuild, every day that still has events.",
+    )
+    rollup.add_argument("--rebuild", action="store_true", help="rebuild every day from the raw events")
+    rollup.add_argument("--site", help="with --rebuild: only this site")
+    _config_option(rollup)
+    rollup.set_defaults(run=_rollup)
+
+    purge = commands.add_parser(
+        "purge",
+        help="delete what is past its retention",
+        description="Delete events, visits, rollups and consent records past the [retention] settings "
+        "(the gateway does this once a day).",
+    )
+    _config_option(purge)
+    purge.set_defaults(run=_purge)
     return parser
 
 
@@ -111,7 +131,13 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     workers = args.workers or settings.workers
-    common = {"host": host, "port": port, "proxy_headers": True, "forwarded_allow_ips": args.forwarded_allow_ips}
+    common = {
+        "host": host,
+        "port": port,
+        "proxy_headers": True,
+        "forwarded_allow_ips": args.forwarded_allow_ips,
+        "access_log": False,  # uvicorn's access log prints the client address: never log a raw IP
+    }
     print(f"consent-gateway: serving {len(settings.sites)} site(s) on http://{host}:{port}", file=sys.stderr)
     if workers > 1:
         if args.config:
@@ -214,6 +240,48 @@ def _consent_erase(args: argparse.Namespace) -> int:
     if not erased:
         raise CommandError(f"no consent records for id {args.consent_id!r}")
     print(f"erased {erased} record(s) of {args.consent_id}; an anonymous tombstone remains")
+    return 0
+
+
+def _rollup(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from gateway.maintenance import roll_up
+    from gateway.storage.rollups import rebuild_all
+
+    settings = _settings(args)
+    if args.site is not None and not args.rebuild:
+        raise CommandError("--site works with --rebuild only (a rollup of the dirty days covers every site)")
+    if args.site is not None and settings.site(args.site) is None:
+        raise CommandError(f"unknown site {args.site!r} (configured: {', '.join(settings.sites) or 'none'})")
+
+    async def rebuild() -> int:
+        async with _open_database(settings) as db:
+            return await db.write(partial(rebuild_all, site_id=args.site))
+
+    async def dirty() -> int:
+        async with _open_database(settings) as db:
+            return len(await roll_up(db))
+
+    if args.rebuild:
+        print(f"rebuilt {asyncio.run(rebuild())} day(s)")
+    else:
+        print(f"rolled up {asyncio.run(dirty())} day(s)")
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from gateway.clock import SystemClock
+    from gateway.maintenance import purge_expired
+
+    settings = _settings(args)
+
+    async def run() -> str:
+        async with _open_database(settings) as db:
+            counts = await purge_expired(db, settings.retention, SystemClock().now())
+            return counts.describe()
+
+    print(asyncio.run(run()))
     return 0
 
 

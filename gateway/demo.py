@@ -84,9 +84,17 @@ async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path) 
     site_url = f"http://{host}:{site_port}"
     settings = demo_settings(data, gateway_url=gateway_url, site_url=site_url)
     servers = [
-        uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=gateway_port, log_level="warning")),
         uvicorn.Server(
-            uvicorn.Config(demo_site(settings, gateway_url=gateway_url), host=host, port=site_port, log_level="warning")
+            uvicorn.Config(create_app(settings), host=host, port=gateway_port, log_level="warning", access_log=False)
+        ),
+        uvicorn.Server(
+            uvicorn.Config(
+                demo_site(settings, gateway_url=gateway_url),
+                host=host,
+                port=site_port,
+                log_level="warning",
+                access_log=False,
+            )
         ),
     ]
     print(

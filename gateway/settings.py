@@ -100,6 +100,21 @@ class SiteSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each kind of data is kept; the daily purge deletes whatever is older.
+
+    Raw events and visits are the detail, kept shortest; the daily rollups are anonymous
+    aggregates, kept at most 25 months by default (the CNIL audience-measurement exemption's
+    limit). A consent record is proof for as long as the consent lasts, and is kept this much
+    longer after it ends so a complaint about it can still be answered.
+    """
+
+    events: Lifetime = parse_lifetime("6mo")
+    rollups: Lifetime = parse_lifetime("25mo")
+    consent_records: Lifetime = parse_lifetime("12mo")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     secret_keys: tuple[Secret, ...]
     database: Path
@@ -110,6 +125,9 @@ class Settings:
     workers: int = 1
     debug: bool = False
     max_body_bytes: int = 4096
+    #: How often the days that received events are rolled up again.
+    rollup_interval: Lifetime = parse_lifetime("5m")
+    retention: Retention = field(default_factory=Retention)
     sites: Mapping[str, SiteSettings] = field(default_factory=dict)
     source: str = "defaults"
 
@@ -223,14 +241,22 @@ class _Table:
             self.fail(key, value, "a list of strings")
         return tuple(value)
 
-    def lifetime(self, key: str, default: str, *, most: Lifetime | None = None) -> Lifetime:
+    def lifetime(
+        self, key: str, default: str, *, most: Lifetime | None = None, least: Lifetime | None = None
+    ) -> Lifetime:
         value = self.data.get(key, default)
         try:
             lifetime = parse_lifetime(value)
         except ValueError:
             self.fail(key, value, "a lifetime such as '30m', '90d', '6mo', '13mo' or 'session'")
-        if most is not None and (lifetime.seconds is None or lifetime.seconds > (most.seconds or 0)):
+        too_long = most is not None and (lifetime.seconds is None or lifetime.seconds > (most.seconds or 0))
+        too_short = least is not None and (lifetime.seconds is None or lifetime.seconds < (least.seconds or 0))
+        if most is not None and least is not None and (too_long or too_short):
+            self.fail(key, value, f"a lifetime from {least.describe()} to {most.describe()}")
+        if most is not None and too_long:
             self.fail(key, value, f"a lifetime of at most {most.describe()}")
+        if least is not None and too_short:
+            self.fail(key, value, f"a lifetime of at least {least.describe()} (not 'session')")
         return lifetime
 
     def table(self, key: str) -> Mapping[str, Any]:
@@ -250,6 +276,8 @@ _TOP_KEYS = {
     "workers",
     "debug",
     "max_body_bytes",
+    "rollup_interval",
+    "retention",
     "site_defaults",
     "sites",
 }
@@ -296,9 +324,31 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
         workers=top.integer("workers", 1, low=1, high=64),
         debug=top.boolean("debug", False),
         max_body_bytes=top.integer("max_body_bytes", 4096, low=512, high=1_048_576),
+        rollup_interval=top.lifetime("rollup_interval", "5m", least=parse_lifetime("10s"), most=parse_lifetime("1d")),
+        retention=_retention(top),
         sites=MappingProxyType(sites),
         source=source,
     )
+
+
+def _retention(top: _Table) -> Retention:
+    table = _Table(
+        top.table("retention"), source=top.source, prefix="retention.", known={"events", "rollups", "consent_records"}
+    )
+    one_day = parse_lifetime("1d")  # the purge runs daily: a shorter retention could not be honoured
+    retention = Retention(
+        events=table.lifetime("events", "6mo", least=one_day),
+        rollups=table.lifetime("rollups", "25mo", least=one_day),
+        consent_records=table.lifetime("consent_records", "12mo", least=one_day),
+    )
+    if (retention.events.seconds or 0) > (retention.rollups.seconds or 0):
+        # the rollups are rebuilt from the events: once those are gone, the rollups are all that is left
+        table.fail(
+            "events",
+            table.data.get("events", "6mo"),
+            f"a lifetime no longer than retention.rollups ({retention.rollups})",
+        )
+    return retention
 
 
 def _secret_keys(top: _Table) -> tuple[Secret, ...]:

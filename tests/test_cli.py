@@ -6,8 +6,10 @@ import asyncio
 import csv
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +17,12 @@ import pytest
 
 from gateway.consent.records import ConsentRecord
 from gateway.cookies.catalog import load_rules
+from gateway.ingest.event import AnonymousEvent
 from gateway.storage.consent_log import append_record, records_for
 from gateway.storage.db import Database
+from gateway.storage.events import insert_events
+from tests.storage.test_rollups import AFTER_MIDNIGHT, FIRST_DAY
+from tests.storage.test_rollups import event as analytics_event
 
 OCD_COLUMNS = (
     "ID",
@@ -87,6 +93,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: s
         pytest.param(("consent",), id="consent"),
         pytest.param(("consent", "export"), id="consent export"),
         pytest.param(("consent", "erase"), id="consent erase"),
+        pytest.param(("rollup",), id="rollup"),
+        pytest.param(("purge",), id="purge"),
     ],
 )
 def test_every_command_explains_itself(tmp_path: Path, command: tuple[str, ...]) -> None:
@@ -315,6 +323,84 @@ def test_consent_erase_unlinks_the_id_and_keeps_others(tmp_path: Path, filled: P
     assert_one_line_error(twice, "no consent records for id 'visitor-a'")
 
 
+# --- rollup / purge -------------------------------------------------------------------------------
+
+
+def fill_events(database: Path, events: list[AnonymousEvent]) -> None:
+    async def work() -> None:
+        db = await Database(database).open()
+        try:
+            await db.write(lambda connection: insert_events(connection, events))
+        finally:
+            await db.close()
+
+    asyncio.run(work())
+
+
+def query(database: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(database)) as connection:
+        return [tuple(row) for row in connection.execute(sql)]
+
+
+@pytest.fixture
+def with_events(tmp_path: Path) -> Path:
+    """Two days of "shop" and one of "blog" (the rollup tests' fixture), not rolled up yet."""
+    config = write_config(tmp_path, SITE + '[sites.blog]\nname = "Blog"\n')
+    fill_events(tmp_path / "gateway.sqlite3", [*FIRST_DAY, *AFTER_MIDNIGHT])
+    return config
+
+
+@pytest.mark.parametrize(
+    ("args", "output", "days"),
+    [
+        pytest.param(("rollup",), "rolled up 3 day(s)", [("blog", "2026-03-10"), ("shop", "2026-03-10"),
+                                                          ("shop", "2026-03-11")], id="rollup: the dirty days"),
+        pytest.param(("rollup", "--rebuild"), "rebuilt 3 day(s)", [("blog", "2026-03-10"), ("shop", "2026-03-10"),
+                                                                   ("shop", "2026-03-11")], id="rebuild: every day"),
+        pytest.param(("rollup", "--rebuild", "--site", "shop"), "rebuilt 2 day(s)",
+                     [("shop", "2026-03-10"), ("shop", "2026-03-11")], id="rebuild of one site"),
+    ],
+)  # fmt: skip
+def test_rollup_fills_the_daily_statistics(
+    tmp_path: Path, with_events: Path, args: tuple[str, ...], output: str, days: list[tuple[str, str]]
+) -> None:
+    result = run(*args, "--config", str(with_events), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{output}\n"
+    database = tmp_path / "gateway.sqlite3"
+    assert query(database, "SELECT DISTINCT site_id, day FROM rollups ORDER BY 1, 2") == days
+    assert query(
+        database,
+        "SELECT visitors, visits, pageviews, events, bounces, duration FROM rollups "
+        "WHERE site_id = 'shop' AND day = '2026-03-10' AND dimension = 'all'",
+    ) == [(3, 4, 7, 9, 1, 3000)]
+
+
+def test_rollup_twice_finds_nothing_new(tmp_path: Path, with_events: Path) -> None:
+    assert run("rollup", "--config", str(with_events), cwd=tmp_path).stdout == "rolled up 3 day(s)\n"
+    assert run("rollup", "--config", str(with_events), cwd=tmp_path).stdout == "rolled up 0 day(s)\n"
+    assert run("rollup", "--rebuild", "--config", str(with_events), cwd=tmp_path).stdout == "rebuilt 3 day(s)\n"
+
+
+def test_purge_deletes_what_is_past_the_retention(tmp_path: Path) -> None:
+    # far past and far future, so the real clock the command reads cannot change the answer
+    config = write_config(tmp_path, SITE)
+    database = tmp_path / "gateway.sqlite3"
+    long_ago, far_ahead = datetime(2020, 1, 15, 12, 0, tzinfo=UTC), datetime(2100, 1, 15, 12, 0, tzinfo=UTC)
+    fill_events(database, [analytics_event(long_ago, "old", "/old"), analytics_event(far_ahead, "new", "/new")])
+    old, new = record("visitor-old", "accept_all", long_ago), record("visitor-new", "accept_all", far_ahead)
+    fill(database, old, new)
+    result = run("purge", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # the old day is rolled up (21 rows, one per dimension value) and, older than 25 months, deleted too
+    assert result.stdout == "deleted 1 event(s), 1 visit(s), 21 rollup row(s), 1 consent record(s), 0 salt(s)\n"
+    assert query(database, "SELECT pathname FROM events") == [("/new",)]
+    assert query(database, "SELECT consent_id FROM consent_records") == [("visitor-new",)]
+    assert query(database, "SELECT DISTINCT day FROM rollups") == [("2100-01-15",)]
+    again = run("purge", "--config", str(config), cwd=tmp_path)
+    assert again.stdout == "deleted 0 event(s), 0 visit(s), 0 rollup row(s), 0 consent record(s), 0 salt(s)\n"
+
+
 # --- errors ---------------------------------------------------------------------------------------
 
 
@@ -339,6 +425,15 @@ def test_consent_erase_unlinks_the_id_and_keeps_others(tmp_path: Path, filled: P
                      id="export without a database"),
         pytest.param(None, ("import-cookies", "{tmp}/missing.csv"), ["missing.csv", "cannot read the file"],
                      id="import of a missing CSV"),
+        pytest.param(SITE, ("rollup", "--rebuild", "--site", "blog"), ["unknown site 'blog'", "configured: shop"],
+                     id="a rebuild of an unknown site"),
+        pytest.param(SITE, ("rollup", "--site", "shop"), ["--site works with --rebuild only"],
+                     id="a site without --rebuild"),
+        pytest.param(SITE, ("rollup",), ["the database", "does not exist"], id="rollup without a database"),
+        pytest.param(SITE, ("purge",), ["the database", "does not exist"], id="purge without a database"),
+        pytest.param('[retention]\nevents = "3y"', ("purge",),
+                     ["{config}", "retention.events", "'3y'", "no longer than retention.rollups (25mo)"],
+                     id="events kept longer than the rollups"),
     ],
 )  # fmt: skip
 def test_a_user_mistake_is_one_line_and_status_2(

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from gateway.cookies.lifetimes import parse_lifetime
 from gateway.resources import resource_dir
-from gateway.settings import Secret, SettingsError, default_config_path, load_settings, settings_from_dict
+from gateway.settings import (
+    Retention,
+    Secret,
+    SettingsError,
+    default_config_path,
+    load_settings,
+    settings_from_dict,
+)
 
 SHOP = """
 [sites.shop]
@@ -49,6 +56,10 @@ def test_shipped_defaults_apply_to_every_site(tmp_path: Path) -> None:
     assert loaded.catalog == resource_dir("config") / "cookies.toml"
     assert loaded.geoip_database is None
     assert loaded.source == str(path)
+    assert loaded.rollup_interval == parse_lifetime("5m")
+    assert loaded.retention == Retention(
+        events=parse_lifetime("6mo"), rollups=parse_lifetime("25mo"), consent_records=parse_lifetime("12mo")
+    )
 
 
 def test_without_a_file_only_the_defaults_load() -> None:
@@ -115,6 +126,15 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
     assert loaded.port == 9001
     assert loaded.debug is True
     assert loaded.sites["shop"].cap_for("analytics") == parse_lifetime("6mo")
+
+
+def test_retention_and_the_rollup_interval_can_be_set(tmp_path: Path) -> None:
+    path = write(tmp_path, 'rollup_interval = "1h"\n[retention]\nevents = "90d"\n' + SHOP)
+    loaded = load_settings(path, environ={"CONSENT_GATEWAY_RETENTION__CONSENT_RECORDS": "3y"})
+    assert loaded.rollup_interval == parse_lifetime("1h")
+    assert loaded.retention == Retention(
+        events=parse_lifetime("90d"), rollups=parse_lifetime("25mo"), consent_records=parse_lifetime("3y")
+    )
 
 
 def test_an_environment_variable_cannot_step_into_a_value(tmp_path: Path) -> None:
@@ -192,6 +212,27 @@ def test_an_environment_variable_cannot_step_into_a_value(tmp_path: Path) -> Non
         pytest.param('debug = "yes"', "debug", "'yes'", "true or false", id="debug as text"),
         pytest.param("database = 5", "database", "found 5", "a string", id="database as a number"),
         pytest.param('colour = "red"', "colour", "unknown key", "one of the known keys", id="an unknown top-level key"),
+        pytest.param('rollup_interval = "session"', "rollup_interval", "'session'",
+                     "a lifetime from 10 seconds to 1 day", id="a rollup interval of one session"),
+        pytest.param('rollup_interval = "1s"', "rollup_interval", "'1s'", "a lifetime from 10 seconds to 1 day",
+                     id="a rollup interval too short"),
+        pytest.param('rollup_interval = "2d"', "rollup_interval", "'2d'", "a lifetime from 10 seconds to 1 day",
+                     id="a rollup interval too long"),
+        pytest.param("rollup_interval = 300", "rollup_interval", "found 300", "a lifetime such as",
+                     id="a rollup interval as a bare number"),
+        pytest.param("retention = 6", "retention", "found 6", "a table", id="retention as a number"),
+        pytest.param('[retention]\nevents = "session"', "retention.events", "'session'",
+                     "a lifetime of at least 1 day (not 'session')", id="events kept for one session"),
+        pytest.param('[retention]\nconsent_records = "12h"', "retention.consent_records", "'12h'",
+                     "a lifetime of at least 1 day", id="consent records kept under a day"),
+        pytest.param('[retention]\nrollups = "a year"', "retention.rollups", "'a year'", "a lifetime such as",
+                     id="rollups kept for a lifetime in words"),
+        pytest.param('[retention]\nevents = "26mo"', "retention.events", "'26mo'",
+                     "a lifetime no longer than retention.rollups (25mo)", id="events kept longer than the rollups"),
+        pytest.param('[retention]\nrollups = "3mo"', "retention.events", "'6mo'",
+                     "a lifetime no longer than retention.rollups (3mo)", id="rollups kept shorter than the events"),
+        pytest.param('[retention]\nsalts = "1d"', "retention.salts", "unknown key",
+                     "one of the known keys (consent_records, events, rollups)", id="an unknown retention key"),
     ],
 )  # fmt: skip
 def test_a_mistake_names_the_file_key_value_and_expectation(

@@ -60,7 +60,10 @@ def insert_events(connection: sqlite3.Connection, events: Sequence[AnonymousEven
             )
             visit_id, visitor = cursor.lastrowid, event.visitor_id
         else:
-            visit_id, visitor = row[0], row[1]  # a visit across midnight keeps yesterday's id
+            visit_id, visitor = row[0], event.visitor_id
+            if row[1] != event.visitor_id:  # found under yesterday's salt: re-key it to today's id so the
+                # visit can go on after yesterday's salt is deleted (30 minutes after midnight)
+                connection.execute("UPDATE visits SET visitor_id = ? WHERE id = ?", (event.visitor_id, visit_id))
             connection.execute(_CONTINUE_VISIT, (ts, is_pageview, event.pathname, int(is_pageview), visit_id))
         connection.execute(
             _INSERT_EVENT,

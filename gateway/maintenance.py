@@ -1,0 +1,155 @@
+"""Background upkeep: roll up the days that received events, and purge what is past its retention.
+
+One asyncio task per process. Every ``rollup_interval`` it rebuilds the dirty days; once per UTC
+day (at start, then at the first check after midnight) it purges. Both run through the one
+writer (``Database.write``), each in one transaction. Several workers on one file each run it:
+the second finds no dirty day and nothing to purge, so the work is not doubled, only checked.
+The loop is ``run_once`` then a short sleep, so a test drives it with a ``FixedClock`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from gateway.clock import Clock
+from gateway.cookies.lifetimes import Lifetime
+from gateway.settings import Retention, Settings
+from gateway.storage.db import Database
+from gateway.storage.retention import PurgeCounts, purge
+from gateway.storage.rollups import rebuild_dirty
+
+log = logging.getLogger("gateway.maintenance")
+
+#: The longest sleep between checks, so a day change or a stop is noticed within a minute.
+MAX_POLL_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoffs:
+    """What the purge deletes: everything strictly before these."""
+
+    events_before: datetime
+    rollups_before: str
+    consent_before: datetime
+    salts_before: str
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRun:
+    """What one ``run_once`` did: the (site, day) pairs rolled up, the purge counts (None: not due)."""
+
+    rolled_up: tuple[tuple[str, str], ...] | None
+    purged: PurgeCounts | None
+
+
+def _span(lifetime: Lifetime) -> timedelta:
+    if lifetime.seconds is None:  # settings refuse 'session' for these; never guess
+        raise ValueError("a retention or interval cannot be 'session'")
+    return timedelta(seconds=lifetime.seconds)
+
+
+def retention_cutoffs(now: datetime, retention: Retention) -> Cutoffs:
+    """The cut-offs at ``now``.
+
+    Events and visits go by whole UTC days (the start of the day that is ``retention.events``
+    old): a day's events are deleted together, so a day is never left half there for a rebuild
+    to under-count. Rollups likewise by day. Consent records go exactly ``consent_records`` after
+    their consent ended. Salts older than yesterday go (yesterday's may still serve a visit
+    continuing past midnight).
+    """
+    now = now.astimezone(UTC)
+    oldest_event_day = (now - _span(retention.events)).date()
+    return Cutoffs(
+        events_before=datetime.combine(oldest_event_day, datetime.min.time(), tzinfo=UTC),
+        rollups_before=(now - _span(retention.rollups)).date().isoformat(),
+        consent_before=now - _span(retention.consent_records),
+        salts_before=(now.date() - timedelta(days=1)).isoformat(),
+    )
+
+
+def _roll_up_and_purge(connection: sqlite3.Connection, cutoffs: Cutoffs) -> tuple[list[tuple[str, str]], PurgeCounts]:
+    # Roll up first: the days about to lose their events are counted before the events go.
+    rolled_up = rebuild_dirty(connection)
+    counts = purge(
+        connection,
+        events_before=cutoffs.events_before,
+        rollups_before=cutoffs.rollups_before,
+        consent_before=cutoffs.consent_before,
+        salts_before=cutoffs.salts_before,
+    )
+    return rolled_up, counts
+
+
+async def roll_up(database: Database) -> list[tuple[str, str]]:
+    """Rebuild the dirty days now (one transaction)."""
+    return await database.write(rebuild_dirty)
+
+
+async def purge_expired(database: Database, retention: Retention, now: datetime) -> PurgeCounts:
+    """Roll up the dirty days, then purge what is past its retention at ``now`` (one transaction)."""
+    cutoffs = retention_cutoffs(now, retention)
+    _, counts = await database.write(lambda connection: _roll_up_and_purge(connection, cutoffs))
+    return counts
+
+
+class Maintenance:
+    def __init__(self, database: Database, settings: Settings, clock: Clock) -> None:
+        self._database = database
+        self._retention = settings.retention
+        self._interval = _span(settings.rollup_interval)
+        self._poll = min(self._interval.total_seconds(), MAX_POLL_SECONDS)
+        self._clock = clock
+        self._last_rollup: datetime | None = None
+        self._last_purge_day: date | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="maintenance")
+
+    async def stop(self) -> None:
+        """Let a run in progress finish (its transaction commits), then stop."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        await self._task
+        self._task = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def run_once(self) -> MaintenanceRun:
+        """Do whatever is due at ``clock.now()``: the rollup every interval, the purge once per UTC day."""
+        now = self._clock.now()
+        today = now.astimezone(UTC).date()
+        if self._last_purge_day != today:
+            cutoffs = retention_cutoffs(now, self._retention)
+            rolled_up, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs))
+            self._last_rollup, self._last_purge_day = now, today
+            log.info("rolled up %d day(s); purge: %s", len(rolled_up), counts.describe())
+            return MaintenanceRun(tuple(rolled_up), counts)
+        if self._last_rollup is None or now - self._last_rollup >= self._interval:
+            rolled_up = await roll_up(self._database)
+            self._last_rollup = now
+            if rolled_up:
+                log.debug("rolled up %d day(s)", len(rolled_up))
+            return MaintenanceRun(tuple(rolled_up), None)
+        return MaintenanceRun(None, None)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # a locked or full disk must not end upkeep for good: try again later
+                log.exception("maintenance failed; retrying in %.0f s", self._poll)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._poll)
+            except TimeoutError:
+                continue
+            return

@@ -1,0 +1,84 @@
+"""SQL for the forwarders' outbox (see migrations/0003_outbox.sql).
+
+Rows are inserted inside the transaction that stores their events. A sender *claims* due
+rows by moving ``next_attempt_at`` forward by a lease in one write transaction, so several
+gateway processes on one database never send the same row at once, and a sender killed
+mid-send leaves its rows to be retried when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+_INSERT = """
+INSERT INTO outbox (forwarder, payload, event_count, created_at, attempts, next_attempt_at)
+VALUES (?, ?, ?, ?, 0, ?)
+"""
+_SELECT_DUE = """
+SELECT id, forwarder, payload, event_count, attempts FROM outbox
+WHERE forwarder = ? AND next_attempt_at <= ?
+ORDER BY next_attempt_at, id
+LIMIT ?
+"""
+_LEASE = "UPDATE outbox SET next_attempt_at = ? WHERE id = ?"
+_DELETE = "DELETE FROM outbox WHERE id = ?"
+_FAILED = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    forwarder: str
+    #: A JSON array of event objects.
+    payload: str
+    event_count: int
+    #: Failed sends so far.
+    attempts: int
+
+
+def _timestamp(moment: datetime) -> str:
+    """A fixed-width UTC form, so that text order is time order in the ``next_attempt_at`` comparisons."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def insert_outbox(
+    connection: sqlite3.Connection, forwarder: str, payload: str, event_count: int, *, now: datetime
+) -> None:
+    """Queue one batch for ``forwarder``, due at once."""
+    stamp = _timestamp(now)
+    connection.execute(_INSERT, (forwarder, payload, event_count, stamp, stamp))
+
+
+def claim_outbox(
+    connection: sqlite3.Connection, forwarder: str, *, now: datetime, lease_until: datetime, max_events: int
+) -> list[OutboxEntry]:
+    """Lease the oldest due rows of ``forwarder`` holding at most ``max_events`` events (always at least one row).
+
+    Ordered by ``next_attempt_at`` so a row that keeps failing does not hold back the rows behind it.
+    """
+    rows = connection.execute(_SELECT_DUE, (forwarder, _timestamp(now), max(max_events, 1))).fetchall()
+    claimed: list[OutboxEntry] = []
+    total = 0
+    for row_id, name, payload, event_count, attempts in rows:
+        if claimed and total + event_count > max_events:
+            break
+        claimed.append(OutboxEntry(row_id, name, payload, event_count, attempts))
+        total += event_count
+    lease = _timestamp(lease_until)
+    connection.executemany(_LEASE, [(lease, entry.id) for entry in claimed])
+    return claimed
+
+
+def delete_outbox(connection: sqlite3.Connection, ids: Sequence[int]) -> None:
+    """Forget delivered rows."""
+    connection.executemany(_DELETE, [(row_id,) for row_id in ids])
+
+
+def record_outbox_failure(
+    connection: sqlite3.Connection, retries: Sequence[tuple[int, datetime]], *, error: str
+) -> None:
+    """Count a failed send of each ``(id, next_attempt_at)`` row and schedule its retry."""
+    connection.executemany(_FAILED, [(_timestamp(when), error, row_id) for row_id, when in retries])

@@ -1,0 +1,164 @@
+"""An acknowledged event survives ``kill -9`` (DESIGN.md: 202 only after its batch has committed).
+
+``consent-gateway serve`` runs as a user starts it, in its own process, on a SQLite file in
+``tmp_path``. Several threads post events as fast as it answers, each with a unique prop ``n``, and
+remember every ``n`` answered 202. Mid-load the server is killed with SIGKILL (no shutdown, no
+drain, no checkpoint), started again on the same file, and every acknowledged ``n`` must be there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SITE_ORIGIN = "https://shop.example.com"
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SENDERS = 8
+LOAD_SECONDS = 2.0
+MAX_REQUESTS_PER_SENDER = 5_000  # a bound, whatever the machine's speed
+MIN_ACKNOWLEDGED = 50  # fewer would not test much: the server barely worked before the kill
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(config: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m gateway serve`` until it answers /healthz; stopped with SIGINT unless already dead."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+            stdout=output,  # a file, not a pipe: uvicorn's access log would fill a pipe and stall the server
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()["status"] == "ok":
+                        break
+                except (httpx.TransportError, ValueError):
+                    pass
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "serve did not answer /healthz in 30 s"
+                time.sleep(0.05)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+class Load:
+    """Threads posting events with unique ``n`` props until told to stop or the server dies."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.numbers = itertools.count()
+        self.lock = threading.Lock()
+        self.acknowledged: set[str] = set()
+        self.refused: dict[int, int] = {}  # status -> count (503 when the queue is full is allowed)
+        self.failed = 0  # no answer: in flight when the server died
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._send, daemon=True) for _ in range(SENDERS)]
+
+    def _send(self) -> None:
+        with httpx.Client(timeout=5, headers={"user-agent": USER_AGENT}) as http:
+            for _ in range(MAX_REQUESTS_PER_SENDER):
+                if self.stop.is_set():
+                    return
+                with self.lock:
+                    number = str(next(self.numbers))
+                event = {"s": "shop", "n": "Load", "u": f"{SITE_ORIGIN}/load", "p": {"n": number}}
+                try:
+                    response = http.post(f"{self.url}/api/event", json=event)
+                except httpx.TransportError:
+                    with self.lock:
+                        self.failed += 1
+                    if self.stop.is_set():
+                        return
+                    time.sleep(0.01)
+                    continue
+                with self.lock:
+                    if response.status_code == 202:
+                        self.acknowledged.add(number)
+                    else:
+                        self.refused[response.status_code] = self.refused.get(response.status_code, 0) + 1
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
+        assert not any(thread.is_alive() for thread in self.threads)
+
+
+def stored_numbers(database: Path) -> tuple[set[str], int]:
+    with closing(sqlite3.connect(database)) as connection:
+        numbers = {row[0] for row in connection.execute("SELECT json_extract(props, '$.n') FROM events")}
+        orphans = connection.execute("SELECT count(*) FROM events WHERE visit_id NOT IN (SELECT id FROM visits)")
+        assert orphans.fetchone()[0] == 0, "an event without its visit: a batch was half written"
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        total = connection.execute("SELECT count(*) FROM events").fetchone()[0]
+    return numbers, total
+
+
+def test_every_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
+    database = tmp_path / "gateway.sqlite3"
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'secret_keys = ["durability-test-key"]\ndatabase = "{database.as_posix()}"\n'
+        f'[sites.shop]\norigins = ["{SITE_ORIGIN}"]\n',
+        encoding="utf-8",
+    )
+    port = _free_port()
+    log = tmp_path / "serve.log"
+
+    with serve(config, port, log) as process:
+        load = Load(f"http://127.0.0.1:{port}")
+        load.start()
+        time.sleep(LOAD_SECONDS)
+        os.kill(process.pid, signal.SIGKILL)  # mid-load: requests are queued, batches are being written
+        process.wait(timeout=10)
+        load.join()
+    assert process.returncode == -signal.SIGKILL
+    assert load.failed > 0, "no request was cut off: the server was not killed under load"
+    assert len(load.acknowledged) >= MIN_ACKNOWLEDGED, (len(load.acknowledged), load.refused, log.read_text())
+    assert set(load.refused) <= {503}, load.refused
+
+    with serve(config, port, log), httpx.Client(timeout=5, headers={"user-agent": USER_AGENT}) as http:
+        after = {"s": "shop", "n": "Load", "u": f"{SITE_ORIGIN}/load", "p": {"n": "after-restart"}}
+        assert http.post(f"http://127.0.0.1:{port}/api/event", json=after).status_code == 202
+        numbers, total = stored_numbers(database)  # the restarted server has recovered the WAL
+
+    lost = load.acknowledged - numbers
+    assert lost == set(), f"{len(lost)} of {len(load.acknowledged)} acknowledged events were lost: {sorted(lost)[:10]}"
+    assert "after-restart" in numbers
+    # Nothing is stored twice, and nothing was stored that was never sent.
+    assert total == len(numbers)
+    assert numbers - {"after-restart"} <= {str(number) for number in range(next(load.numbers))}

@@ -1,0 +1,192 @@
+"""A raw IP address and the full user agent never reach the disk or a log line (DESIGN.md, invariants).
+
+Visitors come from distinct loopback addresses (127.0.0.2, 127.0.0.3, ...: the whole 127.0.0.0/8
+is local on Linux) by binding the client socket, so the gateway reads each one from
+``scope["client"]`` as it would a real visitor's. Their user agent carries a unique marker. Then
+the SQLite file, its WAL, every log record (DEBUG, gateway and uvicorn) and the process's
+stdout/stderr are searched for the addresses and the marker as text.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway import create_app
+from gateway.clock import FixedClock
+from gateway.ingest.geo import open_geo
+from tests.conftest import SITE_ORIGIN, LiveServer, make_settings
+
+pytestmark = pytest.mark.integration
+
+MARKER = "cgPrivacyMarker7f3a9c"
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    f"Chrome/126.0.0.0 Safari/537.36 {MARKER}/1.0"
+)
+ADDRESSES = [f"127.0.0.{host}" for host in range(2, 10)]
+LOGGERS = ("gateway", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+class VerboseServer(LiveServer):
+    """The conftest server, but with uvicorn's DEBUG records left to propagate to pytest's caplog.
+
+    ``log_config=None`` keeps uvicorn from installing its own handlers (which do not propagate).
+    The access log is off here, as a deployment must run it: uvicorn's access line is written by
+    the server, not the gateway, and always names the client; ``serve`` is checked below.
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)  # its uvicorn.Config installs uvicorn's handlers (propagate=False): undo that
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            logger.handlers, logger.propagate = [], True
+        config = uvicorn.Config(app, log_config=None, log_level="debug", access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+
+
+def client_from(address: str) -> httpx.Client:
+    return httpx.Client(
+        transport=httpx.HTTPTransport(local_address=address), timeout=10, headers={"user-agent": USER_AGENT}
+    )
+
+
+def database_files(database: Path) -> dict[str, bytes]:
+    """The database and whatever sits beside it (-wal, -shm, -journal)."""
+    return {path.name: path.read_bytes() for path in sorted(database.parent.glob(database.name + "*"))}
+
+
+def leaks(haystacks: dict[str, bytes]) -> list[str]:
+    needles = [*ADDRESSES, MARKER]
+    return [f"{needle} in {name}" for name, data in haystacks.items() for needle in needles if needle.encode() in data]
+
+
+def visit_as_everyone(base_url: str) -> None:
+    """Each address records consent, views two pages, sends a custom event, a bot hit and a bad body."""
+    for index, address in enumerate(ADDRESSES):
+        with client_from(address) as http:
+            decided = http.post(
+                f"{base_url}/consent",
+                json={"site": "shop", "revision": 1, "choices": {"analytics": index % 2 == 0}},
+                headers={"origin": SITE_ORIGIN},
+            )
+            assert decided.status_code == 201, decided.text
+            for path in ("/", "/pricing"):
+                page = {"s": "shop", "n": "pageview", "u": f"{SITE_ORIGIN}{path}", "r": "https://www.google.com/"}
+                assert http.post(f"{base_url}/api/event", json=page).status_code == 202
+            signup = {"s": "shop", "n": "Signup", "u": f"{SITE_ORIGIN}/signup", "p": {"plan": "pro"}}
+            assert http.post(f"{base_url}/api/event", json=signup).status_code == 202
+            crawler = {"user-agent": f"Mozilla/5.0 (compatible; Googlebot/2.1; {MARKER})"}
+            bot = http.post(f"{base_url}/api/event", json=signup, headers=crawler)
+            assert bot.headers["x-consent-gateway-dropped"] == "bot"
+            assert http.post(f"{base_url}/api/event", content=b"{oops").status_code == 400
+            assert http.post(f"{base_url}/api/event", json={**signup, "s": "blog"}).status_code == 404
+
+
+@pytest.fixture
+def log_records(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """DEBUG records of the gateway and uvicorn; their handlers and propagation are restored afterwards."""
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate) for name in LOGGERS}
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    yield caplog
+    for name, (handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = handlers, propagate
+
+
+def test_no_raw_address_or_user_agent_reaches_the_database_or_the_logs(
+    tmp_path: Path,
+    clock: FixedClock,
+    log_records: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    settings = make_settings(tmp_path, debug=True)
+    # The real (bundled) GeoIP reader, so the lookup path that sees the full address runs too.
+    with VerboseServer(create_app(settings, clock=clock, geo=open_geo(None))) as server:
+        visit_as_everyone(server.url)
+        while_running = database_files(settings.database)
+    after_shutdown = database_files(settings.database)
+
+    assert any(name.endswith("-wal") for name in while_running), "expected the WAL file while the server runs"
+    assert leaks({f"{name} (running)": data for name, data in while_running.items()}) == []
+    assert leaks({f"{name} (stopped)": data for name, data in after_shutdown.items()}) == []
+
+    records = log_records.records
+    assert any(record.name.startswith("uvicorn") for record in records), "uvicorn's records were not captured"
+    logged = {
+        f"log record {index} ({record.name})": "\n".join(
+            [record.getMessage(), repr(record.args), record.exc_text or "", record.stack_info or ""]
+        ).encode()
+        for index, record in enumerate(records)
+    }
+    output = capfd.readouterr()
+    assert leaks({**logged, "stdout": output.out.encode(), "stderr": output.err.encode()}) == []
+
+    # What was stored instead: networks and hashes, each address a distinct visitor.
+    with closing(sqlite3.connect(settings.database)) as connection:
+        networks = {row[0] for row in connection.execute("SELECT ip_network FROM consent_records")}
+        families = {row[0] for row in connection.execute("SELECT ua_family FROM consent_records")}
+        visitors = connection.execute("SELECT count(DISTINCT visitor_id), count(*) FROM events").fetchone()
+        decisions = connection.execute("SELECT count(*) FROM consent_records").fetchone()[0]
+    assert networks == {"127.0.0.0/24"}
+    assert families == {"Chrome"}
+    assert decisions == len(ADDRESSES)
+    assert visitors == (len(ADDRESSES), 3 * len(ADDRESSES))
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_writes_no_raw_address_or_user_agent_to_its_output(tmp_path: Path) -> None:
+    database = tmp_path / "gateway.sqlite3"
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'secret_keys = ["privacy-test-key"]\ndebug = true\ndatabase = "{database.as_posix()}"\n'
+        f'[sites.shop]\norigins = ["{SITE_ORIGIN}"]\n',
+        encoding="utf-8",
+    )
+    port = _free_port()
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None, err.read_text()
+                assert time.monotonic() < deadline, "serve did not answer /healthz in 30 s"
+                time.sleep(0.1)
+            visit_as_everyone(url)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+    assert process.returncode == 0, err.read_text()
+    assert leaks(database_files(database)) == []
+    found = leaks({"stdout": out.read_bytes(), "stderr": err.read_bytes()})
+    assert found == []
