@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 
@@ -14,6 +16,8 @@ from gateway.context import GatewayContext
 from gateway.cookies.catalog import CookieCatalog
 from gateway.ingest.bots import IgnoreList
 from gateway.ingest.buffer import WriteBuffer
+from gateway.ingest.event import AnonymousEvent
+from gateway.ingest.forward import OutboxSender, enqueue_events
 from gateway.ingest.geo import GeoLookup, open_geo
 from gateway.ingest.visitor import SaltKeeper
 from gateway.maintenance import Maintenance
@@ -45,22 +49,31 @@ def create_app(
         metrics=metrics,
         geo=geo or open_geo(settings.geoip_database),
         salts=SaltKeeper(database),
-        buffer=WriteBuffer(database, metrics),
+        buffer=WriteBuffer(
+            database,
+            metrics,
+            in_transaction=partial(_enqueue_forwarded, settings=settings, clock=clock),
+            on_commit=lambda events: sender.notify(),
+        ),
         ignore_lists={site_id: IgnoreList.parse(site.ignore_ips) for site_id, site in settings.sites.items()},
     )
 
     maintenance = Maintenance(database, settings, clock)
+    sender = OutboxSender(database, settings.forwarders, clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await context.database.open()
         await context.buffer.start()
         await maintenance.start()  # rollups and the daily purge
+        if settings.forwarders:
+            await sender.start()
         try:
             yield
         finally:
             await maintenance.stop()
             await context.buffer.stop()  # every queued event is written before the database closes
+            await sender.stop()
             await context.database.close()
             context.geo.close()
 
@@ -68,6 +81,13 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.context = context
     return app
+
+
+def _enqueue_forwarded(
+    connection: sqlite3.Connection, events: Sequence[AnonymousEvent], *, settings: Settings, clock: Clock
+) -> None:
+    if settings.forwarders:
+        enqueue_events(connection, settings.forwarders, events, now=clock.now())
 
 
 def app_from_environment() -> Starlette:

@@ -21,6 +21,7 @@ from gateway.categories import CATEGORIES, Category, parse_category
 from gateway.cookies.catalog import CatalogError, CookieRule, rules_from_entries
 from gateway.cookies.lifetimes import Lifetime, parse_lifetime
 from gateway.ingest.bots import IgnoreList
+from gateway.ingest.forward import ForwarderSettings, parse_forwarders
 from gateway.resources import resource_dir
 
 ENV_PREFIX = "CONSENT_GATEWAY_"
@@ -128,6 +129,8 @@ class Settings:
     #: How often the days that received events are rolled up again.
     rollup_interval: Lifetime = parse_lifetime("5m")
     retention: Retention = field(default_factory=Retention)
+    #: Webhooks that receive the anonymised events (``[[forward]]``).
+    forwarders: tuple[ForwarderSettings, ...] = ()
     sites: Mapping[str, SiteSettings] = field(default_factory=dict)
     source: str = "defaults"
 
@@ -278,6 +281,7 @@ _TOP_KEYS = {
     "max_body_bytes",
     "rollup_interval",
     "retention",
+    "forward",
     "site_defaults",
     "sites",
 }
@@ -327,6 +331,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
         rollup_interval=top.lifetime("rollup_interval", "5m", least=parse_lifetime("10s"), most=parse_lifetime("1d")),
         retention=_retention(top),
         sites=MappingProxyType(sites),
+        forwarders=parse_forwarders(raw.get("forward", []), source=source, known_sites=sites.keys()),
         source=source,
     )
 

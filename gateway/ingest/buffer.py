@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from gateway.ingest.event import AnonymousEvent
 from gateway.metrics import Metrics
@@ -42,12 +44,16 @@ class WriteBuffer:
         max_queue: int = 10_000,
         max_batch: int = 1_000,
         on_commit: Callable[[Sequence[AnonymousEvent]], None] | None = None,
+        in_transaction: Callable[[sqlite3.Connection, Sequence[AnonymousEvent]], object] | None = None,
     ) -> None:
+        """``in_transaction`` runs inside each batch's transaction after the events are stored (the
+        forwarders' outbox), so a committed event is always queued onward too."""
         self._database = database
         self._metrics = metrics
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=max_queue)
         self._max_batch = max_batch
         self._on_commit = on_commit
+        self._in_transaction = in_transaction
         self._task: asyncio.Task[None] | None = None
         metrics.gauge("consent_gateway_write_queue_depth", self._queue.qsize)
 
@@ -99,11 +105,16 @@ class WriteBuffer:
             if batch:
                 await self._commit(batch)
 
+    def _store(self, connection: sqlite3.Connection, *, events: Sequence[AnonymousEvent]) -> None:
+        insert_events(connection, events)
+        if self._in_transaction is not None:
+            self._in_transaction(connection, events)
+
     async def _commit(self, batch: list[_Pending]) -> None:
         events = [pending.event for pending in batch]
         started = time.perf_counter()
         try:
-            await self._database.write(lambda connection: insert_events(connection, events))
+            await self._database.write(partial(self._store, events=events))
         except Exception as error:  # every waiting request learns it was not stored
             log.exception("event batch of %d failed", len(batch))
             for pending in batch:
