@@ -129,7 +129,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(factory: str, settings_file: Path, log_dir: Path) -> Iterator[str]:
+def running_server(factory: str, settings_file: Path, log_dir: Path) -> Iterator[tuple[str, int]]:
     """uvicorn serving ``apps:<factory>`` in its own process; yields its URL once it answers."""
     port = _free_port()
     log_path = log_dir / f"uvicorn-{factory}-{port}.log"
@@ -155,7 +155,7 @@ def running_server(factory: str, settings_file: Path, log_dir: Path) -> Iterator
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_answering(url, process, log_path)
-            yield url
+            yield url, process.pid
         finally:
             process.terminate()
             try:
@@ -192,6 +192,12 @@ def verify_enforcement(url: str, cookie_header: str) -> None:
     print(f"verified: _ga capped to Max-Age={CAPPED_GA_MAX_AGE}, _fbp dropped; without a token only PHPSESSID")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc): robust to other load on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(url: str, cookie_header: str, *, seconds: int, connections: int) -> float:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-H", f"Cookie: {cookie_header}", url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -207,11 +213,17 @@ def run_wrk(url: str, cookie_header: str, *, seconds: int, connections: int) -> 
     return float(match.group(1))
 
 
-def measure(factory: str, options: Options, settings_file: Path, log_dir: Path, cookie_header: str) -> float:
-    with running_server(factory, settings_file, log_dir) as url:
+def measure(
+    factory: str, options: Options, settings_file: Path, log_dir: Path, cookie_header: str
+) -> tuple[float, float]:
+    """Requests/s, and the server's CPU microseconds per request, over the measured run."""
+    with running_server(factory, settings_file, log_dir) as (url, pid):
         if options.warmup:
             run_wrk(url, cookie_header, seconds=options.warmup, connections=options.connections)
-        return run_wrk(url, cookie_header, seconds=options.seconds, connections=options.connections)
+        before = cpu_seconds(pid)
+        rps = run_wrk(url, cookie_header, seconds=options.seconds, connections=options.connections)
+        cpu = cpu_seconds(pid) - before
+        return rps, cpu / (rps * options.seconds) * 1e6
 
 
 def _stack() -> str:
@@ -237,19 +249,23 @@ def main(argv: list[str] | None = None) -> int:
             f"{options.rounds} rounds alternating bare/with ({os.cpu_count()} CPUs, shared)",
             flush=True,
         )
-        with running_server("with_middleware", settings_file, directory) as url:
+        with running_server("with_middleware", settings_file, directory) as (url, _):
             verify_enforcement(url, cookie_header)
 
         bare: list[float] = []
         wrapped: list[float] = []
+        bare_cpu: list[float] = []
+        wrapped_cpu: list[float] = []
         for index in range(options.rounds):
             order = ("bare", "with_middleware") if index % 2 == 0 else ("with_middleware", "bare")
             for factory in order:
-                rps = measure(factory, options, settings_file, directory, cookie_header)
+                rps, cpu_us = measure(factory, options, settings_file, directory, cookie_header)
                 (bare if factory == "bare" else wrapped).append(rps)
+                (bare_cpu if factory == "bare" else wrapped_cpu).append(cpu_us)
             print(
-                f"round {index + 1}/{options.rounds}: bare {bare[-1]:>9,.0f} req/s   "
-                f"with {wrapped[-1]:>9,.0f} req/s   ratio {wrapped[-1] / bare[-1]:.3f}",
+                f"round {index + 1}/{options.rounds}: bare {bare[-1]:>9,.0f} req/s ({bare_cpu[-1]:.0f} us CPU/req)   "
+                f"with {wrapped[-1]:>9,.0f} req/s ({wrapped_cpu[-1]:.0f} us CPU/req)   "
+                f"ratio {wrapped[-1] / bare[-1]:.3f}",
                 flush=True,
             )
 
@@ -260,10 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median with: {with_rps:,.0f} req/s")
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
     print(f"ratio of medians: {ratio:.3f} (target: ratio >= {TARGET_RATIO}: {verdict})")
+    cpu_ratio = statistics.median(bare_cpu) / statistics.median(wrapped_cpu)
+    print(
+        f"server CPU per request: bare {statistics.median(bare_cpu):.0f} us, "
+        f"with {statistics.median(wrapped_cpu):.0f} us"
+        f" (throughput per CPU-second ratio {cpu_ratio:.3f}; less sensitive to other load on the machine)"
+    )
     result = {
         "bare_rps": round(bare_rps, 1),
         "with_rps": round(with_rps, 1),
         "ratio": round(ratio, 4),
+        "bare_cpu_us_per_request": round(statistics.median(bare_cpu), 1),
+        "with_cpu_us_per_request": round(statistics.median(wrapped_cpu), 1),
+        "cpu_ratio": round(cpu_ratio, 4),
         "rounds": options.rounds,
         "seconds": options.seconds,
     }

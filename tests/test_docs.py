@@ -18,7 +18,7 @@ DEFAULTS = (REPO / "config" / "gateway.toml").read_text(encoding="utf-8")
 
 @pytest.mark.parametrize("key", sorted(_TOP_KEYS - {"sites"}))
 def test_every_global_setting_is_documented(key: str) -> None:
-    assert f"`{key}" in README or f"`[{key}]`" in README
+    assert f"`{key}" in README or f"`[{key}]`" in README or f"`[[{key}]]`" in README
     assert re.search(rf"^\[?{key}\b", DEFAULTS, re.MULTILINE), f"{key} missing from config/gateway.toml"
 
 
@@ -39,3 +39,10 @@ def test_every_command_is_documented() -> None:
     commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name in commands:
         assert f"consent-gateway {name}" in README, name
+
+
+def test_every_drop_reason_is_documented() -> None:
+    from gateway.ingest.event import DropReason
+
+    for reason in DropReason:
+        assert f"`{reason.value}`" in README, reason

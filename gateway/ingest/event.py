@@ -25,7 +25,6 @@ class DropReason(StrEnum):
     EMPTY_USER_AGENT = "empty_user_agent"
     IGNORED_NETWORK = "ignored_network"
     REFERRER_SPAM = "referrer_spam"
-    FOREIGN_HOST = "foreign_host"
 
 
 @dataclass(frozen=True, slots=True)
