@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Literal
 
@@ -33,6 +33,8 @@ CONSENT_COOKIE = "cg_consent"
 SCOPE_KEY = "gateway.consent"
 _SET_COOKIE = b"set-cookie"
 _DEBUG_HEADER = b"x-consent-gateway-cookies"
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
 
 
 class _CookiePolicy:
@@ -66,14 +68,42 @@ Verdict = Literal["deletion", "blocked", "kept", "capped"]
 
 
 class _Outcome:
-    __slots__ = ("asked", "attributes", "category", "label", "verdict")
+    """The judgement of one kind of ``Set-Cookie`` (name and attributes) under one decision.
 
-    def __init__(self, verdict: Verdict, policy: _CookiePolicy, asked: int | None, attributes: str = "") -> None:
+    Outcomes are cached for one clock second and count their own uses; the counts reach the
+    cookie report when the second's table is retired, so the hot path is one lookup and one add.
+    """
+
+    __slots__ = ("asked", "attributes", "category", "label", "name", "uses", "verdict")
+
+    def __init__(
+        self, name: str, verdict: Verdict, policy: _CookiePolicy, asked: int | None, attributes: bytes = b""
+    ) -> None:
+        self.name = name
         self.verdict = verdict
         self.category = policy.category
         self.label = f"{policy.label}:{policy.lifetime}" if verdict == "capped" else policy.label
         self.asked = asked
         self.attributes = attributes
+        self.uses = 0
+
+
+class _RequestView:
+    """What the middleware reads from a request: its decision, host and the deletions it owes."""
+
+    __slots__ = ("decision", "deletions", "hostname", "until")
+
+    def __init__(
+        self,
+        decision: ConsentDecision,
+        hostname: str,
+        deletions: tuple[tuple[str, bytes], ...],
+        until: datetime,
+    ) -> None:
+        self.decision = decision
+        self.hostname = hostname
+        self.deletions = deletions
+        self.until = until
 
 
 class _Attributes:
@@ -137,7 +167,11 @@ class ConsentMiddleware:
         self._honour_dnt = site_settings.honour_dnt
         self._deletion_domains = lru_cache(maxsize=256)(_deletion_domains)
         self._policies: dict[tuple[str, str | None], _CookiePolicy] = {}
-        self._outcomes: dict[tuple[str, str, tuple[object, ...], str, int], _Outcome] = {}
+        self._outcomes: dict[tuple[bytes | None, bytes, tuple[object, ...], str], _Outcome] = {}
+        self._outcomes_until = datetime.min.replace(tzinfo=UTC)
+        self._outcomes_since = self._outcomes_until
+        self._request_views: dict[tuple[bytes, bytes, bool], _RequestView] = {}
+        self._deletions: dict[tuple[tuple[str, ...], tuple[object, ...], str], tuple[tuple[str, bytes], ...]] = {}
         self._decisions: dict[tuple[str, bool], tuple[ConsentDecision, datetime]] = {}
         self._no_decision = {
             gpc: make_decision(None, "missing", gpc=gpc, service_categories=self._service_categories)
@@ -153,32 +187,58 @@ class ConsentMiddleware:
             await self.app(scope, receive, send)
             return
 
-        cookie_header = ""
-        host = ""
+        cookie_header = b""
+        host = b""
         gpc = False
         for key, value in scope["headers"]:
             if key == b"cookie":
-                cookie_header = (
-                    f"{cookie_header}; {value.decode('latin-1')}" if cookie_header else value.decode("latin-1")
-                )
+                cookie_header = cookie_header + b"; " + value if cookie_header else value
             elif key == b"host":
-                host = value.decode("latin-1")
+                host = value
             elif key == b"sec-gpc" or (key == b"dnt" and self._honour_dnt):
                 gpc = gpc or value.strip() == b"1"
-        request_cookies = parse_cookie_header(cookie_header) if cookie_header else []
-        decision = self.decide(request_cookies, gpc=gpc)
+        now = self.clock.now()
+        view = self._request_views.get((cookie_header, host, gpc))
+        if view is None or not now < view.until:
+            view = self._view(cookie_header, host, gpc, now)
+        decision = view.decision
         scope[SCOPE_KEY] = decision
-        hostname = _hostname(host)
 
         async def send_with_consent(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self.enforce(message.get("headers", []), decision, request_cookies, hostname)
+                message["headers"] = self._enforce(
+                    message.get("headers", []), decision, view.hostname, view.deletions, now
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_consent)
 
-    def decide(self, request_cookies: Iterable[tuple[str, str]], *, gpc: bool) -> ConsentDecision:
-        """The decision behind the request's consent cookie (the last one wins, as browsers order them).
+    def _view(self, cookie_header: bytes, host: bytes, gpc: bool, now: datetime) -> _RequestView:
+        """Read a request's cookies and host once; the same visitor sends the same headers again.
+
+        Views are kept in memory only (bounded, never written) until the decision behind them expires.
+        """
+        request_cookies = parse_cookie_header(cookie_header.decode("latin-1")) if cookie_header else []
+        decision, until = self._decide_until(request_cookies, gpc=gpc, now=now)
+        hostname = _hostname(host.decode("latin-1"))
+        deletions = self._deletions_for(request_cookies, decision, hostname) if request_cookies else ()
+        view = _RequestView(decision, hostname, deletions, until or now)
+        if until is not None:
+            if len(self._request_views) >= 4096:
+                self._request_views.clear()
+            self._request_views[(cookie_header, host, gpc)] = view
+        return view
+
+    def decide(
+        self, request_cookies: Iterable[tuple[str, str]], *, gpc: bool, now: datetime | None = None
+    ) -> ConsentDecision:
+        """The decision behind the request's consent cookie (the last one wins, as browsers order them)."""
+        return self._decide_until(request_cookies, gpc=gpc, now=now or self.clock.now())[0]
+
+    def _decide_until(
+        self, request_cookies: Iterable[tuple[str, str]], *, gpc: bool, now: datetime
+    ) -> tuple[ConsentDecision, datetime | None]:
+        """The decision and until when it holds (None: do not keep it, a bad token is checked each time).
 
         Decisions are cached by token and GPC signal until the token expires: the same visitor
         sends the same token on every request.
@@ -188,18 +248,18 @@ class ConsentMiddleware:
             if name == self.cookie_name:
                 token = value
         if token is None:
-            return self._no_decision[gpc]
+            return self._no_decision[gpc], _FOREVER
         cached = self._decisions.get((token, gpc))
-        now = self.clock.now()
         if cached is not None and now < cached[1]:
-            return cached[0]
+            return cached
         verified = self.codec.verify(token, self.site)
         decision = make_decision(verified.state, verified.reason, gpc=gpc, service_categories=self._service_categories)
-        if verified.state is not None:
-            if len(self._decisions) >= 4096:
-                self._decisions.clear()
-            self._decisions[(token, gpc)] = (decision, expires_at(verified.state, self.site))
-        return decision
+        if verified.state is None:
+            return decision, None
+        if len(self._decisions) >= 4096:
+            self._decisions.clear()
+        self._decisions[(token, gpc)] = cached = (decision, expires_at(verified.state, self.site))
+        return cached
 
     def policy(self, name: str, domain: str | None) -> _CookiePolicy:
         policy = self._policies.get((name, domain))
@@ -221,14 +281,14 @@ class ConsentMiddleware:
         else:
             asked = None
         if name and asked is not None and asked <= 0:
-            return _Outcome("deletion", policy, asked)  # deletions always pass untouched
+            return _Outcome(name, "deletion", policy, asked)  # deletions always pass untouched
         if not name or not policy.allowed(decision):
-            return _Outcome("blocked", policy, asked)
+            return _Outcome(name, "blocked", policy, asked)
         limit = policy.seconds
         if asked is not None and (limit is None or asked > limit):
             capped = _capped_attributes(attributes, limit, int(now.timestamp()))
-            return _Outcome("capped", policy, asked, capped)
-        return _Outcome("kept", policy, asked)
+            return _Outcome(name, "capped", policy, asked, capped.encode("latin-1"))
+        return _Outcome(name, "kept", policy, asked)
 
     def enforce(
         self,
@@ -236,64 +296,117 @@ class ConsentMiddleware:
         decision: ConsentDecision,
         request_cookies: list[tuple[str, str]],
         hostname: str,
+        *,
+        now: datetime | None = None,
     ) -> list[tuple[bytes, bytes]]:
         """The response headers with every ``Set-Cookie`` judged, and deletions appended."""
-        now = self.clock.now()
+        deletions = self._deletions_for(request_cookies, decision, hostname) if request_cookies else ()
+        return self._enforce(headers, decision, hostname, deletions, now or self.clock.now())
+
+    def _enforce(
+        self,
+        headers: Iterable[tuple[bytes, bytes]],
+        decision: ConsentDecision,
+        hostname: str,
+        deletions: tuple[tuple[str, bytes], ...],
+        now: datetime,
+    ) -> list[tuple[bytes, bytes]]:
+        """``enforce`` with the deletions worked out.
+
+        This runs for every response, so it works on the raw bytes and caches what repeats:
+        the judgement of a name and its attributes (values vary, the verdict does not) for the
+        current second, and the deletions owed for a set of request cookie names.
+        """
+        outcomes = self._outcomes_for(now)
         result: list[tuple[bytes, bytes]] = []
-        answered: set[str] = set()
+        answered: set[str] | None = set() if deletions else None
         notes: list[str] | None = [] if self.debug else None
-        site_id = self.site.id
-        now_second = int(now.timestamp())
-        outcomes = self._outcomes
+        decision_key = decision.key
         for key, value in headers:
             if key != _SET_COOKIE and key.lower() != _SET_COOKIE:
                 result.append((key, value))
                 continue
-            raw = value.decode("latin-1")
-            semicolon = raw.find(";")
-            pair, attributes = (raw, "") if semicolon < 0 else (raw[:semicolon], raw[semicolon:])
-            equals = pair.find("=")
-            name = pair[:equals].strip(" \t") if equals >= 0 else ""  # no "=": browsers ignore it (5.2)
-            # The judgement depends on the name and attributes, not the value: cached per second.
-            cache_key = (name, attributes, decision.key, hostname, now_second)
+            semicolon = value.find(b";")
+            pair, attributes = (value, b"") if semicolon < 0 else (value[:semicolon], value[semicolon:])
+            equals = pair.find(b"=")
+            raw_name = pair[:equals] if equals >= 0 else None  # no "=": browsers ignore it (5.2)
+            cache_key = (raw_name, attributes, decision_key, hostname)
             outcome = outcomes.get(cache_key)
             if outcome is None:
-                if len(outcomes) >= 16384:
-                    outcomes.clear()
-                outcome = outcomes[cache_key] = self._judge(name, attributes, decision, hostname, now)
-            if outcome.verdict != "deletion":
-                self.report.observe(site_id, name, outcome.category, outcome.verdict, outcome.asked, now)
-            if outcome.verdict == "blocked":
+                name = raw_name.decode("latin-1").strip(" \t") if raw_name is not None else ""
+                outcome = self._judge(name, attributes.decode("latin-1"), decision, hostname, now)
+                if len(outcomes) >= 16384:  # many kinds this second: count what is there, start afresh
+                    self._report_outcomes(now)
+                    outcomes = self._outcomes
+                outcomes[cache_key] = outcome
+            outcome.uses += 1
+            verdict = outcome.verdict
+            if verdict == "blocked":
                 if notes is not None:
-                    notes.append(f"{name}=blocked:{outcome.label}")
+                    notes.append(f"{outcome.name}=blocked:{outcome.label}")
                 continue
-            answered.add(name)  # kept or deleted by the app: a deletion of a stale copy would undo it
-            if outcome.verdict == "capped":
-                result.append((key, (pair + outcome.attributes).encode("latin-1")))
-            else:
-                result.append((key, value))
+            if answered is not None:
+                answered.add(outcome.name)  # kept or deleted by the app: a deletion of a stale copy would undo it
+            result.append((key, pair + outcome.attributes) if verdict == "capped" else (key, value))
             if notes is not None:
-                notes.append(f"{name}={outcome.verdict}:{outcome.label}")
-        for name, _ in request_cookies:
-            if name == self.cookie_name or name in answered:
-                continue
-            policy = self.policy(name, hostname)
-            if policy.allowed(decision):
-                continue
-            answered.add(name)
-            path = self._rule_paths.get(name, "/")
-            for domain in self._deletion_domains(hostname):
-                result.append((_SET_COOKIE, deletion_header(name, path=path, domain=domain).encode("latin-1")))
-            if notes is not None:
-                notes.append(f"{name}=deleted")
-        self.report.flush_soon(now)
+                notes.append(f"{outcome.name}={verdict}:{outcome.label}")
+        if answered is not None:
+            for name, deletion in deletions:
+                if name not in answered:
+                    result.append((_SET_COOKIE, deletion))
+                    if notes is not None:
+                        notes.append(f"{name}=deleted")
         if notes:
             result.append((_DEBUG_HEADER, ", ".join(notes).encode("latin-1", "replace")))
         return result
 
+    def _outcomes_for(self, now: datetime) -> dict[tuple[bytes | None, bytes, tuple[object, ...], str], _Outcome]:
+        """This second's judgement table; the last second's counts go to the cookie report."""
+        if now >= self._outcomes_until or now < self._outcomes_since:
+            self._report_outcomes(now)
+            self._outcomes_since = now
+            self._outcomes_until = now.replace(microsecond=0) + _ONE_SECOND
+        return self._outcomes
+
+    def _report_outcomes(self, now: datetime) -> None:
+        """Hand the counted uses to the cookie report and start an empty table."""
+        site_id = self.site.id
+        seen = self._outcomes_since  # the second the counted uses happened in
+        for outcome in self._outcomes.values():
+            if outcome.uses and outcome.verdict != "deletion":
+                self.report.observe(
+                    site_id, outcome.name, outcome.category, outcome.verdict, outcome.asked, seen, outcome.uses
+                )
+        self._outcomes = {}
+        self.report.flush_soon(now)
+
+    def _deletions_for(
+        self, request_cookies: list[tuple[str, str]], decision: ConsentDecision, hostname: str
+    ) -> tuple[tuple[str, bytes], ...]:
+        """The deletions owed for request cookies the decision does not allow (cached: visitors repeat)."""
+        names = tuple(name for name, _ in request_cookies)
+        key = (names, decision.key, hostname)
+        deletions = self._deletions.get(key)
+        if deletions is None:
+            found: list[tuple[str, bytes]] = []
+            seen: set[str] = set()
+            for name in names:
+                if name == self.cookie_name or name in seen or self.policy(name, hostname).allowed(decision):
+                    continue
+                seen.add(name)
+                path = self._rule_paths.get(name, "/")
+                for domain in self._deletion_domains(hostname):
+                    found.append((name, deletion_header(name, path=path, domain=domain).encode("latin-1")))
+            deletions = tuple(found)
+            if len(self._deletions) >= 4096:
+                self._deletions.clear()
+            self._deletions[key] = deletions
+        return deletions
+
     def _lifespan_send(self, send: Send) -> Send:
         async def send_and_flush(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
+                self._report_outcomes(self.clock.now())
                 await self.report.close()
             await send(message)
 

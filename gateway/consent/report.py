@@ -61,18 +61,25 @@ class CookieReport:
         self._lock = asyncio.Lock()
 
     def observe(
-        self, site_id: str, name: str, category: str | None, verdict: str, asked: int | None, now: datetime
+        self,
+        site_id: str,
+        name: str,
+        category: str | None,
+        verdict: str,
+        asked: int | None,
+        now: datetime,
+        times: int = 1,
     ) -> None:
-        """Count one ``Set-Cookie``; ``verdict`` is "blocked", "capped" or "kept" (positional: hot path)."""
+        """Count ``times`` ``Set-Cookie`` of one kind; ``verdict`` is "blocked", "capped" or "kept"."""
         counts = self._pending.get((site_id, name))
-        blocked = verdict == "blocked"
-        capped = verdict == "capped"
+        blocked = times if verdict == "blocked" else 0
+        capped = times if verdict == "capped" else 0
         if counts is None:
-            self._pending[(site_id, name)] = _Counts(category, 1, int(blocked), int(capped), asked, now, now)
+            self._pending[(site_id, name)] = _Counts(category, times, blocked, capped, asked, now, now)
             if self._last_flush is None:
                 self._last_flush = now
             return
-        counts.times_set += 1
+        counts.times_set += times
         counts.times_blocked += blocked
         counts.times_capped += capped
         if asked is not None and (counts.longest_asked is None or asked > counts.longest_asked):

@@ -274,6 +274,24 @@ def test_an_expired_token_means_no_decision(harness: Harness) -> None:
     assert decision.reason == "expired" and not decision.allows("analytics")
 
 
+def test_a_token_that_expires_between_two_identical_requests_stops_counting(harness: Harness) -> None:
+    cookies = f"cg_consent={harness.token('analytics')}; _ga=GA1.1.1.1"
+    first = harness.request(cookies=cookies)
+    assert first["scope"][SCOPE_KEY].allows("analytics") and "_ga" in names(first["set_cookies"])
+    harness.clock.advance(timedelta(days=183))  # the same Cookie header, now behind an expired token
+    second = harness.request(cookies=cookies)
+    assert second["scope"][SCOPE_KEY].reason == "expired"
+    assert "_ga" not in names(second["set_cookies"])
+    assert any(value.startswith("_ga=; Max-Age=0") for value in second["set_cookies"])  # and the stale one goes
+
+
+def test_a_forged_token_is_checked_again_on_every_request(harness: Harness) -> None:
+    forged = harness.token("analytics", "advertising")[:-2] + "xx"
+    for _ in range(2):
+        decision = harness.request(cookies=f"cg_consent={forged}")["scope"][SCOPE_KEY]
+        assert not decision.has_decision and decision.reason == "tampered"
+
+
 def test_a_policy_revision_bump_asks_again(tmp_path: Path, clock: FixedClock) -> None:
     old = Harness(make_settings(tmp_path), clock, raw_app(EVERY_CATEGORY))
     token = old.token("analytics")
@@ -364,8 +382,10 @@ def test_the_cookie_report_is_written_in_batches_and_at_shutdown(tmp_path: Path,
         middleware = ConsentMiddleware(
             raw_app(EVERY_CATEGORY), settings=settings, site="shop", catalog=CATALOG, clock=clock, report=report
         )
-        for _ in range(3):
+        for _ in range(2):
             await _call(middleware)
+        clock.advance(timedelta(seconds=1.5))  # uses are counted per second: counts must carry over
+        await _call(middleware)
         assert await cookie_report(db, "shop") == []  # nothing written per request
 
         async def lifespan_receive() -> dict[str, Any]:
@@ -382,6 +402,7 @@ def test_the_cookie_report_is_written_in_batches_and_at_shutdown(tmp_path: Path,
 
     rows = {row.name: row for row in asyncio.run(scenario())}
     assert rows["_ga"].category == "analytics" and rows["_ga"].times_set == 3 and rows["_ga"].times_blocked == 3
+    assert rows["_ga"].last_seen - rows["_ga"].first_seen == timedelta(seconds=1.5)
     assert rows["mystery"].category is None and rows["mystery"].times_blocked == 3
     assert rows["PHPSESSID"].times_blocked == 0 and rows["PHPSESSID"].longest_asked is None
     assert rows["_ar_v4"].longest_asked == 189216000
