@@ -40,4 +40,4 @@ def ingest_settings(path: Path) -> Settings:
 
 
 def gateway() -> ASGIApp:
-    return create_app(ingest_settings(Path(os.environ[SETTINGS_ENV])))
+    return create_app(ingest_settings(Path(os.environ[SETTINGS_ENV])), freeze_heap=True)  # as `serve` runs it

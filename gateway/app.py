@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -35,7 +36,15 @@ def create_app(
     clock: Clock | None = None,
     catalog: CookieCatalog | None = None,
     geo: GeoLookup | None = None,
+    freeze_heap: bool = False,
 ) -> Starlette:
+    """The gateway as an ASGI app.
+
+    ``freeze_heap`` (for a server process of its own, as ``serve`` runs it): after start-up, move
+    everything loaded so far (the cookie catalog, user-agent and referrer tables, settings) out of
+    the garbage collector's sight with ``gc.freeze()``, so its collections stop re-scanning that
+    long-lived data on every request burst.
+    """
     clock = clock or SystemClock()
     base_catalog = catalog or load_catalog(settings)
     database = Database(settings.database)
@@ -68,6 +77,9 @@ def create_app(
         await maintenance.start()  # rollups and the daily purge
         if settings.forwarders:
             await sender.start()
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -92,4 +104,4 @@ def _enqueue_forwarded(
 
 def app_from_environment() -> Starlette:
     """The uvicorn factory for ``serve --workers N``: each worker reads ``CONSENT_GATEWAY_CONFIG``."""
-    return create_app(load_settings())
+    return create_app(load_settings(), freeze_heap=True)

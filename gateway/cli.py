@@ -146,7 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         from gateway.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, freeze_heap=True), **common)
     return 0
 
 

@@ -1,10 +1,10 @@
 """The WriteBuffer: group commit for events, so 202 means durable.
 
-Requests put their event on a bounded queue and wait. One writer task takes everything
-queued (up to ``max_batch``), writes it in one transaction on the database's writer
-thread, commits once and releases every waiting request. A full queue is refused at once
-(the endpoint answers 503 with Retry-After) rather than dropped silently. Shutdown drains
-the queue before closing.
+Requests hand their event to the database's writer thread and wait. That thread takes every
+event already queued (up to ``max_batch``), writes them in one transaction, commits once and
+releases every waiting request with one callback on the event loop; the next batch starts at
+once, without waiting for the loop. Too many events in flight are refused at once (the endpoint
+answers 503 with Retry-After) rather than dropped silently. Shutdown waits for those in flight.
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
 
 from gateway.ingest.event import AnonymousEvent
 from gateway.metrics import Metrics
@@ -27,12 +24,6 @@ log = logging.getLogger("gateway.ingest")
 
 class QueueFull(Exception):
     """The writer is behind: the client should retry later."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    event: AnonymousEvent
-    done: asyncio.Future[None]
 
 
 class WriteBuffer:
@@ -50,84 +41,63 @@ class WriteBuffer:
         forwarders' outbox), so a committed event is always queued onward too."""
         self._database = database
         self._metrics = metrics
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._in_transaction = in_transaction
-        self._task: asyncio.Task[None] | None = None
-        metrics.gauge("consent_gateway_write_queue_depth", self._queue.qsize)
+        self._running = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        metrics.gauge("consent_gateway_write_queue_depth", lambda: self._in_flight)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-writer")
+        self._running = True
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._running and self._database.is_open
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return self._in_flight
 
     async def stop(self) -> None:
-        """Write everything queued, then stop."""
-        if self._task is None:
-            return
-        await self._queue.put(None)
-        await self._task
-        self._task = None
+        """Refuse new events and wait until every accepted one is written."""
+        self._running = False
+        await self._idle.wait()
 
     async def write(self, event: AnonymousEvent) -> None:
         """Queue ``event`` and return once its transaction has committed."""
-        if self._task is None or self._task.done():
+        if not self.running:
             raise QueueFull("the writer is not running")
-        pending = _Pending(event, asyncio.get_running_loop().create_future())
+        if self._in_flight >= self._max_queue:
+            raise QueueFull("the write queue is full")
+        self._in_flight += 1
+        self._idle.clear()
         try:
-            self._queue.put_nowait(pending)
-        except asyncio.QueueFull:
-            raise QueueFull("the write queue is full") from None
-        await pending.done
+            await self._database.write_grouped(self._store, event, max_batch=self._max_batch, settled=self._settled)
+        except Exception as error:  # the batch was rolled back: this event is not stored
+            raise QueueFull(f"the database refused the batch: {type(error).__name__}") from error
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
-    async def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            batch: list[_Pending] = []
-            if first is None:
-                stopping = True
-            else:
-                batch.append(first)
-            while len(batch) < self._max_batch and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stopping = True
-                else:
-                    batch.append(item)
-            if batch:
-                await self._commit(batch)
-
-    def _store(self, connection: sqlite3.Connection, *, events: Sequence[AnonymousEvent]) -> None:
+    def _store(self, connection: sqlite3.Connection, events: list[AnonymousEvent]) -> None:
+        """On the writer thread, inside the batch's transaction."""
         insert_events(connection, events)
         if self._in_transaction is not None:
             self._in_transaction(connection, events)
 
-    async def _commit(self, batch: list[_Pending]) -> None:
-        events = [pending.event for pending in batch]
-        started = time.perf_counter()
-        try:
-            await self._database.write(partial(self._store, events=events))
-        except Exception as error:  # every waiting request learns it was not stored
-            log.exception("event batch of %d failed", len(batch))
-            for pending in batch:
-                if not pending.done.done():
-                    pending.done.set_exception(QueueFull(f"the database refused the batch: {type(error).__name__}"))
+    def _settled(self, events: list[AnonymousEvent], elapsed: float, error: BaseException | None) -> None:
+        """On the event loop, once per batch, before the waiting requests are released."""
+        if error is not None:
+            log.error("event batch of %d failed", len(events), exc_info=error)
             return
-        elapsed = time.perf_counter() - started
         self._metrics.inc("consent_gateway_write_batches_total")
-        self._metrics.inc("consent_gateway_write_batch_events_total", len(batch))
+        self._metrics.inc("consent_gateway_write_batch_events_total", len(events))
         self._metrics.inc("consent_gateway_commit_seconds_total", elapsed)
         self._metrics.set_max("consent_gateway_commit_seconds_max", elapsed)
-        for pending in batch:
-            if not pending.done.done():
-                pending.done.set_result(None)
         if self._on_commit is not None:
             self._on_commit(events)

@@ -182,6 +182,7 @@ def source_table() -> SourceTable:
     return SourceTable.parse((resource_dir("config") / "sources.toml").read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=4096)
 def classify_source(page_url: str, referrer: str | None, *, own_hosts: frozenset[str]) -> TrafficSource:
     """Name the source and pick the channel; never raises, whatever the visitor's browser sent.
 
@@ -189,7 +190,8 @@ def classify_source(page_url: str, referrer: str | None, *, own_hosts: frozenset
     referrer (search, social, webmail); the site's own hosts (or the page's host) -> internal; a
     utm_medium or utm_source that says social/search/referral; an unknown referrer -> referral;
     fbclid without a referrer -> social; tags without a referrer -> referral; else direct.
-    The source is utm_source (or ?source=, ?ref=) when tagged, as in Plausible.
+    The source is utm_source (or ?source=, ?ref=) when tagged, as in Plausible. Cached (in memory,
+    bounded): landing pages and the referrers that lead to them repeat.
     """
     table = source_table()
     params = _query_params(page_url)

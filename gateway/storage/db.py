@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -66,24 +68,65 @@ def _split_statements(sql: str) -> list[str]:
     return [s for s in statements if s.strip(" \n;")]
 
 
+class _Job:
+    """One unit of work for the writer thread; its outcome goes back to the event loop."""
+
+    __slots__ = ("fn", "future", "transaction")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any], transaction: bool) -> None:
+        self.fn = fn
+        self.future = future
+        self.transaction = transaction
+
+
+class _GroupedJob:
+    """One item of a group commit: consecutive items of the same ``store`` share one transaction."""
+
+    __slots__ = ("future", "item", "max_batch", "settled", "store")
+
+    def __init__(
+        self,
+        store: Callable[[sqlite3.Connection, list[Any]], object],
+        item: object,
+        future: asyncio.Future[None],
+        max_batch: int,
+        settled: Settled | None,
+    ) -> None:
+        self.store = store
+        self.item = item
+        self.future = future
+        self.max_batch = max_batch
+        self.settled = settled
+
+
+#: Called on the event loop after a group commit: the items, seconds it took, the error if it failed.
+Settled = Callable[[list[Any], float, BaseException | None], None]
+
+
 class Database:
     """Opened once per process in the app's lifespan, closed at shutdown.
 
     Writes run on one dedicated thread holding the one writer connection: a whole batch is
-    a single synchronous function inside ``BEGIN IMMEDIATE ... COMMIT`` (group commit), with
-    no event-loop round trip per statement. Reads use a separate read-only connection.
+    a single synchronous function inside ``BEGIN IMMEDIATE ... COMMIT``, with no event-loop
+    round trip per statement. Group commit happens on that thread too (``write_grouped``):
+    it takes every item already queued for the same store into one transaction, so the next
+    batch never waits for the event loop to collect it. Reads use a separate read-only connection.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._jobs: SimpleQueue[_Job | _GroupedJob | None] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: aiosqlite.Connection | None = None
 
     async def open(self) -> Database:
         await asyncio.to_thread(_apply_migrations, self.path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self._writer = await self._in_writer_thread(self._connect_writer)
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run_writer, name="sqlite-writer", daemon=True)
+        self._thread.start()
+        self._writer = await self._submit(lambda _: self._connect_writer(), transaction=False)
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         self._reader = await aiosqlite.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         self._reader.row_factory = sqlite3.Row
@@ -98,40 +141,52 @@ class Database:
         return connection
 
     async def close(self) -> None:
+        """Close after every write already submitted has finished (the queue is first in, first out)."""
         if self._reader is not None:
             await self._reader.close()
-        if self._writer is not None and self._executor is not None:
-            await self._in_writer_thread(self._writer.close)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-        self._reader = self._writer = self._executor = None
+        writer, thread = self._writer, self._thread
+        if writer is not None:
+            await self._submit(lambda _: writer.close(), transaction=False)
+        if thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(thread.join)
+        self._reader = self._writer = self._thread = None
 
     @property
     def is_open(self) -> bool:
         return self._writer is not None
 
-    async def _in_writer_thread(self, fn: Callable[[], T]) -> T:
-        if self._executor is None:
+    def _submit(self, fn: Callable[[sqlite3.Connection], T], *, transaction: bool) -> asyncio.Future[T]:
+        if self._thread is None or self._loop is None:
             raise RuntimeError("the database is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put(_Job(fn, future, transaction))
+        return future
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one write transaction; rolled back whole on any error (nothing half-written)."""
-        writer = self._writer
-        if writer is None:
+        if self._writer is None:
             raise RuntimeError("the database is not open")
+        return await self._submit(fn, transaction=True)
 
-        def transaction() -> T:
-            writer.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(writer)
-            except BaseException:
-                writer.execute("ROLLBACK")
-                raise
-            writer.execute("COMMIT")
-            return result
+    def write_grouped(
+        self,
+        store: Callable[[sqlite3.Connection, list[Any]], object],
+        item: object,
+        *,
+        max_batch: int = 1000,
+        settled: Settled | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue ``item`` for ``store``; the future is done once the transaction holding it committed.
 
-        return await self._in_writer_thread(transaction)
+        The writer thread gives ``store`` every consecutive item queued for it (up to ``max_batch``)
+        in one transaction; if that fails, every item's future carries the error.
+        """
+        if self._writer is None or self._loop is None:
+            raise RuntimeError("the database is not open")
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._jobs.put(_GroupedJob(store, item, future, max_batch, settled))
+        return future
 
     async def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
         batch = list(statements)
@@ -155,3 +210,91 @@ class Database:
         except (sqlite3.Error, RuntimeError, ValueError):
             return False
         return True
+
+    # The writer thread.
+
+    def _run_writer(self) -> None:
+        held: _Job | _GroupedJob | None = None
+        while True:
+            job = held if held is not None else self._jobs.get()
+            held = None
+            if job is None:
+                return
+            if isinstance(job, _Job):
+                self._run_job(job)
+                continue
+            group = [job]
+            while len(group) < job.max_batch:
+                try:
+                    following = self._jobs.get_nowait()
+                except Empty:
+                    break
+                if isinstance(following, _GroupedJob) and following.store == job.store:
+                    group.append(following)
+                else:
+                    held = following  # another kind of job: it runs next, in order
+                    break
+            self._run_group(group)
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        writer = self._writer
+        assert writer is not None  # noqa: S101 - jobs that need it come after the connect job
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(writer)
+        except BaseException:
+            writer.execute("ROLLBACK")
+            raise
+        writer.execute("COMMIT")
+        return result
+
+    def _run_job(self, job: _Job) -> None:
+        try:
+            if job.transaction:
+                result = self._transaction(job.fn)
+            else:
+                result = job.fn(self._writer)  # type: ignore[arg-type]
+        except BaseException as error:  # noqa: BLE001 - handed to the awaiting coroutine
+            self._deliver(_fail, job.future, error)
+        else:
+            self._deliver(_succeed, job.future, result)
+
+    def _run_group(self, group: list[_GroupedJob]) -> None:
+        items = [job.item for job in group]
+        store = group[0].store
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            self._transaction(lambda connection: store(connection, items))
+        except BaseException as failure:  # noqa: BLE001 - handed to every awaiting coroutine
+            error = failure
+        self._deliver(_settle_group, group, time.perf_counter() - started, error)
+
+    def _deliver(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(callback, *args)
+
+
+def _succeed(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def _settle_group(group: list[_GroupedJob], elapsed: float, error: BaseException | None) -> None:
+    """On the event loop: report the batch, then release every request waiting on it."""
+    settled = group[0].settled
+    if settled is not None:
+        settled([job.item for job in group], elapsed, error)
+    for job in group:
+        if job.future.done():
+            continue
+        if error is None:
+            job.future.set_result(None)
+        else:
+            job.future.set_exception(error)
