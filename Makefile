@@ -4,6 +4,8 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+AXE := .cache/npm/node_modules/axe-core/axe.min.js
+
 .PHONY: demo serve test lint typecheck unit bench browser clean
 
 $(STAMP): pyproject.toml
@@ -20,6 +22,10 @@ demo: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+## axe-core from the npm registry, for the accessibility checks of the banner and dialog.
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix .cache/npm axe-core@4
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -27,7 +33,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) browser
+unit: $(STAMP) browser $(AXE)
 	$(VENV)/bin/pytest
 
 ## Everything: lint, types, the whole suite.
@@ -37,6 +43,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(VENV)/bin/python bench/middleware.py
 	$(VENV)/bin/python bench/ingest.py
+	$(VENV)/bin/python bench/snippet_size.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -28,6 +28,8 @@ from gateway.storage.db import Database
 from gateway.web.consent_api import consent_routes
 from gateway.web.events_api import event_routes, metrics_routes
 from gateway.web.health import health_routes
+from gateway.web.privacy_center import privacy_routes
+from gateway.web.snippets import Bundles, build_bundles, snippet_routes
 
 
 def create_app(
@@ -37,6 +39,7 @@ def create_app(
     catalog: CookieCatalog | None = None,
     geo: GeoLookup | None = None,
     freeze_heap: bool = False,
+    bundles: Bundles | None = None,
 ) -> Starlette:
     """The gateway as an ASGI app.
 
@@ -89,7 +92,14 @@ def create_app(
             await context.database.close()
             context.geo.close()
 
-    routes = [*consent_routes(context), *event_routes(context), *metrics_routes(context), *health_routes(context)]
+    routes = [
+        *consent_routes(context),
+        *event_routes(context),
+        *metrics_routes(context),
+        *health_routes(context),
+        *snippet_routes(context, bundles or build_bundles()),
+        *privacy_routes(context),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.context = context
     return app

@@ -1,4 +1,4 @@
-"""The ``consent-gateway`` command: serve, demo, classify, import-cookies, consent export/erase, rollup, purge.
+"""The ``consent-gateway`` command: serve, demo, snippet, classify, import-cookies, consent export/erase, rollup, purge.
 
 Every failure a user can cause ends as one line on stderr and exit status 2, never a traceback.
 """
@@ -102,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     rollup.add_argument("--site", help="with --rebuild: only this site")
     _config_option(rollup)
     rollup.set_defaults(run=_rollup)
+
+    snippet = commands.add_parser(
+        "snippet",
+        help="print the script tag for a site",
+        description="Print the <script> tag a site pastes, pinned to this version with Subresource Integrity, "
+        "and the Content-Security-Policy directives the site needs.",
+    )
+    snippet.add_argument("--site", required=True, help="the site id")
+    snippet.add_argument("--url", required=True, help="where the gateway answers, e.g. https://consent.example.com")
+    _config_option(snippet)
+    snippet.set_defaults(run=_snippet)
 
     purge = commands.add_parser(
         "purge",
@@ -240,6 +251,26 @@ def _consent_erase(args: argparse.Namespace) -> int:
     if not erased:
         raise CommandError(f"no consent records for id {args.consent_id!r}")
     print(f"erased {erased} record(s) of {args.consent_id}; an anonymous tombstone remains")
+    return 0
+
+
+def _snippet(args: argparse.Namespace) -> int:
+    from gateway.web.snippets import build_bundles, script_tag
+
+    settings = _settings(args)
+    if settings.site(args.site) is None:
+        raise CommandError(
+            f"unknown site {args.site!r}; configured sites: {', '.join(sorted(settings.sites)) or 'none'}"
+        )
+    url = args.url.rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise CommandError(f"--url must start with https:// or http://, found {args.url!r}")
+    print(script_tag(build_bundles(), url, args.site))
+    origin = "/".join(url.split("/")[:3])
+    print(
+        f"\nContent-Security-Policy needs: script-src {origin} (or 'nonce-...': put nonce=\"...\" on the tag); "
+        f"connect-src {origin}; frame-src for the iframes you block."
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, Literal, NoReturn
 
 from gateway.categories import CATEGORIES, Category, parse_category
+from gateway.consent.texts import LANGUAGES, text_keys
 from gateway.cookies.catalog import CatalogError, CookieRule, rules_from_entries
 from gateway.cookies.lifetimes import Lifetime, parse_lifetime
 from gateway.ingest.bots import IgnoreList
@@ -63,6 +64,20 @@ class Service:
     description: str = ""
 
 
+BannerPosition = Literal["bar", "box", "modal"]
+
+
+@dataclass(frozen=True, slots=True)
+class BannerSettings:
+    """How the snippet's banner looks: where it sits, its colours, any text the site rewrites."""
+
+    position: BannerPosition = "bar"
+    #: CSS custom properties set on the banner's shadow host, such as ``--cg-accent``.
+    theme: Mapping[str, str] = field(default_factory=dict)
+    #: Per language, texts replacing the shipped ones (keys of consent_ui/i18n/en.json).
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class SiteSettings:
     id: str
@@ -87,6 +102,9 @@ class SiteSettings:
     #: Server-side pageviews recorded by ``PageviewMiddleware``: path patterns (``*`` any run).
     pageview_paths: tuple[str, ...] = ("/*",)
     pageview_exclude: tuple[str, ...] = ()
+    banner: BannerSettings = field(default_factory=BannerSettings)
+    #: localStorage/sessionStorage keys (``prefix*`` patterns) the snippet clears with a category.
+    storage_keys: Mapping[Category, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def own_hosts(self) -> frozenset[str]:
@@ -302,7 +320,11 @@ _SITE_KEYS = {
     "ignore_ips",
     "pageview_paths",
     "pageview_exclude",
+    "banner",
+    "storage",
 }
+_THEME_PROPERTY_RE = re.compile(r"--cg-[a-z0-9-]{1,40}")
+_THEME_VALUE_RE = re.compile(r"[^;{}<>\\\n\r]{1,200}")
 
 
 def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> Settings:
@@ -416,7 +438,49 @@ def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> Sit
         ignore_ips=ignore_ips,
         pageview_paths=table.strings("pageview_paths") if "pageview_paths" in table.data else ("/*",),
         pageview_exclude=table.strings("pageview_exclude"),
+        banner=_banner(table, source=source),
+        storage_keys=_storage_keys(table, source=source),
     )
+
+
+def _banner(table: _Table, *, source: str) -> BannerSettings:
+    banner = _Table(
+        table.table("banner"), source=source, prefix=f"{table.prefix}banner.", known={"position", "theme", "texts"}
+    )
+    position = banner.text("position", "bar")
+    if position not in ("bar", "box", "modal"):
+        banner.fail("position", position, "'bar' (bottom bar), 'box' (corner box) or 'modal' (centred)")
+    theme: dict[str, str] = {}
+    for name, value in banner.table("theme").items():
+        if not _THEME_PROPERTY_RE.fullmatch(name):
+            banner.fail(f"theme.{name}", value, "CSS custom properties named like '--cg-accent'")
+        if not isinstance(value, str) or not _THEME_VALUE_RE.fullmatch(value):
+            banner.fail(f"theme.{name}", value, "a CSS value such as '#0b57d0' (no ; { } < > or newlines)")
+        theme[name] = value
+    known_keys = text_keys()
+    texts: dict[str, Mapping[str, str]] = {}
+    for language, entries in banner.table("texts").items():
+        if language not in LANGUAGES:
+            banner.fail(f"texts.{language}", entries, f"a language we ship ({', '.join(LANGUAGES)})")
+        if not isinstance(entries, Mapping):
+            banner.fail(f"texts.{language}", entries, 'a table of texts such as {"button.accept_all" = "OK"}')
+        for key, text in entries.items():
+            if key not in known_keys:
+                banner.fail(f"texts.{language}.{key}", text, "a text key of consent_ui/i18n/en.json")
+            if not isinstance(text, str) or not text.strip():
+                banner.fail(f"texts.{language}.{key}", text, "a non-empty string")
+        texts[language] = MappingProxyType(dict(entries))
+    return BannerSettings(position, MappingProxyType(theme), MappingProxyType(texts))  # type: ignore[arg-type]
+
+
+def _storage_keys(table: _Table, *, source: str) -> Mapping[Category, tuple[str, ...]]:
+    storage = _Table(
+        table.table("storage"),
+        source=source,
+        prefix=f"{table.prefix}storage.",
+        known={"functional", "analytics", "advertising"},
+    )
+    return MappingProxyType({category: storage.strings(category) for category in storage.data})  # type: ignore[misc]
 
 
 def _services(table: _Table, *, source: str) -> tuple[Service, ...]:

@@ -67,10 +67,11 @@ def catalog() -> CookieCatalog:
 class LiveServer:
     """A real uvicorn on 127.0.0.1 in a thread, on a port the OS picked."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, port: int = 0) -> None:
+        """``port``: 0 lets the OS pick; a former server's port restarts it where clients expect it."""
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind(("127.0.0.1", 0))
+        self.socket.bind(("127.0.0.1", port))
         self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

@@ -20,6 +20,7 @@ from gateway.consent.choices import ChoiceError, parse_choice, parse_page_path
 from gateway.consent.middleware import CONSENT_COOKIE
 from gateway.consent.model import ConsentMethod, ConsentState
 from gateway.consent.records import ConsentRecord, banner_fingerprint, category_choices
+from gateway.consent.texts import pick_language, texts_for
 from gateway.consent.token import expires_at, new_consent_id
 from gateway.context import GatewayContext
 from gateway.ingest.useragent import parse_user_agent
@@ -70,7 +71,7 @@ class _ConsentEndpoints:
                 method=choice.method,
                 gpc=choice.gpc,
             )
-            await self._append(request, site, state, language=choice.language, page_path=choice.page_path)
+            await append_proof(self.context, request, site, state, language=choice.language, page_path=choice.page_path)
             return self._answer(request, site, token, state, cors, status=201)
         except ClientError as error:
             return error.response()
@@ -89,7 +90,7 @@ class _ConsentEndpoints:
         if verified.state is None:
             return JSONResponse({"decision": False, "reason": verified.reason, "state": None}, headers=cors)
         return JSONResponse(
-            {"decision": True, "reason": "valid", "state": _state_json(verified.state, site)}, headers=cors
+            {"decision": True, "reason": "valid", "state": state_json(verified.state, site)}, headers=cors
         )
 
     async def withdraw(self, request: Request) -> Response:
@@ -108,7 +109,7 @@ class _ConsentEndpoints:
                 page_path = parse_page_path(body.get("page"))
             except ChoiceError as error:
                 raise ClientError(400, str(error), headers=cors) from None
-            await self._append(request, site, state, language=None, page_path=page_path)
+            await append_proof(self.context, request, site, state, language=None, page_path=page_path)
             return self._answer(request, site, token, state, cors, status=200)
         except ClientError as error:
             return error.response()
@@ -124,29 +125,6 @@ class _ConsentEndpoints:
         token = body.get("token") if isinstance(body.get("token"), str) else request.cookies.get(CONSENT_COOKIE)
         return self.context.codec.consent_id_of(token, site) if token else None
 
-    async def _append(
-        self, request: Request, site: SiteSettings, state: ConsentState, *, language: str | None, page_path: str | None
-    ) -> None:
-        user_agent = request.headers.get("user-agent", "")
-        record = ConsentRecord(
-            consent_id=state.consent_id,
-            site_id=site.id,
-            recorded_at=state.issued_at,
-            method=state.method,
-            policy_revision=state.revision,
-            banner_hash=banner_fingerprint(site, self.context.catalogs[site.id], language or ""),
-            categories=category_choices(state.allowed),
-            services=dict(state.services),
-            gpc=state.gpc,
-            language=language,
-            page_path=page_path,
-            ip_network=truncate_ip(request.client.host if request.client else None),
-            ua_family=parse_user_agent(user_agent).browser if user_agent else None,
-            expires_at=expires_at(state, site),
-        )
-        await append_record(self.context.database, record)
-        self.context.metrics.inc("consent_gateway_consent_decisions_total", method=state.method)
-
     def _answer(
         self,
         request: Request,
@@ -159,7 +137,7 @@ class _ConsentEndpoints:
     ) -> Response:
         expiry = expires_at(state, site)
         response = JSONResponse(
-            {"token": token, "expires_at": expiry.isoformat(), "state": _state_json(state, site)},
+            {"token": token, "expires_at": expiry.isoformat(), "state": state_json(state, site)},
             status_code=status,
             headers=cors,
         )
@@ -177,7 +155,39 @@ class _ConsentEndpoints:
         return response
 
 
-def _state_json(state: ConsentState, site: SiteSettings) -> dict[str, Any]:
+async def append_proof(
+    context: GatewayContext,
+    request: Request,
+    site: SiteSettings,
+    state: ConsentState,
+    *,
+    language: str | None,
+    page_path: str | None,
+) -> None:
+    """Append the proof-of-consent record behind ``state`` (before its token is handed out)."""
+    user_agent = request.headers.get("user-agent", "")
+    shown = texts_for(pick_language(language), site.banner.texts)
+    record = ConsentRecord(
+        consent_id=state.consent_id,
+        site_id=site.id,
+        recorded_at=state.issued_at,
+        method=state.method,
+        policy_revision=state.revision,
+        banner_hash=banner_fingerprint(site, context.catalogs[site.id], language or "", shown),
+        categories=category_choices(state.allowed),
+        services=dict(state.services),
+        gpc=state.gpc,
+        language=language,
+        page_path=page_path,
+        ip_network=truncate_ip(request.client.host if request.client else None),
+        ua_family=parse_user_agent(user_agent).browser if user_agent else None,
+        expires_at=expires_at(state, site),
+    )
+    await append_record(context.database, record)
+    context.metrics.inc("consent_gateway_consent_decisions_total", method=state.method)
+
+
+def state_json(state: ConsentState, site: SiteSettings) -> dict[str, Any]:
     return {
         "consent_id": state.consent_id,
         "site": state.site_id,

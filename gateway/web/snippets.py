@@ -1,0 +1,241 @@
+"""The embeddable scripts and the per-site configuration they load.
+
+``/c.js`` is consent + UI + tracker with the CSS and English texts inlined; ``/t.js`` is the
+tracker alone. Each is also served at a versioned, immutable URL (``/c.<version>.js``) so a
+site can pin it with Subresource Integrity; the unversioned URL is cached briefly so updates
+reach visitors. Bodies are built once at start-up from ``snippets/`` and ``consent_ui/``:
+whole-line ``//`` comments and indentation are stripped (the sources stay readable) and a
+gzip copy is kept for clients that accept it.
+
+``/api/config/<site>?lang=xx`` tells the script what the site needs: its categories with their
+services, the cookies listed in the dialog (the site's rules, its services' cookies and every
+cookie the middleware has seen on it), the cookie names to clear on withdrawal, the texts for
+the visitor's language and the banner's look.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.categories import CATEGORIES, Category
+from gateway.consent.texts import pick_language, texts_for
+from gateway.context import GatewayContext
+from gateway.cookies.catalog import CookieCatalog, CookieRule
+from gateway.resources import resource_dir
+from gateway.settings import SiteSettings
+from gateway.storage.cookie_report import cookie_report
+from gateway.web.cors import cors_headers
+from gateway.web.errors import ClientError
+
+SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+_JS_TYPE = "text/javascript; charset=utf-8"
+_CONSENT_SOURCES = ("consent.js", "ui.js", "tracker.js")
+_TRACKER_SOURCES = ("tracker.js",)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """One served script: its bytes, a gzip copy, its version and its SRI hash."""
+
+    name: str  # "c" or "t"
+    body: bytes
+    gzipped: bytes
+    version: str
+    integrity: str
+
+    @property
+    def versioned_path(self) -> str:
+        return f"/{self.name}.{self.version}.js"
+
+
+@dataclass(frozen=True, slots=True)
+class Bundles:
+    consent: Script
+    tracker: Script
+
+    @property
+    def consent_bundle(self) -> bytes:
+        return self.consent.body
+
+    @property
+    def tracker_bundle(self) -> bytes:
+        return self.tracker.body
+
+
+def strip_js(source: str) -> str:
+    """Drop whole-line ``//`` comments, blank lines and indentation; keep ``/*!`` headers.
+
+    The sources are written for this (no trailing comments, every statement ends with ``;``),
+    so this is safe where a general minifier would need a parser.
+    """
+    kept = []
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("//"):
+            kept.append(stripped)
+    return "\n".join(kept)
+
+
+def strip_css(source: str) -> str:
+    return " ".join(line.strip() for line in _CSS_COMMENT.sub("", source).splitlines() if line.strip())
+
+
+def build_bundles(snippets: Path | None = None, consent_ui: Path | None = None) -> Bundles:
+    """Build ``c.js`` and ``t.js`` from the shipped sources (or the given folders, for tests)."""
+    snippets = snippets or resource_dir("snippets")
+    consent_ui = consent_ui or resource_dir("consent_ui")
+    css = strip_css((consent_ui / "banner.css").read_text(encoding="utf-8"))
+    english = json.loads((consent_ui / "i18n" / "en.json").read_text(encoding="utf-8"))
+    return Bundles(
+        consent=_script("c", snippets, _CONSENT_SOURCES, css=css, texts=english),
+        tracker=_script("t", snippets, _TRACKER_SOURCES, css="", texts={}),
+    )
+
+
+def _script(name: str, folder: Path, sources: tuple[str, ...], *, css: str, texts: dict[str, str]) -> Script:
+    code = "\n".join(strip_js((folder / source).read_text(encoding="utf-8")) for source in sources)
+    version = hashlib.sha256(f"{code}\0{css}\0{json.dumps(texts, sort_keys=True)}".encode()).hexdigest()[:12]
+    code = (
+        code.replace("__CG_CSS__", json.dumps(css))
+        .replace("__CG_TEXTS__", json.dumps(texts, ensure_ascii=False, separators=(",", ":")))
+        .replace("__CG_VERSION__", json.dumps(version))
+    )
+    header = ""
+    if code.startswith("/*!"):  # the header that lists what is sent stays on top, outside the wrapper
+        end = code.index("*/") + 2
+        header, code = code[:end] + "\n", code[end:].strip()
+    body = f'{header}(function(){{"use strict";\n{code}\n}})();\n'.encode()
+    digest = base64.b64encode(hashlib.sha384(body).digest()).decode("ascii")
+    return Script(name, body, gzip.compress(body, compresslevel=9, mtime=0), version, f"sha384-{digest}")
+
+
+def script_tag(bundles: Bundles, base_url: str, site_id: str) -> str:
+    """The tag a site owner pastes, pinned to this version with Subresource Integrity."""
+    script = bundles.consent
+    return (
+        f'<script src="{base_url.rstrip("/")}{script.versioned_path}" data-site="{site_id}" '
+        f'integrity="{script.integrity}" crossorigin="anonymous" defer></script>'
+    )
+
+
+def snippet_routes(context: GatewayContext, bundles: Bundles) -> list[Route]:
+    def serve(script: Script, *, versioned: bool) -> Any:
+        etag = f'"{script.version}"'
+
+        async def endpoint(request: Request) -> Response:
+            if versioned and request.path_params.get("version") != script.version:
+                return Response(
+                    f"unknown version; the current script is {script.versioned_path}\n",
+                    status_code=404,
+                    media_type="text/plain",
+                )
+            headers = {
+                "cache-control": IMMUTABLE_CACHE if versioned else SHORT_CACHE,
+                "etag": etag,
+                "vary": "Accept-Encoding",
+                "access-control-allow-origin": "*",  # public, and needed for SRI with crossorigin
+                "cross-origin-resource-policy": "cross-origin",
+                "x-content-type-options": "nosniff",
+            }
+            if request.headers.get("if-none-match") == etag:
+                return Response(status_code=304, headers=headers)
+            if "gzip" in request.headers.get("accept-encoding", ""):
+                return Response(script.gzipped, media_type=_JS_TYPE, headers={**headers, "content-encoding": "gzip"})
+            return Response(script.body, media_type=_JS_TYPE, headers=headers)
+
+        return endpoint
+
+    async def site_config(request: Request) -> Response:
+        site = context.site(request.path_params["site"])
+        if site is None:
+            return ClientError(404, f"unknown site {request.path_params['site'][:64]!r}").response()
+        cors = cors_headers(request, site)
+        if cors is None:
+            return ClientError(
+                403, f"origin {request.headers.get('origin')!r} is not allowed for site {site.id!r}"
+            ).response()
+        language = pick_language(request.query_params.get("lang"))
+        seen = {tally.name for tally in await cookie_report(context.database, site.id)}
+        body = site_config_json(site, context.catalogs[site.id], language, seen, base_url=_base_url(request))
+        return JSONResponse(body, headers={**cors, "cache-control": "public, max-age=300"})
+
+    routes = [Route("/api/config/{site}", site_config, methods=["GET"])]
+    for script in (bundles.consent, bundles.tracker):
+        routes.append(Route(f"/{script.name}.js", serve(script, versioned=False), methods=["GET", "HEAD"]))
+        routes.append(Route(f"/{script.name}.{{version}}.js", serve(script, versioned=True), methods=["GET", "HEAD"]))
+    return routes
+
+
+def _base_url(request: Request) -> str:
+    """Where this gateway answers, as the browser sees it (it may be mounted under a path)."""
+    return str(request.base_url).rstrip("/")
+
+
+def site_config_json(
+    site: SiteSettings, catalog: CookieCatalog, language: str, seen_cookies: set[str], *, base_url: str
+) -> dict[str, Any]:
+    service_ids = {service.id for service in site.services}
+    listed: dict[Category, dict[str, CookieRule]] = {category: {} for category in CATEGORIES}
+    clear: dict[Category, set[str]] = {category: set() for category in CATEGORIES}
+    for rule in catalog.rules:
+        if rule.domain is None:  # a first-party cookie a script on the site could set: clear it on withdrawal
+            clear[rule.category].add(rule.name)
+        if rule in site.cookie_rules or (rule.service and rule.service in service_ids):
+            listed[rule.category].setdefault(rule.name, rule)
+    for name in sorted(seen_cookies):
+        matched = catalog.classify(name, None).rule
+        if matched is not None:
+            listed[matched.category].setdefault(matched.name, matched)
+    categories = []
+    for category in CATEGORIES:
+        cookies = [
+            {"name": rule.name, "vendor": rule.vendor, "purpose": rule.purpose, "lifetime": str(rule.lifetime)}
+            for rule in sorted(listed[category].values(), key=lambda rule: rule.name.lower())
+        ]
+        entry: dict[str, Any] = {
+            "id": category,
+            "required": category == "essential",
+            "cookies": cookies,
+            "clear": sorted(clear[category] - {"cg_consent"}) if category != "essential" else [],
+            "storage": list(site.storage_keys.get(category, ())),
+            "services": [
+                {"id": s.id, "name": s.name, "description": s.description}
+                for s in site.services
+                if s.category == category
+            ],
+        }
+        categories.append(entry)
+    return {
+        "site": site.id,
+        "name": site.name,
+        "revision": site.policy_revision,
+        "policy_url": site.policy_url or None,
+        "lang": language,
+        "texts": texts_for(language, site.banner.texts),
+        "categories": categories,
+        "consent_max_age": {
+            "accept": site.consent_lifetime_accept.seconds,
+            "reject": site.consent_lifetime_reject.seconds,
+        },
+        "cookie_domain": f".{site.consent_cookie_domain}" if site.consent_cookie_domain else None,
+        "banner": {"position": site.banner.position, "theme": dict(site.banner.theme)},
+        "endpoints": {
+            "consent": f"{base_url}/consent",
+            "event": f"{base_url}/api/event",
+            "privacy": f"{base_url}/privacy?site={site.id}",
+        },
+        "analytics_consent": site.analytics_consent,
+    }
