@@ -38,6 +38,11 @@ DEMO_COOKIES: tuple[tuple[str, str, int], ...] = (
 )
 
 
+_ADS_JS = """document.cookie = "_fbp=fb.1.1767225600.42; Max-Age=7776000; Path=/; SameSite=Lax";
+document.getElementById("ran-advertising").textContent = "ran " + (window.cgOrder = (window.cgOrder || "") + "x");
+"""
+
+
 def demo_settings(data: Path, *, gateway_url: str, site_url: str) -> Settings:
     """The demo config with a secret key kept under ``data`` (so restarts keep consent valid)."""
     data.mkdir(parents=True, exist_ok=True)
@@ -75,7 +80,23 @@ def demo_site(settings: Settings, *, gateway_url: str) -> ConsentMiddleware:
     async def no_icon(request: Request) -> Response:
         return Response(status_code=204)
 
-    app = Starlette(routes=[Route("/", page), Route("/privacy", page), Route("/favicon.ico", no_icon)])
+    async def ads_script(request: Request) -> Response:
+        """A third-party-like tag: it sets an advertising cookie the moment it runs."""
+        return Response(_ADS_JS, media_type="text/javascript")
+
+    async def embed(request: Request) -> Response:
+        return HTMLResponse("<!doctype html><title>video</title><p>The embedded video would play here.</p>")
+
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/page-2", page),
+            Route("/privacy", page),
+            Route("/static/ads.js", ads_script),
+            Route("/embed", embed),
+            Route("/favicon.ico", no_icon),
+        ]
+    )
     return ConsentMiddleware(app, settings=settings, site=DEMO_SITE)
 
 

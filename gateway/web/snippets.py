@@ -43,6 +43,7 @@ IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 _JS_TYPE = "text/javascript; charset=utf-8"
 _CONSENT_SOURCES = ("consent.js", "ui.js", "tracker.js")
 _TRACKER_SOURCES = ("tracker.js",)
+_PAGE_ONLY_TEXTS = ("privacy.", "method.", "choice.")
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 
 
@@ -98,7 +99,11 @@ def build_bundles(snippets: Path | None = None, consent_ui: Path | None = None) 
     snippets = snippets or resource_dir("snippets")
     consent_ui = consent_ui or resource_dir("consent_ui")
     css = strip_css((consent_ui / "banner.css").read_text(encoding="utf-8"))
-    english = json.loads((consent_ui / "i18n" / "en.json").read_text(encoding="utf-8"))
+    english = {
+        key: text
+        for key, text in json.loads((consent_ui / "i18n" / "en.json").read_text(encoding="utf-8")).items()
+        if not key.startswith(_PAGE_ONLY_TEXTS)  # the privacy center's texts stay on the server
+    }
     return Bundles(
         consent=_script("c", snippets, _CONSENT_SOURCES, css=css, texts=english),
         tracker=_script("t", snippets, _TRACKER_SOURCES, css="", texts={}),

@@ -113,6 +113,10 @@ def test_cross_site_posts_and_bad_input_are_refused_clearly(center: Center) -> N
         "/privacy", data={"site": "shop", "token": token, "action": "erase"}, headers={"origin": "https://evil.example"}
     )
     assert cross.status_code == 403
+    fetched = center.http.post(
+        "/privacy", data={"site": "shop", "token": token, "action": "erase"}, headers={"sec-fetch-site": "cross-site"}
+    )
+    assert fetched.status_code == 403
     assert len(center.post(token=token, action="export").json()["records"]) == 1
     assert center.post(token=token, action="<script>alert(1)</script>").status_code == 400
     assert "<script>alert(1)</script>" not in center.post(token=token, action="<script>alert(1)</script>").text
