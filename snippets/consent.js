@@ -303,6 +303,8 @@ function startConsent() {
   request(new URL("api/config/" + encodeURIComponent(site) + "?lang=" + encodeURIComponent(lang), script.src)).then((loaded) => {
     config = loaded;
     config.banner = config.banner || {};
+    // Endpoints are relative to the script: the gateway may sit under a path of the site or a proxy.
+    for (var key in config.endpoints) config.endpoints[key] = new URL(config.endpoints[key], script.src).href;
     scan();
     new MutationObserver(scan).observe(document.documentElement, {childList: true, subtree: true});
     trackerFlush();

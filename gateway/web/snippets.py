@@ -174,7 +174,7 @@ def snippet_routes(context: GatewayContext, bundles: Bundles) -> list[Route]:
             ).response()
         language = pick_language(request.query_params.get("lang"))
         seen = {tally.name for tally in await cookie_report(context.database, site.id)}
-        body = site_config_json(site, context.catalogs[site.id], language, seen, base_url=_base_url(request))
+        body = site_config_json(site, context.catalogs[site.id], language, seen)
         return JSONResponse(body, headers={**cors, "cache-control": "public, max-age=300"})
 
     routes = [Route("/api/config/{site}", site_config, methods=["GET"])]
@@ -184,14 +184,11 @@ def snippet_routes(context: GatewayContext, bundles: Bundles) -> list[Route]:
     return routes
 
 
-def _base_url(request: Request) -> str:
-    """Where this gateway answers, as the browser sees it (it may be mounted under a path)."""
-    return str(request.base_url).rstrip("/")
-
-
 def site_config_json(
-    site: SiteSettings, catalog: CookieCatalog, language: str, seen_cookies: set[str], *, base_url: str
+    site: SiteSettings, catalog: CookieCatalog, language: str, seen_cookies: set[str]
 ) -> dict[str, Any]:
+    """The configuration the snippet loads. Endpoints are relative to the script's own URL, so they
+    follow wherever the site serves the gateway from (another host, a path, a reverse proxy)."""
     service_ids = {service.id for service in site.services}
     listed: dict[Category, dict[str, CookieRule]] = {category: {} for category in CATEGORIES}
     clear: dict[Category, set[str]] = {category: set() for category in CATEGORIES}
@@ -237,10 +234,6 @@ def site_config_json(
         },
         "cookie_domain": f".{site.consent_cookie_domain}" if site.consent_cookie_domain else None,
         "banner": {"position": site.banner.position, "theme": dict(site.banner.theme)},
-        "endpoints": {
-            "consent": f"{base_url}/consent",
-            "event": f"{base_url}/api/event",
-            "privacy": f"{base_url}/privacy?site={site.id}",
-        },
+        "endpoints": {"consent": "consent", "event": "api/event", "privacy": f"privacy?site={site.id}"},
         "analytics_consent": site.analytics_consent,
     }

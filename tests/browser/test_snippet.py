@@ -80,6 +80,7 @@ def test_accept_all_runs_blocked_scripts_in_order_loads_iframes_and_their_cookie
     page.wait_for_function("() => document.getElementById('ran-advertising').textContent.startsWith('ran')")
     assert _ran(page, "functional") == "ran"
     assert page.evaluate("() => window.cgOrder") == "ahx"  # document order, the external one included
+    assert page.evaluate("() => document.documentElement.dataset.consent") == "accept_all"  # queued cg("on", ...)
     assert _ran(page, "no-analytics") == "not run"
     assert page.locator("iframe[data-category]").get_attribute("src") == "/embed"
     assert page.locator(".cg-placeholder").count() == 0
@@ -404,3 +405,55 @@ def test_the_privacy_center_from_the_dialog_and_back(demo: Demo, open_page: Open
     page.reload()
     assert "Decided (withdraw)" in page.locator("#decision").inner_text()
     assert watched.errors == []
+
+
+def test_served_from_the_sites_own_origin_under_a_path(tmp_path: Any, open_page: OpenPage) -> None:
+    """Ad-blocker resilience: the gateway mounted inside the site's ASGI app at /cg."""
+    from contextlib import asynccontextmanager
+
+    from starlette.routing import Mount
+
+    from gateway.app import create_app
+    from gateway.demo import demo_settings
+    from tests.browser.conftest import Deferred
+
+    outer = Deferred()
+    server = LiveServer(outer)
+    settings = demo_settings(tmp_path, gateway_url=server.url + "/cg", site_url=server.url)
+    gateway = create_app(settings)
+    page_html = (
+        '<!doctype html><html lang="en"><title>own</title>'
+        '<script src="/cg/c.js" data-site="demo" data-allow-localhost data-allow-webdriver defer></script>'
+        '<script type="text/plain" data-category="analytics">document.title = "analytics ran";</script>'
+    )
+
+    async def home(request: Request) -> HTMLResponse:
+        return HTMLResponse(page_html)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        async with gateway.router.lifespan_context(gateway):  # a mounted app's lifespan is the host's to run
+            yield
+
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)
+
+    outer.app = Starlette(
+        routes=[Route("/", home), Route("/favicon.ico", no_icon), Mount("/cg", app=gateway)], lifespan=lifespan
+    )
+    with server:
+        watched = open_page(user_agent=CHROME_UA)
+        watched.page.goto(server.url + "/")
+        watched.page.locator(BANNER).wait_for(state="visible")
+        watched.page.locator("#cg-root [data-cg=accept-all]").first.click()
+        watched.page.wait_for_function("() => document.title === 'analytics ran'")
+        assert "cg_consent" in watched.jar()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with closing(sqlite3.connect(settings.database)) as connection:
+                if connection.execute("SELECT count(*) FROM events").fetchone()[0]:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the pageview never reached /cg/api/event")
+        assert watched.errors == []
