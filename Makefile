@@ -39,11 +39,12 @@ unit: $(STAMP) browser $(AXE)
 ## Everything: lint, types, the whole suite.
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(VENV)/bin/python bench/middleware.py
 	$(VENV)/bin/python bench/ingest.py
 	$(VENV)/bin/python bench/snippet_size.py
+	$(VENV)/bin/python bench/snippet_timing.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
