@@ -106,10 +106,12 @@ class SiteSettings:
     #: localStorage/sessionStorage keys (``prefix*`` patterns) the snippet clears with a category.
     storage_keys: Mapping[Category, tuple[str, ...]] = field(default_factory=dict)
 
-    @property
-    def own_hosts(self) -> frozenset[str]:
-        """The site's host names (from its origins), for telling internal referrers apart."""
-        return frozenset(origin.split("://", 1)[1].split(":", 1)[0].removeprefix("www.") for origin in self.origins)
+    #: The site's host names (from its origins), for telling internal referrers apart.
+    own_hosts: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        hosts = frozenset(origin.split("://", 1)[1].split(":", 1)[0].removeprefix("www.") for origin in self.origins)
+        object.__setattr__(self, "own_hosts", hosts)  # worked out once: every event asks
 
     def cap_for(self, category: Category) -> Lifetime | None:
         return self.lifetime_caps.get(category)

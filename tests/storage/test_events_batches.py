@@ -1,0 +1,109 @@
+"""A batch of events forms exactly the visits the same events would form one by one."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.ingest.event import AnonymousEvent
+from gateway.storage.db import _apply_migrations
+from gateway.storage.events import insert_events
+
+START = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)
+
+
+def _event(visitor: str, previous: str | None, minutes: float, name: str, path: str) -> AnonymousEvent:
+    return AnonymousEvent(
+        site_id="shop",
+        ts=START + timedelta(minutes=minutes),
+        name=name,
+        visitor_id=visitor,
+        previous_visitor_id=previous,
+        hostname="shop.example.com",
+        pathname=path,
+        referrer_host=None,
+        source="Direct / None",
+        channel="direct",
+        utm_source=None,
+        utm_medium=None,
+        utm_campaign=None,
+        utm_content=None,
+        utm_term=None,
+        country=None,
+        region=None,
+        city=None,
+        browser="Firefox",
+        browser_version="128.0",
+        os="Linux",
+        os_version="",
+        device="desktop",
+        screen=None,
+        props={},
+        consent=frozenset(),
+    )
+
+
+events_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["today-a", "today-b", "today-c"]),
+        st.sampled_from([None, "yesterday-a", "yesterday-b"]),
+        st.floats(min_value=0, max_value=20),  # minutes after the previous event
+        st.sampled_from(["pageview", "pageview", "Signup"]),
+        st.sampled_from(["/", "/pricing", "/blog"]),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _store(path: Path, batches: Sequence[Sequence[AnonymousEvent]]) -> list[tuple[object, ...]]:
+    _apply_migrations(path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        # Yesterday's visits, as an earlier batch (or another process) left them.
+        for visitor in ("yesterday-a", "yesterday-b"):
+            insert_events(connection, [_event(visitor, None, -10, "pageview", "/old")])
+        for batch in batches:
+            connection.execute("BEGIN IMMEDIATE")
+            insert_events(connection, batch)
+            connection.execute("COMMIT")
+        visits = connection.execute(
+            "SELECT id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events "
+            "FROM visits ORDER BY id"
+        ).fetchall()
+        links = connection.execute("SELECT id, visitor_id, visit_id FROM events ORDER BY id").fetchall()
+    return [*visits, *links]
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=events_strategy, split=st.integers(min_value=1, max_value=25))
+def test_batched_events_form_the_same_visits_as_one_by_one(tmp_path_factory: object, raw: list, split: int) -> None:  # type: ignore[type-arg]
+    minutes = 0.0
+    events = []
+    for visitor, previous, gap, name, path in raw:
+        minutes += gap
+        events.append(_event(visitor, previous, minutes, name, path))
+    folder = tmp_path_factory.mktemp("batches")  # type: ignore[attr-defined]
+    one_by_one = _store(folder / "single.sqlite3", [[event] for event in events])
+    batched = _store(folder / "batched.sqlite3", [events[i : i + split] for i in range(0, len(events), split)])
+    assert batched == one_by_one
+
+
+def test_a_visit_found_under_yesterdays_id_continues_under_todays_in_one_batch(tmp_path: Path) -> None:
+    rows = _store(
+        tmp_path / "db.sqlite3",
+        [
+            [
+                _event("today-a", "yesterday-a", 5, "pageview", "/next"),
+                _event("today-a", "yesterday-a", 6, "Signup", "/"),
+            ]
+        ],
+    )
+    visits = [row for row in rows if len(row) == 8]
+    yesterday = next(visit for visit in visits if visit[4] == "/old" and visit[1] == "today-a")
+    assert yesterday[5:] == ("/next", 2, 3)  # exit page, pageviews, events: one visit went on
