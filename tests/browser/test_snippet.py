@@ -310,6 +310,10 @@ def _bad_input_site(live_server: Any, demo: Demo) -> LiveServer:
             ),
         ),
         Route("/german", html(f"{tag}></script>{blocked}", lang="de-DE")),
+        Route(
+            "/debug-no-allow",
+            html(f'<script src="{gateway}/c.js" data-site="demo" data-debug defer></script>{blocked}'),
+        ),
         Route("/french-by-attribute", html(f'{tag} data-lang="fr"></script>{blocked}', lang="de")),
         Route(
             "/strict-csp",
@@ -457,3 +461,40 @@ def test_served_from_the_sites_own_origin_under_a_path(tmp_path: Any, open_page:
         else:
             raise AssertionError("the pageview never reached /cg/api/event")
         assert watched.errors == []
+
+
+def test_the_iframe_placeholder_offers_to_allow_its_category(demo: Demo, open_page: OpenPage) -> None:
+    watched = _first_visit(demo, open_page)
+    page = watched.page
+    placeholder = page.locator(".cg-placeholder")
+    assert "Advertising" in placeholder.inner_text()
+    placeholder.get_by_role("button").click()
+    page.wait_for_function("() => document.querySelector('iframe[data-category]').getAttribute('src') === '/embed'")
+    assert page.evaluate("() => cg.allows('advertising') && !cg.allows('analytics')")
+    assert page.locator(".cg-placeholder").count() == 0
+    assert watched.errors == []
+
+
+def test_the_tracker_skips_automation_and_localhost_unless_allowed(
+    demo: Demo, open_page: OpenPage, live_server: Any
+) -> None:
+    pages = _bad_input_site(live_server, demo)
+    watched = open_page(user_agent=CHROME_UA)
+    sent: list[str] = []
+    watched.page.on("request", lambda request: sent.append(request.url) if "/api/event" in request.url else None)
+    skipped: list[str] = []
+    watched.page.on("console", lambda message: skipped.append(message.text) if "skipped" in message.text else None)
+    watched.page.goto(pages.url + "/debug-no-allow")
+    watched.page.locator(BANNER).wait_for(state="visible")  # consent still works
+    watched.page.wait_for_timeout(500)
+    assert sent == []
+    assert any("skipped: localhost" in text for text in skipped)
+
+
+def test_outbound_link_clicks_are_counted_when_asked(demo: Demo, open_page: OpenPage) -> None:
+    watched = _first_visit(demo, open_page, user_agent=CHROME_UA)
+    page = watched.page
+    page.route("https://example.org/**", lambda route: route.fulfill(body="elsewhere"))
+    page.locator("#outbound").click()
+    rows = _wait_for_events(demo, {"Outbound Link: Click"})
+    assert ("Outbound Link: Click", "/") in rows

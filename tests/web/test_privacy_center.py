@@ -123,3 +123,10 @@ def test_cross_site_posts_and_bad_input_are_refused_clearly(center: Center) -> N
     assert center.http.post("/privacy", content=b"site=shop&token=" + b"x" * 5000).status_code == 413
     assert center.http.post("/privacy", content=b"site=\xff\xfe").status_code == 400
     assert center.http.get("/privacy", params={"site": "<b>nope</b>"}).status_code == 404
+
+
+def test_the_page_speaks_the_visitors_language(center: Center) -> None:
+    page = center.http.get("/privacy", params={"site": "shop", "lang": "de"})
+    assert '<html lang="de">' in page.text and "Ihre Datenschutz" in page.text
+    accepted = center.http.get("/privacy", params={"site": "shop"}, headers={"accept-language": "fr-CH,fr;q=0.9"})
+    assert '<html lang="fr">' in accepted.text
