@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import logging.config
 import os
 import sqlite3
 import sys
@@ -136,6 +138,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.logs import log_config
+
     settings = _settings(args)
     if not settings.secret_keys:
         raise CommandError("no secret key: set secret_keys in your config file or CONSENT_GATEWAY_SECRET_KEYS")
@@ -148,8 +152,12 @@ def _serve(args: argparse.Namespace) -> int:
         "proxy_headers": True,
         "forwarded_allow_ips": args.forwarded_allow_ips,
         "access_log": False,  # uvicorn's access log prints the client address: never log a raw IP
+        "log_config": log_config(),  # JSON lines, addresses cut to their network
     }
-    print(f"consent-gateway: serving {len(settings.sites)} site(s) on http://{host}:{port}", file=sys.stderr)
+    logging.config.dictConfig(log_config())
+    logging.getLogger("gateway").info(
+        "serving", extra={"sites": sorted(settings.sites), "port": port, "workers": workers}
+    )
     if workers > 1:
         if args.config:
             os.environ["CONSENT_GATEWAY_CONFIG"] = str(args.config.resolve())

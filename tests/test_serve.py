@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import sqlite3
@@ -62,5 +63,8 @@ def test_serve_answers_and_every_worker_writes_to_one_database(tmp_path: Path, w
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr.decode()
+    lines = stderr.decode().splitlines()
+    assert lines and all(json.loads(line)["level"] for line in lines)  # structured: one JSON object a line
+    assert "127.0.0.1" not in stderr.decode()  # addresses appear as networks only
     with closing(sqlite3.connect(database)) as connection:
         assert connection.execute("SELECT count(*) FROM consent_records").fetchone() == (20,)
