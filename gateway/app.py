@@ -70,7 +70,7 @@ def create_app(
         ignore_lists={site_id: IgnoreList.parse(site.ignore_ips) for site_id, site in settings.sites.items()},
     )
 
-    maintenance = Maintenance(database, settings, clock)
+    maintenance = Maintenance(database, settings, clock, context.salts)
     sender = OutboxSender(database, settings.forwarders, clock)
 
     @asynccontextmanager

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from gateway.clock import Clock
 from gateway.cookies.lifetimes import Lifetime
+from gateway.ingest.visitor import SaltKeeper
 from gateway.settings import Retention, Settings
 from gateway.storage.db import Database
 from gateway.storage.retention import PurgeCounts, purge
@@ -97,8 +98,11 @@ async def purge_expired(database: Database, retention: Retention, now: datetime)
 
 
 class Maintenance:
-    def __init__(self, database: Database, settings: Settings, clock: Clock) -> None:
+    def __init__(self, database: Database, settings: Settings, clock: Clock, salts: SaltKeeper | None = None) -> None:
+        """``salts``: the process's keeper, asked on every poll so that yesterday's salt is deleted
+        within a poll of the grace period's end even when no event arrives (a quiet site)."""
         self._database = database
+        self._salts = salts
         self._retention = settings.retention
         self._interval = _span(settings.rollup_interval)
         self._poll = min(self._interval.total_seconds(), MAX_POLL_SECONDS)
@@ -128,6 +132,8 @@ class Maintenance:
         """Do whatever is due at ``clock.now()``: the rollup every interval, the purge once per UTC day."""
         now = self._clock.now()
         today = now.astimezone(UTC).date()
+        if self._salts is not None:
+            await self._salts.salts(now)  # past 00:30 UTC this deletes yesterday's salt for good
         if self._last_purge_day != today:
             cutoffs = retention_cutoffs(now, self._retention)
             rolled_up, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs))

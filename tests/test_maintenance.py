@@ -187,3 +187,25 @@ def test_the_app_rolls_up_while_it_runs(settings: Settings, live_server: Callabl
     # the lifespan started the upkeep after the buffer and stopped it before the database closed
     assert totals(settings) == [("2026-01-29", 1, 1, 1), (TODAY, 2, 2, 2)]
     assert query(settings, "SELECT DISTINCT pathname FROM events") == [("/",)]
+
+
+def test_yesterdays_salt_is_deleted_after_the_grace_period_even_without_events(settings: Settings) -> None:
+    from gateway.ingest.visitor import SaltKeeper
+
+    clock = FixedClock(datetime(2026, 3, 10, 23, 50, tzinfo=UTC))
+
+    async def scenario() -> list[list[tuple[Any, ...]]]:
+        async with opened(settings.database) as db:
+            keeper = SaltKeeper(db)
+            maintenance = Maintenance(db, settings, clock, keeper)
+            await keeper.salts(clock.now())  # the last event of the day
+            seen = []
+            for moment in ((0, 10), (0, 31)):  # a quiet night: no event after midnight
+                clock.current = datetime(2026, 3, 11, *moment, tzinfo=UTC)
+                await maintenance.run_once()
+                seen.append(query(settings, "SELECT day FROM salts ORDER BY day"))
+            return seen
+
+    in_grace, after = asyncio.run(scenario())
+    assert in_grace == [("2026-03-10",), ("2026-03-11",)]  # visits begun before midnight may go on
+    assert after == [("2026-03-11",)]  # then yesterday's salt is gone: no one can recompute its ids
