@@ -93,8 +93,8 @@ def create_app(
             context.geo.close()
 
     routes = [
+        *event_routes(context),  # first: the route nearly every request takes
         *consent_routes(context),
-        *event_routes(context),
         *metrics_routes(context),
         *health_routes(context),
         *snippet_routes(context, bundles or build_bundles()),

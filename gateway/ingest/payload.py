@@ -6,6 +6,7 @@ name, url, referrer, width, props, consent) are accepted too, for server-side se
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ MAX_PATH = 1024
 _LONG_KEYS = {"site": "s", "name": "n", "url": "u", "referrer": "r", "width": "w", "props": "p", "consent": "c"}
 _KNOWN = set(_LONG_KEYS.values()) | {"h"}  # h: hash routing flag (kept for the snippet)
 _CONTROL = dict.fromkeys([*range(32), 127])
+_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PayloadError(ValueError):
@@ -50,11 +52,12 @@ def parse_event(
         )
     site_id = _text(data, "s", "site", limit=64, required=True)
     name = _text(data, "n", "name", limit=MAX_NAME, required=True)
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if _CONTROL_CHAR.search(name):
         raise PayloadError("'name' contains control characters")
     url = _text(data, "u", "url", limit=MAX_URL, required=True)
+    page_url = url.translate(_CONTROL)
     try:
-        parts = urlsplit(url.translate(_CONTROL))
+        parts = urlsplit(page_url)
         hostname = parts.hostname
     except ValueError:  # an unclosed IPv6 bracket, a host that NFKC-normalises to a delimiter
         hostname = None
@@ -69,7 +72,7 @@ def parse_event(
         name=name,
         hostname=hostname[:253],
         pathname=(parts.path or "/")[:MAX_PATH],
-        page_url=url.translate(_CONTROL),
+        page_url=page_url,
         referrer=referrer.translate(_CONTROL) if referrer else None,
         screen_width=width,
         props=_props(data.get("p")),
@@ -116,7 +119,7 @@ def _props(value: object) -> dict[str, str]:
         raise PayloadError(f"'props' has {len(value)} keys; at most {MAX_PROPS} are allowed")
     props: dict[str, str] = {}
     for key, item in value.items():
-        if not key or len(key) > MAX_PROP_KEY or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        if not key or len(key) > MAX_PROP_KEY or _CONTROL_CHAR.search(key):
             raise PayloadError(f"props key {key[:40]!r} must be 1 to {MAX_PROP_KEY} printable characters")
         _check_unicode(key, "props key")
         if isinstance(item, bool):

@@ -16,8 +16,13 @@ from gateway.web.errors import ClientError
 
 def cors_headers(request: Request, site: SiteSettings) -> dict[str, str] | None:
     """The headers for an allowed caller, ``{}`` for same-origin or server callers, None when refused."""
-    origin = request.headers.get("origin")
-    if origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}":
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return cors_for(request.headers.get("origin"), own, site)
+
+
+def cors_for(origin: str | None, own_origin: str, site: SiteSettings) -> dict[str, str] | None:
+    """``cors_headers`` from the Origin header and the gateway's own origin."""
+    if origin is None or origin == own_origin:
         return {}
     if origin.lower() not in site.origins:
         return None
