@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from gateway.cookies.lifetimes import parse_lifetime
 from tests.browser.conftest import AXE, CHROME_UA, Demo, Watched, screenshot
 from tests.conftest import LiveServer
 
@@ -311,6 +312,14 @@ def _bad_input_site(live_server: Any, demo: Demo) -> LiveServer:
         ),
         Route("/german", html(f"{tag}></script>{blocked}", lang="de-DE")),
         Route(
+            "/missing-page",
+            html(
+                '<meta name="cg-status" content="404">'
+                f'<script src="{gateway}/c.js" data-site="demo" data-allow-localhost data-allow-webdriver '
+                'data-downloads data-404 defer></script><a id="download" href="/files/report.pdf" download>PDF</a>'
+            ),
+        ),
+        Route(
             "/debug-no-allow",
             html(f'<script src="{gateway}/c.js" data-site="demo" data-debug defer></script>{blocked}'),
         ),
@@ -498,3 +507,32 @@ def test_outbound_link_clicks_are_counted_when_asked(demo: Demo, open_page: Open
     page.locator("#outbound").click()
     rows = _wait_for_events(demo, {"Outbound Link: Click"})
     assert ("Outbound Link: Click", "/") in rows
+
+
+def test_downloads_and_404_pages_are_counted_when_asked(demo: Demo, open_page: OpenPage, live_server: Any) -> None:
+    pages = _bad_input_site(live_server, demo)
+    watched = open_page(user_agent=CHROME_UA)
+    page = watched.page
+    page.route("**/files/**", lambda route: route.fulfill(body="%PDF-1.4", content_type="application/pdf"))
+    page.goto(pages.url + "/missing-page")
+    page.locator("#download").click()
+    rows = _wait_for_events(demo, {"404", "File Download"})
+    assert ("404", "/missing-page") in rows and ("File Download", "/missing-page") in rows
+
+
+def test_an_expired_decision_asks_again(demo: Demo, open_page: OpenPage) -> None:
+    demo.reconfigure(
+        lambda s: dataclasses.replace(
+            s,
+            sites={"demo": dataclasses.replace(s.sites["demo"], consent_lifetime_accept=parse_lifetime("2s"))},
+        )
+    )
+    watched = _first_visit(demo, open_page)
+    page = watched.page
+    page.locator("#cg-root [data-cg=accept-all]").first.click()
+    page.wait_for_function("() => document.cookie.includes('cg_consent=')")
+    page.wait_for_timeout(2500)
+    page.reload()
+    page.locator(BANNER).wait_for(state="visible")
+    assert "cg_consent" not in watched.jar() and _ran(page, "analytics") == "blocked"
+    assert watched.errors == []
