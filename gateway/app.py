@@ -22,7 +22,7 @@ from gateway.ingest.forward import OutboxSender, enqueue_events
 from gateway.ingest.geo import GeoLookup, open_geo
 from gateway.ingest.visitor import SaltKeeper
 from gateway.maintenance import Maintenance
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, MetricsPublisher
 from gateway.settings import Settings, load_settings
 from gateway.storage.db import Database
 from gateway.web.consent_api import consent_routes
@@ -71,6 +71,7 @@ def create_app(
     )
 
     maintenance = Maintenance(database, settings, clock, context.salts)
+    publisher = MetricsPublisher(database, metrics, clock)
     sender = OutboxSender(database, settings.forwarders, clock)
 
     @asynccontextmanager
@@ -78,6 +79,7 @@ def create_app(
         await context.database.open()
         await context.buffer.start()
         await maintenance.start()  # rollups and the daily purge
+        await publisher.start()  # this worker's metrics, for /metrics answered by any worker
         if settings.forwarders:
             await sender.start()
         if freeze_heap:
@@ -86,6 +88,7 @@ def create_app(
         try:
             yield
         finally:
+            await publisher.stop()
             await maintenance.stop()
             await context.buffer.stop()  # every queued event is written before the database closes
             await sender.stop()
@@ -95,7 +98,7 @@ def create_app(
     routes = [
         *event_routes(context),  # first: the route nearly every request takes
         *consent_routes(context),
-        *metrics_routes(context),
+        *metrics_routes(context, publisher),
         *health_routes(context),
         *snippet_routes(context, bundles or build_bundles()),
         *privacy_routes(context),

@@ -1,13 +1,28 @@
-"""Counters for ``/metrics`` in the Prometheus text format (per process: scrape each worker).
+"""Counters for ``/metrics`` in the Prometheus text format, summed over every worker process.
 
 A deliberately small registry instead of prometheus_client: a handful of counters and
-gauges, no global default registry, one instance per app.
+gauges, no global default registry, one instance per app. With ``serve --workers N`` each
+process publishes a snapshot of its own values to the database every few seconds
+(``MetricsPublisher``) and ``/metrics`` adds the other live workers' latest snapshots to its
+own live values, so any worker answering a scrape shows the whole server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from gateway.clock import Clock
+from gateway.storage.db import Database
+from gateway.storage.worker_metrics import Sample, forget_workers_before, other_workers_samples, publish_samples
+
+log = logging.getLogger("gateway.metrics")
+#: A worker that has not published for this long is gone (stopped or killed).
+WORKER_GONE = timedelta(seconds=60)
 
 _HELP = {
     "consent_gateway_events_accepted_total": ("counter", "Events stored (answered 202 after commit)."),
@@ -24,6 +39,7 @@ _HELP = {
 
 class Metrics:
     def __init__(self) -> None:
+        self.worker = secrets.token_hex(6)  # this process, among the workers sharing the database
         self._values: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         self._gauges: dict[str, Callable[[], float]] = {}
 
@@ -41,11 +57,21 @@ class Metrics:
     def value(self, name: str, **labels: str) -> float:
         return self._values.get((name, tuple(sorted(labels.items()))), 0.0)
 
-    def render(self) -> str:
-        lines: list[str] = []
+    def samples(self) -> list[Sample]:
+        """Every value of this process now, gauges read."""
         values = dict(self._values)
         for name, read in self._gauges.items():
             values[(name, ())] = read()
+        return [(name, labels, value) for (name, labels), value in values.items()]
+
+    def render(self, others: Iterable[Sample] = ()) -> str:
+        """The text format: this process's values plus ``others`` (other workers' snapshots);
+        maxima are merged by max, everything else by sum."""
+        values: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+        for name, labels, value in [*self.samples(), *others]:
+            key = (name, labels)
+            values[key] = max(values[key], value) if name.endswith("_max") else values[key] + value
+        lines: list[str] = []
         for name, (kind, text) in _HELP.items():
             lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
             samples = sorted((labels, v) for (n, labels), v in values.items() if n == name)
@@ -55,3 +81,47 @@ class Metrics:
                 rendered = ",".join(f'{k}="{v}"' for k, v in labels)
                 lines.append(f"{name}{{{rendered}}} {value:g}" if rendered else f"{name} {value:g}")
         return "\n".join(lines) + "\n"
+
+
+class MetricsPublisher:
+    """Publishes this process's metrics every ``interval``; ``render`` adds the other workers'."""
+
+    def __init__(
+        self, database: Database, metrics: Metrics, clock: Clock, *, interval: timedelta = timedelta(seconds=5)
+    ) -> None:
+        self._database, self._metrics, self._clock, self._interval = database, metrics, clock, interval
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="metrics-publisher")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        await self._task
+        self._task = None
+
+    async def publish(self) -> None:
+        now = self._clock.now()
+        await publish_samples(self._database, self._metrics.worker, self._metrics.samples(), now=now)
+        await forget_workers_before(self._database, now - 10 * WORKER_GONE)
+
+    async def render(self) -> str:
+        since = self._clock.now() - WORKER_GONE
+        others = await other_workers_samples(self._database, self._metrics.worker, seen_since=since)
+        return self._metrics.render(sample for _, sample in others)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.publish()
+            except Exception:  # a busy database must not end publishing for good
+                log.exception("publishing metrics failed")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval.total_seconds())
+            except TimeoutError:
+                continue
+            return

@@ -59,6 +59,19 @@ def test_serve_answers_and_every_worker_writes_to_one_database(tmp_path: Path, w
                         f"{url}/consent", json={"site": "shop", "revision": 1, "choices": {"analytics": True}}
                     )
                 assert answer.status_code == 201, answer.text
+            # Whichever worker answers the scrape counts all 20 (workers publish every 5 s).
+            deadline = time.monotonic() + 20
+            while True:
+                scraped = http.get(f"{url}/metrics").text
+                decisions = sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in scraped.splitlines()
+                    if line.startswith("consent_gateway_consent_decisions_total")
+                )
+                if decisions == 20:
+                    break
+                assert time.monotonic() < deadline, f"/metrics counted {decisions} decisions, not 20"
+                time.sleep(0.5)
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)

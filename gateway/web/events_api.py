@@ -20,6 +20,7 @@ from gateway.ingest.buffer import QueueFull
 from gateway.ingest.event import Dropped
 from gateway.ingest.payload import PayloadError, parse_event
 from gateway.ingest.pipeline import PipelineContext, run_pipeline
+from gateway.metrics import MetricsPublisher
 from gateway.web.cors import cors_for, preflight_endpoint
 from gateway.web.errors import ClientError, decode_json_object
 
@@ -122,8 +123,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], *, limit: int) -
             return body
 
 
-def metrics_routes(context: GatewayContext) -> list[Route]:
+def metrics_routes(context: GatewayContext, publisher: MetricsPublisher) -> list[Route]:
     async def metrics(request: Request) -> Response:
-        return Response(context.metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(await publisher.render(), media_type="text/plain; version=0.0.4")
 
     return [Route("/metrics", metrics, methods=["GET"])]
