@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from gateway.clock import Clock
 from gateway.cookies.lifetimes import Lifetime
@@ -21,7 +23,7 @@ from gateway.ingest.visitor import SaltKeeper
 from gateway.settings import Retention, Settings
 from gateway.storage.db import Database
 from gateway.storage.retention import PurgeCounts, purge
-from gateway.storage.rollups import rebuild_dirty
+from gateway.storage.rollups import RollupPlan, apply_plan, plan_dirty, rebuild_dirty
 
 log = logging.getLogger("gateway.maintenance")
 
@@ -86,8 +88,19 @@ def _roll_up_and_purge(connection: sqlite3.Connection, cutoffs: Cutoffs) -> tupl
 
 
 async def roll_up(database: Database) -> list[tuple[str, str]]:
-    """Rebuild the dirty days now (one transaction)."""
-    return await database.write(rebuild_dirty)
+    """Rebuild the dirty days now: computed on a reader, then written in one short transaction.
+
+    The event writer is held only while the finished rows are swapped in, not while a busy
+    day's events are grouped (seconds for a million events).
+    """
+    plan = await asyncio.to_thread(_plan_on_reader, database.path)
+    return await database.write(lambda connection: apply_plan(connection, plan))
+
+
+def _plan_on_reader(path: Path) -> RollupPlan:
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)) as reader:
+        reader.execute("PRAGMA busy_timeout = 10000")
+        return plan_dirty(reader)
 
 
 async def purge_expired(database: Database, retention: Retention, now: datetime) -> PurgeCounts:
@@ -136,7 +149,9 @@ class Maintenance:
             await self._salts.salts(now)  # past 00:30 UTC this deletes yesterday's salt for good
         if self._last_purge_day != today:
             cutoffs = retention_cutoffs(now, self._retention)
-            rolled_up, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs))
+            early = await roll_up(self._database)  # the heavy part, off the writer
+            late, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs))
+            rolled_up = sorted(set(early) | set(late))
             self._last_rollup, self._last_purge_day = now, today
             log.info("rolled up %d day(s); purge: %s", len(rolled_up), counts.describe())
             return MaintenanceRun(tuple(rolled_up), counts)

@@ -30,6 +30,7 @@ rolls up as ``""``, shown as "(none)".
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -219,6 +220,69 @@ def rebuild_dirty(connection: sqlite3.Connection) -> list[tuple[str, str]]:
         rebuild_day(connection, site, day)
     connection.executemany(_CLEAR_DIRTY, dirty)
     return sorted(days)
+
+
+_INSERT_HEAD = (
+    "INSERT INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration)"
+)
+#: The same figures as the INSERTs above, read only: computed on a reader while the writer goes on.
+_SELECT_DAY = _ROLL_UP_DAY.replace(_INSERT_HEAD + "\n", "")
+_SELECT_VISITS = _ROLL_UP_VISITS.replace(_INSERT_HEAD + "\n", "")
+_INSERT_ROW = _INSERT_HEAD + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_LAST_EVENT = "SELECT coalesce(max(id), 0) FROM events"
+# A mark is cleared only when no event of that day arrived after the snapshot the rows came from.
+_CLEAR_DIRTY_IF_CURRENT = """
+DELETE FROM rollup_dirty WHERE site_id = :site AND day = :day AND NOT EXISTS (
+    SELECT 1 FROM events WHERE id > :last_event AND site_id = :site AND ts >= :day AND ts < :next_day
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RollupPlan:
+    """Rollup rows computed from one read snapshot, to be written in a short transaction."""
+
+    last_event: int  # the newest event id the snapshot saw
+    dirty: tuple[tuple[str, str], ...]  # the marks the snapshot answered
+    days: dict[tuple[str, str], list[tuple[Any, ...]]]  # (site, day) -> its full set of rollup rows
+
+
+def plan_dirty(connection: sqlite3.Connection) -> RollupPlan:
+    """Compute every dirty day's rollups on a read connection, in one read transaction (one snapshot).
+
+    The heavy GROUP BYs run here, outside the write lock, so event writes go on meanwhile.
+    """
+    connection.execute("BEGIN")
+    try:
+        last_event = int(connection.execute(_LAST_EVENT).fetchone()[0])
+        dirty = tuple((str(site), str(day)) for site, day in connection.execute(_DIRTY).fetchall())
+        wanted = set(dirty)
+        for site, day in dirty:
+            earlier = connection.execute(_EARLIER_DAYS_OF_CONTINUED_VISITS, _day_range(site, day)).fetchall()
+            wanted.update((site, str(row[0])) for row in earlier)
+        days: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        for site, day in sorted(wanted):
+            parameters = _day_range(site, day)
+            rows = [tuple(row) for row in connection.execute(_SELECT_DAY, parameters)]
+            for dimension in ("entry_page", "exit_page"):
+                rows += [
+                    tuple(row) for row in connection.execute(_SELECT_VISITS, {**parameters, "dimension": dimension})
+                ]
+            days[(site, day)] = rows
+    finally:
+        connection.execute("ROLLBACK")
+    return RollupPlan(last_event, dirty, days)
+
+
+def apply_plan(connection: sqlite3.Connection, plan: RollupPlan) -> list[tuple[str, str]]:
+    """Write a plan's rows (inside ``Database.write``); marks of days that got newer events stay set,
+    so the next round recomputes them. Returns the (site, day) pairs written."""
+    for (site, day), rows in plan.days.items():
+        connection.execute(_DELETE_DAY, {"site": site, "day": day})
+        connection.executemany(_INSERT_ROW, rows)
+    for site, day in plan.dirty:
+        connection.execute(_CLEAR_DIRTY_IF_CURRENT, {**_day_range(site, day), "last_event": plan.last_event})
+    return sorted(plan.days)
 
 
 def rebuild_all(connection: sqlite3.Connection, site_id: str | None = None) -> int:

@@ -276,3 +276,34 @@ def test_a_visit_dimension_takes_the_visits_first_event(tmp_path: Path) -> None:
     run(path, lambda db: db.write(rebuild_dirty))
     assert table(path, DAY1, "screen") == {"laptop": (1, 1, 2, 2, 0, 60)}
     assert table(path, DAY1, "channel") == {"search": (1, 1, 2, 2, 0, 60)}
+
+
+def test_the_roll_up_computed_on_a_reader_writes_the_same_rows(tmp_path: Path) -> None:
+    from gateway.maintenance import roll_up
+
+    reference, concurrent = tmp_path / "reference.sqlite3", tmp_path / "concurrent.sqlite3"
+    for path in (reference, concurrent):
+        store(path, FIRST_DAY)
+    run(reference, lambda db: db.write(rebuild_dirty))
+    assert run(concurrent, roll_up) == [("blog", DAY1), ("shop", DAY1)]
+    for path in (reference, concurrent):
+        store(path, AFTER_MIDNIGHT)
+    run(reference, lambda db: db.write(rebuild_dirty))
+    assert run(concurrent, roll_up) == [("shop", DAY1), ("shop", DAY2)]  # the day the visit began too
+    assert everything(concurrent) == everything(reference) and everything(reference)
+    assert dirty(concurrent) == []
+
+
+def test_events_arriving_while_the_rollup_is_computed_keep_their_day_marked(tmp_path: Path) -> None:
+    from gateway.storage.rollups import apply_plan, plan_dirty
+
+    path = tmp_path / "gateway.sqlite3"
+    store(path, FIRST_DAY)
+    with closing(sqlite3.connect(path, isolation_level=None)) as reader:
+        plan = plan_dirty(reader)  # the snapshot: FIRST_DAY only
+    store(path, [event(at(DAY1, "23:59"), "late", "/late")])  # arrives before the plan is written
+    run(path, lambda db: db.write(lambda connection: apply_plan(connection, plan)))
+    assert dirty(path) == [("shop", DAY1)]  # still marked: the next round counts the late event
+    assert table(path, DAY1, "all", site="blog")  # the other site's day is done
+    run(path, lambda db: db.write(rebuild_dirty))
+    assert "/late" in table(path, DAY1, "page")
