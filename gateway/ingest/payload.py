@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,13 +56,8 @@ def parse_event(
     if _CONTROL_CHAR.search(name):
         raise PayloadError("'name' contains control characters")
     url = _text(data, "u", "url", limit=MAX_URL, required=True)
-    page_url = url.translate(_CONTROL)
-    try:
-        parts = urlsplit(page_url)
-        hostname = parts.hostname
-    except ValueError:  # an unclosed IPv6 bracket, a host that NFKC-normalises to a delimiter
-        hostname = None
-    if not hostname or parts.scheme not in ("http", "https"):
+    page_url, hostname, pathname = _read_page_url(url)
+    if not hostname:
         raise PayloadError(f"'url' must be the page's absolute http(s) URL, found {url[:80]!r}")
     referrer = _text(data, "r", "referrer", limit=MAX_URL, required=False) or None
     width = data.get("w")
@@ -70,8 +66,8 @@ def parse_event(
     return IncomingEvent(
         site_id=site_id,
         name=name,
-        hostname=hostname[:253],
-        pathname=(parts.path or "/")[:MAX_PATH],
+        hostname=hostname,
+        pathname=pathname,
         page_url=page_url,
         referrer=referrer.translate(_CONTROL) if referrer else None,
         screen_width=width,
@@ -86,6 +82,23 @@ def parse_event(
             key: headers[key] for key in ("purpose", "sec-purpose", "x-moz", "x-purpose") if key in headers
         },
     )
+
+
+@lru_cache(maxsize=4096)
+def _read_page_url(url: str) -> tuple[str, str | None, str]:
+    """(the URL without control characters, its host or None when not absolute http(s), its path).
+
+    Cached in memory: a site's visitors send the same page URLs over and over.
+    """
+    page_url = url.translate(_CONTROL)
+    try:
+        parts = urlsplit(page_url)
+        hostname = parts.hostname
+    except ValueError:  # an unclosed IPv6 bracket, a host that NFKC-normalises to a delimiter
+        return page_url, None, "/"
+    if not hostname or parts.scheme not in ("http", "https"):
+        return page_url, None, "/"
+    return page_url, hostname[:253], (parts.path or "/")[:MAX_PATH]
 
 
 def _text(data: Mapping[str, Any], key: str, label: str, *, limit: int, required: bool) -> str:

@@ -257,6 +257,7 @@ def parse_spam_list(text: str) -> frozenset[str]:
     return frozenset(line for line in lines if line)
 
 
+@lru_cache(maxsize=4096)
 def is_referrer_spam(referrer_host: str | None) -> bool:
     """True when the host or a domain above it is on the spam list (Matomo's referrer-spam-list)."""
     if not referrer_host:
