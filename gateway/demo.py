@@ -54,6 +54,7 @@ def demo_settings(data: Path, *, gateway_url: str, site_url: str) -> Settings:
         "CONSENT_GATEWAY_SECRET_KEYS": f'["{key_file.read_text(encoding="utf-8").strip()}"]',
         "CONSENT_GATEWAY_DATABASE": f'"{(data / "demo.sqlite3").as_posix()}"',
         "CONSENT_GATEWAY_SITES__DEMO__ORIGINS": f'["{site_url}"]',
+        "CONSENT_GATEWAY_SITES__DEMO__POLICY_URL": f'"{site_url}/privacy"',
     }
     return load_settings(resource_dir("config") / "demo.toml", environ=environ)
 
@@ -120,6 +121,7 @@ async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path) 
     ]
     print(
         f"consent-gateway demo\n  demo site: {site_url}/\n  gateway:   {gateway_url}/healthz\n"
+        f"  privacy:   {gateway_url}/privacy?site={DEMO_SITE}\n"
         f"  database:  {settings.database}\nPress Ctrl+C to stop.",
         file=sys.stderr,
     )
