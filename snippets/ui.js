@@ -39,7 +39,7 @@ function mount() {
     shadow.append(h("style", {nonce: script.nonce, text: css}));
   }
   backdrop = shadow.appendChild(h("div", {class: "backdrop", hidden: ""}));
-  document.body.append(host);
+  (document.body || document.documentElement).append(host);
   document.addEventListener("keydown", onKey, true);
 }
 

@@ -312,6 +312,13 @@ def _bad_input_site(live_server: Any, demo: Demo) -> LiveServer:
         ),
         Route("/german", html(f"{tag}></script>{blocked}", lang="de-DE")),
         Route(
+            "/no-defer",
+            html(
+                f'<script src="{gateway}/c.js" data-site="demo" data-allow-localhost data-allow-webdriver>'
+                f"</script>{blocked}<p>body</p>"
+            ),
+        ),
+        Route(
             "/missing-page",
             html(
                 '<meta name="cg-status" content="404">'
@@ -535,4 +542,14 @@ def test_an_expired_decision_asks_again(demo: Demo, open_page: OpenPage) -> None
     page.reload()
     page.locator(BANNER).wait_for(state="visible")
     assert "cg_consent" not in watched.jar() and _ran(page, "analytics") == "blocked"
+    assert watched.errors == []
+
+
+def test_a_tag_without_defer_in_the_head_works_too(demo: Demo, open_page: OpenPage, live_server: Any) -> None:
+    pages = _bad_input_site(live_server, demo)
+    watched = open_page()
+    watched.page.goto(pages.url + "/no-defer")
+    watched.page.locator(BANNER).wait_for(state="visible")
+    watched.page.locator("#cg-root [data-cg=accept-all]").first.click()
+    watched.page.wait_for_function("() => document.title === 'analytics ran'")
     assert watched.errors == []
