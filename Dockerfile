@@ -19,13 +19,12 @@ RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin gateway
 
-# The wheel carries config/, consent_ui/ and snippets/ inside the package (hatch force-include).
-# snippets/ may be absent from a checkout (git keeps no empty folder): create it so the build
-# never depends on it. The sources are removed once installed.
+# The wheel carries config/, consent_ui/ (templates, CSS, the nine languages) and snippets/
+# (the scripts /c.js and /t.js are built from) inside the package (hatch force-include).
+# The sources are removed once installed.
 WORKDIR /src
 COPY . .
-RUN mkdir -p snippets \
-    && pip install --no-cache-dir . \
+RUN pip install --no-cache-dir . \
     && cd / && rm -rf /src
 
 RUN mkdir /data && chown gateway:gateway /data
