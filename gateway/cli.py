@@ -1,4 +1,4 @@
-"""The ``consent-gateway`` command: serve, demo, snippet, classify, import-cookies, consent export/erase, rollup, purge.
+"""The ``consent-gateway`` command: serve, demo, snippet, classify, import-cookies, consent, user, rollup, purge.
 
 Every failure a user can cause ends as one line on stderr and exit status 2, never a traceback.
 """
@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import logging.config
 import os
+import re
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from gateway.cookies.catalog import CatalogError
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.storage.db import Database
+from gateway.storage.users import ROLES, UserError, add_user, grant, list_users, remove_user, set_password
+
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -115,6 +121,36 @@ def _parser() -> argparse.ArgumentParser:
     snippet.add_argument("--url", required=True, help="where the gateway answers, e.g. https://consent.example.com")
     _config_option(snippet)
     snippet.set_defaults(run=_snippet)
+
+    user = commands.add_parser(
+        "user",
+        help="dashboard accounts",
+        description="Add, remove and list dashboard users, set passwords and grant roles per site.",
+    )
+    user_commands = user.add_subparsers(required=True, metavar="ACTION")
+    add = user_commands.add_parser("add", help="add a user", description="Add a user; the password is asked for.")
+    add.add_argument("name", help="the login name (letters, digits, . _ @ -)")
+    add.add_argument("--admin", action="store_true", help="the instance admin: every site and user management")
+    add.add_argument("--site", help="grant a role on this site at once")
+    add.add_argument("--role", choices=ROLES, default="viewer", help="the role on --site (default: viewer)")
+    passwd = user_commands.add_parser("passwd", help="set a user's password", description="Set a user's password.")
+    passwd.add_argument("name")
+    for sub in (add, passwd):
+        sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    remove = user_commands.add_parser("remove", help="remove a user", description="Remove a user and their roles.")
+    remove.add_argument("name")
+    grant_parser = user_commands.add_parser(
+        "grant", help="give a user a role on a site", description="Give a user a role on a site, or take it away."
+    )
+    grant_parser.add_argument("name")
+    grant_parser.add_argument("--site", required=True, help="the site id")
+    grant_parser.add_argument("--role", choices=(*ROLES, "none"), required=True, help="owner, viewer or none")
+    listing = user_commands.add_parser("list", help="list users and their roles", description="List users.")
+    for sub, run in ((add, _user_add), (passwd, _user_passwd), (remove, _user_remove), (grant_parser, _user_grant)):
+        _config_option(sub)
+        sub.set_defaults(run=run)
+    _config_option(listing)
+    listing.set_defaults(run=_user_list)
 
     purge = commands.add_parser(
         "purge",
@@ -279,6 +315,106 @@ def _snippet(args: argparse.Namespace) -> int:
         f"\nContent-Security-Policy needs: script-src {origin} (or 'nonce-...': put nonce=\"...\" on the tag); "
         f"connect-src {origin}; frame-src for the iframes you block."
     )
+    return 0
+
+
+_USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    from gateway.accounts.passwords import PasswordError, check_new_password
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CommandError("the two passwords differ")
+    try:
+        check_new_password(password)
+    except PasswordError as error:
+        raise CommandError(str(error)) from None
+    return password
+
+
+async def _accounts(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``work`` on the database, creating it (and its tables) on first use."""
+    if not settings.database.parent.is_dir():
+        raise CommandError(f"the folder {settings.database.parent} does not exist")
+    db = Database(settings.database)
+    try:
+        await db.open()
+    except sqlite3.Error as error:
+        await db.close()
+        raise CommandError(f"cannot open the database {settings.database}: {error}") from None
+    try:
+        return await work(db)
+    except UserError as error:
+        raise CommandError(str(error)) from None
+    finally:
+        await db.close()
+
+
+def _known_site(settings: Settings, site: str) -> str:
+    if settings.site(site) is None:
+        raise CommandError(f"unknown site {site!r}; configured sites: {', '.join(sorted(settings.sites)) or 'none'}")
+    return site
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from gateway.accounts.passwords import hash_password
+    from gateway.clock import SystemClock
+
+    settings = _settings(args)
+    if not _USER_NAME.fullmatch(args.name):
+        raise CommandError(f"a user name is 1 to 64 letters, digits or . _ @ -, found {args.name!r}")
+    site = _known_site(settings, args.site) if args.site else None
+    password_hash = hash_password(_read_password(args))
+
+    async def work(db: Database) -> None:
+        await add_user(db, args.name, password_hash, is_admin=args.admin, now=SystemClock().now())
+        if site:
+            await grant(db, args.name, site, args.role)
+
+    asyncio.run(_accounts(settings, work))
+    granted = f", {args.role} of {site}" if site else ""
+    print(f"added {args.name}{' (admin)' if args.admin else ''}{granted}")
+    return 0
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    from gateway.accounts.passwords import hash_password
+    from gateway.clock import SystemClock
+
+    settings = _settings(args)
+    password_hash = hash_password(_read_password(args))
+    asyncio.run(_accounts(settings, lambda db: set_password(db, args.name, password_hash, now=SystemClock().now())))
+    print(f"password of {args.name} changed")
+    return 0
+
+
+def _user_remove(args: argparse.Namespace) -> int:
+    asyncio.run(_accounts(_settings(args), lambda db: remove_user(db, args.name)))
+    print(f"removed {args.name}")
+    return 0
+
+
+def _user_grant(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    site = _known_site(settings, args.site)
+    role = None if args.role == "none" else args.role
+    asyncio.run(_accounts(settings, lambda db: grant(db, args.name, site, role)))
+    print(f"{args.name}: {args.role} of {site}" if role else f"{args.name}: no role on {site}")
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    users = asyncio.run(_accounts(_settings(args), list_users))
+    if not users:
+        print("no users yet: consent-gateway user add NAME --admin")
+    for user in users:
+        roles = ", ".join(f"{role} of {site}" for site, role in user.roles.items()) or "no site"
+        print(f"{user.name}{' (admin)' if user.is_admin else ''}: {roles}")
     return 0
 
 

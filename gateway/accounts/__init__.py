@@ -1,0 +1,1 @@
+"""Dashboard accounts: users with scrypt-hashed passwords and a role per site (owner, viewer)."""
