@@ -553,3 +553,33 @@ def test_a_tag_without_defer_in_the_head_works_too(demo: Demo, open_page: OpenPa
     watched.page.locator("#cg-root [data-cg=accept-all]").first.click()
     watched.page.wait_for_function("() => document.title === 'analytics ran'")
     assert watched.errors == []
+
+
+def test_a_modal_banner_with_the_sites_colours_and_texts(demo: Demo, open_page: OpenPage) -> None:
+    from gateway.settings import BannerSettings
+
+    banner = BannerSettings(
+        position="modal",
+        theme={"--cg-accent": "#6a1b9a"},
+        texts={"en": {"banner.title": "Cookies on the demo shop"}},
+    )
+    demo.reconfigure(
+        lambda s: dataclasses.replace(s, sites={"demo": dataclasses.replace(s.sites["demo"], banner=banner)})
+    )
+    watched = _first_visit(demo, open_page)
+    page = watched.page
+    modal = page.locator(BANNER)
+    assert modal.get_attribute("role") == "dialog" and modal.get_attribute("aria-modal") == "true"
+    assert "Cookies on the demo shop" in modal.inner_text()  # the site's own text
+    accent = page.evaluate("() => getComputedStyle(document.getElementById('cg-root')).getPropertyValue('--cg-accent')")
+    assert accent.strip() == "#6a1b9a"
+    inside = "() => { const r = document.getElementById('cg-root').shadowRoot; return !!r.activeElement; }"
+    assert page.evaluate(inside)  # focus moved into the modal
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        assert page.evaluate(inside), "focus left the modal banner"
+    assert _axe_violations(page) == []
+    screenshot(page, "snippet-modal")
+    page.locator("#cg-root [data-cg=reject-all]").first.click()
+    page.wait_for_function("() => document.cookie.includes('cg_consent=')")
+    assert watched.errors == []
