@@ -312,6 +312,13 @@ def _bad_input_site(live_server: Any, demo: Demo) -> LiveServer:
         ),
         Route("/german", html(f"{tag}></script>{blocked}", lang="de-DE")),
         Route(
+            "/unblocked-gtag",
+            html(
+                f'<script src="{gateway}/c.js" data-site="demo" data-allow-localhost data-allow-webdriver></script>'
+                "<script>window.dataLayer = window.dataLayer || []; dataLayer.push(['config', 'G-DEMO']);</script>"
+            ),
+        ),
+        Route(
             "/no-defer",
             html(
                 f'<script src="{gateway}/c.js" data-site="demo" data-allow-localhost data-allow-webdriver>'
@@ -583,3 +590,13 @@ def test_a_modal_banner_with_the_sites_colours_and_texts(demo: Demo, open_page: 
     page.locator("#cg-root [data-cg=reject-all]").first.click()
     page.wait_for_function("() => document.cookie.includes('cg_consent=')")
     assert watched.errors == []
+
+
+def test_consent_mode_defaults_precede_an_unblocked_google_tag_placed_after_ours(
+    demo: Demo, open_page: OpenPage, live_server: Any
+) -> None:
+    pages = _bad_input_site(live_server, demo)
+    watched = open_page()
+    watched.page.goto(pages.url + "/unblocked-gtag")
+    order = watched.page.evaluate("() => dataLayer.map(entry => entry[0] + ':' + entry[1])")
+    assert order.index("consent:default") < order.index("config:G-DEMO")
