@@ -134,6 +134,6 @@ def _event_row(event: AnonymousEvent, ts: str, visitor: str, visit_id: int) -> t
         event.os_version,
         event.device,
         event.screen,
-        json.dumps(dict(event.props), ensure_ascii=False, sort_keys=True),
-        ",".join(sorted(event.consent)),
+        json.dumps(dict(event.props), ensure_ascii=False, sort_keys=True) if event.props else "{}",
+        ",".join(sorted(event.consent)) if event.consent else "",
     )
