@@ -15,3 +15,11 @@ CREATE TABLE site_roles (
     role    TEXT    NOT NULL CHECK (role IN ('owner', 'viewer')),
     PRIMARY KEY (user_id, site_id)
 );
+
+-- Failed logins in the throttling window, per account ("account:NAME") and per network
+-- ("network:203.0.113.0/24", never a raw address); older rows are deleted as new ones come.
+CREATE TABLE login_failures (
+    key TEXT NOT NULL,
+    at  TEXT NOT NULL  -- ISO 8601, UTC
+);
+CREATE INDEX login_failures_key ON login_failures (key, at);
