@@ -142,17 +142,24 @@ class _ConsentEndpoints:
             headers=cors,
         )
         if not cors:  # same origin: the gateway's host is the site's host, set the cookie ourselves
-            response.set_cookie(
-                CONSENT_COOKIE,
-                token,
-                max_age=int((expiry - state.issued_at).total_seconds()),
-                path="/",
-                domain=site.consent_cookie_domain,
-                secure=request.url.scheme == "https",
-                httponly=False,  # the snippet reads it to know the decision without a request
-                samesite="lax",
-            )
+            set_consent_cookie(response, request, site, token, state)
         return response
+
+
+def set_consent_cookie(
+    response: Response, request: Request, site: SiteSettings, token: str, state: ConsentState
+) -> None:
+    """The first-party ``cg_consent`` cookie, for a gateway answering on the site's own origin."""
+    response.set_cookie(
+        CONSENT_COOKIE,
+        token,
+        max_age=int((expires_at(state, site) - state.issued_at).total_seconds()),
+        path="/",
+        domain=site.consent_cookie_domain,
+        secure=request.url.scheme == "https",
+        httponly=False,  # the snippet reads it to know the decision without a request
+        samesite="lax",
+    )
 
 
 async def append_proof(

@@ -23,15 +23,14 @@ from starlette.routing import Route
 
 from gateway.categories import CONSENT_CATEGORIES, Category
 from gateway.consent.middleware import CONSENT_COOKIE
-from gateway.consent.model import ConsentMethod
+from gateway.consent.model import ConsentMethod, ConsentState
 from gateway.consent.records import ConsentRecord
 from gateway.consent.texts import pick_language, texts_for
-from gateway.consent.token import expires_at
 from gateway.context import GatewayContext
 from gateway.settings import SiteSettings
 from gateway.storage.consent_log import erase_records, records_for
 from gateway.templating import template_environment
-from gateway.web.consent_api import append_proof
+from gateway.web.consent_api import append_proof, set_consent_cookie
 from gateway.web.errors import ClientError, read_body
 
 _FORM_LIMIT = 4096
@@ -92,13 +91,17 @@ class _PrivacyCenter:
             method: ConsentMethod = (
                 "accept_all" if len(allowed) == len(CONSENT_CATEGORIES) else "reject_all" if not allowed else "custom"
             )
-            new_token = await self._decide(request, site, consent_id, allowed, services, method, language)
-            return await self._history(request, site, language, new_token, message=texts["privacy.saved"], changed=True)
-        new_token = await self._decide(request, site, consent_id, frozenset(), {}, "withdraw", language)
+            issued = await self._decide(request, site, consent_id, allowed, services, method, language)
+            return await self._history(
+                request, site, language, issued[0], message=texts["privacy.saved"], issued=issued
+            )
+        issued = await self._decide(request, site, consent_id, frozenset(), {}, "withdraw", language)
         if action == "erase":
             await erase_records(self.context.database, consent_id, now=self.context.clock.now())
-            return self._page(request, site, language, message=texts["privacy.erased"], token=new_token, changed=True)
-        return await self._history(request, site, language, new_token, message=texts["privacy.withdrawn"], changed=True)
+            return self._page(request, site, language, message=texts["privacy.erased"], token=issued[0], issued=issued)
+        return await self._history(
+            request, site, language, issued[0], message=texts["privacy.withdrawn"], issued=issued
+        )
 
     async def _decide(
         self,
@@ -109,12 +112,13 @@ class _PrivacyCenter:
         services: dict[str, bool],
         method: ConsentMethod,
         language: str,
-    ) -> str:
+    ) -> tuple[str, ConsentState]:
+        """A new decision under the visitor's consent id, proof first; its token and state."""
         token, state = self.context.codec.issue(
             consent_id=consent_id, site=site, allowed=allowed, services=services, method=method, gpc=False
         )
         await append_proof(self.context, request, site, state, language=language, page_path="/privacy")
-        return token
+        return token, state
 
     async def _history(
         self,
@@ -124,7 +128,7 @@ class _PrivacyCenter:
         token: str,
         *,
         message: str | None,
-        changed: bool = False,
+        issued: tuple[str, ConsentState] | None = None,
     ) -> Response:
         consent_id = self.context.codec.consent_id_of(token, site) if token else None
         records = await records_for(self.context.database, consent_id, site.id) if consent_id else []
@@ -138,7 +142,7 @@ class _PrivacyCenter:
             current=current.allowed if current else frozenset(),
             current_services=dict(current.services) if current else {},
             message=message,
-            changed=changed,
+            issued=issued,
         )
 
     def _page(
@@ -154,11 +158,12 @@ class _PrivacyCenter:
         records: list[ConsentRecord] | None = None,
         current: frozenset[Category] = frozenset(),
         current_services: dict[str, bool] | None = None,
-        changed: bool = False,
+        issued: tuple[str, ConsentState] | None = None,
     ) -> Response:
+        """``issued``: the token and state of a decision just made here, handed back to the site."""
         nonce = secrets.token_urlsafe(16)
         texts = texts_for(language, site.banner.texts if site else {})
-        return_url = f"{site.origins[0]}/#cg_consent={token}" if site and site.origins and changed and token else None
+        return_url = f"{site.origins[0]}/#cg_consent={issued[0]}" if site and site.origins and issued else None
         html = self.template.render(
             t=texts,
             lang=language,
@@ -174,27 +179,10 @@ class _PrivacyCenter:
             return_url=return_url,
         )
         response = HTMLResponse(html, status_code=status, headers=_security(nonce))
-        if changed and token and site is not None:
-            self._set_cookie_if_same_site(request, response, site, token)
-        return response
-
-    def _set_cookie_if_same_site(self, request: Request, response: Response, site: SiteSettings, token: str) -> None:
-        """When the gateway answers on the site's own origin, its cookie can be replaced here."""
         here = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
-        if here not in site.origins:
-            return
-        state = self.context.codec.verify(token, site).state
-        if state is None:
-            return
-        response.set_cookie(
-            CONSENT_COOKIE,
-            token,
-            max_age=int((expires_at(state, site) - state.issued_at).total_seconds()),
-            path="/",
-            domain=site.consent_cookie_domain,
-            secure=request.url.scheme == "https",
-            samesite="lax",
-        )
+        if issued is not None and site is not None and here in site.origins:  # on the site's own origin
+            set_consent_cookie(response, request, site, *issued)
+        return response
 
 
 async def _read_form(request: Request) -> dict[str, str]:
