@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
+from starlette.types import Receive
 
 
 class ClientError(Exception):
@@ -20,15 +21,24 @@ class ClientError(Exception):
 
 async def read_body(request: Request, *, limit: int) -> bytes:
     """The body, read at most ``limit`` bytes far: 413 beyond, whatever Content-Length claims."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    return await read_asgi_body(request.receive, request.headers.get("content-length"), limit=limit)
+
+
+async def read_asgi_body(receive: Receive, content_length: str | None, *, limit: int) -> bytes:
+    """``read_body`` on plain ASGI; raises ``ClientDisconnect`` when the client went away."""
+    if content_length is not None and (not content_length.isdigit() or int(content_length) > limit):
         raise ClientError(413, f"the body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         body += chunk
         if len(body) > limit:
             raise ClientError(413, f"the body is larger than {limit} bytes")
-    return bytes(body)
+        if not message.get("more_body", False):
+            return body
 
 
 def decode_json_object(body: bytes) -> dict[str, Any]:

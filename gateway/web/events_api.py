@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -22,7 +22,7 @@ from gateway.ingest.payload import PayloadError, parse_event
 from gateway.ingest.pipeline import PipelineContext, run_pipeline
 from gateway.metrics import MetricsPublisher
 from gateway.web.cors import cors_for, preflight_endpoint
-from gateway.web.errors import ClientError, decode_json_object
+from gateway.web.errors import ClientError, decode_json_object, read_asgi_body
 
 RETRY_AFTER_SECONDS = "2"
 
@@ -53,7 +53,7 @@ class EventEndpoint:
             self.context.metrics.inc("consent_gateway_events_rejected_total", status=str(error.status))
             reply = (error.status, error.headers)
             body = json.dumps({"error": error.message}).encode()
-        except _Disconnected:
+        except ClientDisconnect:  # no one to answer
             return
         status, extra = reply
         raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
@@ -65,7 +65,9 @@ class EventEndpoint:
 
     async def _record(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
         context = self.context
-        raw = decode_json_object(await _read_body(receive, headers, limit=context.settings.max_body_bytes))
+        raw = decode_json_object(
+            await read_asgi_body(receive, headers.get("content-length"), limit=context.settings.max_body_bytes)
+        )
         now = context.clock.now()
         client = scope.get("client")
         try:
@@ -99,28 +101,6 @@ class EventEndpoint:
             ) from None
         context.metrics.inc("consent_gateway_events_accepted_total")
         return 202, cors
-
-
-class _Disconnected(Exception):
-    """The client went away before its body arrived: there is no one to answer."""
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], *, limit: int) -> bytes:
-    """The body, read at most ``limit`` bytes far: 413 beyond, whatever Content-Length claims."""
-    declared = headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise ClientError(413, f"the body is larger than {limit} bytes")
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk: bytes = message.get("body", b"")
-        body += chunk
-        if len(body) > limit:
-            raise ClientError(413, f"the body is larger than {limit} bytes")
-        if not message.get("more_body", False):
-            return body
 
 
 def metrics_routes(context: GatewayContext, publisher: MetricsPublisher) -> list[Route]:
