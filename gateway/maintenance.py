@@ -20,6 +20,7 @@ from pathlib import Path
 from gateway.clock import Clock
 from gateway.cookies.lifetimes import Lifetime
 from gateway.ingest.visitor import SaltKeeper
+from gateway.periodic import Periodic
 from gateway.settings import Retention, Settings
 from gateway.storage.db import Database
 from gateway.storage.retention import PurgeCounts, purge
@@ -122,24 +123,18 @@ class Maintenance:
         self._clock = clock
         self._last_rollup: datetime | None = None
         self._last_purge_day: date | None = None
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("maintenance", self.run_once, self._poll, log)
 
     async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="maintenance")
+        await self._periodic.start()
 
     async def stop(self) -> None:
         """Let a run in progress finish (its transaction commits), then stop."""
-        if self._task is None:
-            return
-        self._stopping.set()
-        await self._task
-        self._task = None
+        await self._periodic.stop()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._periodic.running
 
     async def run_once(self) -> MaintenanceRun:
         """Do whatever is due at ``clock.now()``: the rollup every interval, the purge once per UTC day."""
@@ -162,15 +157,3 @@ class Maintenance:
                 log.debug("rolled up %d day(s)", len(rolled_up))
             return MaintenanceRun(tuple(rolled_up), None)
         return MaintenanceRun(None, None)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # a locked or full disk must not end upkeep for good: try again later
-                log.exception("maintenance failed; retrying in %.0f s", self._poll)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._poll)
-            except TimeoutError:
-                continue
-            return

@@ -9,7 +9,6 @@ own live values, so any worker answering a scrape shows the whole server.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections import defaultdict
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from gateway.clock import Clock
+from gateway.periodic import Periodic
 from gateway.storage.db import Database
 from gateway.storage.worker_metrics import Sample, forget_workers_before, other_workers_samples, publish_samples
 
@@ -90,19 +90,13 @@ class MetricsPublisher:
         self, database: Database, metrics: Metrics, clock: Clock, *, interval: timedelta = timedelta(seconds=5)
     ) -> None:
         self._database, self._metrics, self._clock, self._interval = database, metrics, clock, interval
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("publishing metrics", self.publish, interval.total_seconds(), log)
 
     async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="metrics-publisher")
+        await self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._stopping.set()
-        await self._task
-        self._task = None
+        await self._periodic.stop()
 
     async def publish(self) -> None:
         now = self._clock.now()
@@ -113,15 +107,3 @@ class MetricsPublisher:
         since = self._clock.now() - WORKER_GONE
         others = await other_workers_samples(self._database, self._metrics.worker, seen_since=since)
         return self._metrics.render(sample for _, sample in others)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.publish()
-            except Exception:  # a busy database must not end publishing for good
-                log.exception("publishing metrics failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval.total_seconds())
-            except TimeoutError:
-                continue
-            return
