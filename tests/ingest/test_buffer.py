@@ -14,6 +14,7 @@ from gateway.ingest.buffer import QueueFull, WriteBuffer
 from gateway.ingest.event import AnonymousEvent
 from gateway.metrics import Metrics
 from gateway.storage.db import Database
+from tests.events import anonymous_event
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 
@@ -21,34 +22,7 @@ NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 def event(
     n: int, *, visitor: str = "v1", minutes: float = 0, path: str = "/", name: str = "pageview"
 ) -> AnonymousEvent:
-    return AnonymousEvent(
-        site_id="shop",
-        ts=NOW + timedelta(minutes=minutes),
-        name=name,
-        visitor_id=visitor,
-        previous_visitor_id=None,
-        hostname="shop.example.com",
-        pathname=path,
-        referrer_host=None,
-        source="Direct / None",
-        channel="direct",
-        utm_source=None,
-        utm_medium=None,
-        utm_campaign=None,
-        utm_content=None,
-        utm_term=None,
-        country=None,
-        region=None,
-        city=None,
-        browser="Chrome",
-        browser_version="124.0",
-        os="Linux",
-        os_version="",
-        device="desktop",
-        screen=None,
-        props={"n": str(n)},
-        consent=frozenset(),
-    )
+    return anonymous_event(NOW + timedelta(minutes=minutes), visitor, path, name=name, screen=None, props={"n": str(n)})
 
 
 def count(path: Path, table: str = "events") -> int:

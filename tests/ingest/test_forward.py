@@ -42,6 +42,7 @@ from gateway.settings import Secret, SettingsError
 from gateway.storage.db import Database
 from gateway.storage.events import insert_events
 from tests.conftest import LiveServer, make_settings
+from tests.events import anonymous_event
 
 pytestmark = pytest.mark.integration
 
@@ -98,31 +99,13 @@ def receiver(live_server: Callable[[Any], LiveServer]) -> Iterator[tuple[Receive
 def event(
     n: int, *, site: str = "shop", consent: frozenset[Category] = frozenset(), path: str | None = None
 ) -> AnonymousEvent:
-    return AnonymousEvent(
+    return anonymous_event(
+        NOW + timedelta(seconds=n),
+        f"visitor-{n}",
+        path or f"/page/{n}",
         site_id=site,
-        ts=NOW + timedelta(seconds=n),
-        name="pageview",
-        visitor_id=f"visitor-{n}",
-        previous_visitor_id=None,
         hostname=f"{site}.example.com",
-        pathname=path or f"/page/{n}",
-        referrer_host=None,
-        source="Direct / None",
-        channel="direct",
-        utm_source=None,
-        utm_medium=None,
-        utm_campaign=None,
-        utm_content=None,
-        utm_term=None,
         country="FR",
-        region=None,
-        city=None,
-        browser="Chrome",
-        browser_version="124.0",
-        os="Linux",
-        os_version="",
-        device="desktop",
-        screen="laptop",
         props={"n": str(n)},
         consent=consent,
     )

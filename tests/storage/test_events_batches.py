@@ -14,38 +14,21 @@ from hypothesis import strategies as st
 from gateway.ingest.event import AnonymousEvent
 from gateway.storage.db import _apply_migrations
 from gateway.storage.events import insert_events
+from tests.events import anonymous_event
 
 START = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)
 
 
 def _event(visitor: str, previous: str | None, minutes: float, name: str, path: str) -> AnonymousEvent:
-    return AnonymousEvent(
-        site_id="shop",
-        ts=START + timedelta(minutes=minutes),
+    return anonymous_event(
+        START + timedelta(minutes=minutes),
+        visitor,
+        path,
         name=name,
-        visitor_id=visitor,
         previous_visitor_id=previous,
-        hostname="shop.example.com",
-        pathname=path,
-        referrer_host=None,
-        source="Direct / None",
-        channel="direct",
-        utm_source=None,
-        utm_medium=None,
-        utm_campaign=None,
-        utm_content=None,
-        utm_term=None,
-        country=None,
-        region=None,
-        city=None,
         browser="Firefox",
         browser_version="128.0",
-        os="Linux",
-        os_version="",
-        device="desktop",
         screen=None,
-        props={},
-        consent=frozenset(),
     )
 
 

@@ -29,6 +29,7 @@ from gateway.ingest.event import AnonymousEvent
 from gateway.storage.db import Database
 from gateway.storage.events import insert_events
 from gateway.storage.rollups import DIMENSIONS, rebuild_all, rebuild_day, rebuild_dirty, rollup_rows
+from tests.events import anonymous_event
 
 T = TypeVar("T")
 DAY1, DAY2 = "2026-03-10", "2026-03-11"
@@ -50,36 +51,9 @@ def event(
     site: str = "shop",
     **values: Any,
 ) -> AnonymousEvent:
-    fields: dict[str, Any] = {
-        "site_id": site,
-        "ts": ts,
-        "name": name,
-        "visitor_id": visitor,
-        "previous_visitor_id": previous_visitor,
-        "hostname": "shop.example.com",
-        "pathname": path,
-        "referrer_host": None,
-        "source": "Direct / None",
-        "channel": "direct",
-        "utm_source": None,
-        "utm_medium": None,
-        "utm_campaign": None,
-        "utm_content": None,
-        "utm_term": None,
-        "country": None,
-        "region": None,
-        "city": None,
-        "browser": "Chrome",
-        "browser_version": "124.0",
-        "os": "Linux",
-        "os_version": "",
-        "device": "desktop",
-        "screen": "laptop",
-        "props": props or {},
-        "consent": frozenset(),
-    }
-    fields.update(values)
-    return AnonymousEvent(**fields)
+    return anonymous_event(
+        ts, visitor, path, name=name, props=props or {}, previous_visitor_id=previous_visitor, site_id=site, **values
+    )
 
 
 INTERNAL = {"channel": "internal"}
