@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ from typing import Any
 import httpx
 import uvicorn
 from ingest_apps import SETTINGS_ENV, SITE
+from rounds import add_round_options, check_round_options, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -174,14 +174,12 @@ class Options:
 
 def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of bare + gateway (default: 5)")
-    parser.add_argument("--seconds", type=int, default=5, help="measured seconds per server and round (default: 5)")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds before each measurement (default: 1)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default: 32)")
+    add_round_options(parser, other="gateway")
     parser.add_argument("--requests", type=int, default=512, help="distinct events wrk cycles through (default: 512)")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.seconds < 1 or args.warmup < 0 or args.connections < 1 or args.requests < 1:
-        parser.error("--rounds, --seconds, --connections and --requests must be at least 1, --warmup at least 0")
+    check_round_options(parser, args)
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
     return Options(args.rounds, args.seconds, args.warmup, args.connections, args.requests)
 
 
@@ -194,13 +192,6 @@ def write_settings(path: Path, database: Path, *, debug: bool = False) -> Path:
     }
     path.write_text(json.dumps(raw), encoding="utf-8")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(slots=True)
@@ -218,7 +209,7 @@ class Server:
 @contextmanager
 def running_server(factory: str, settings_file: Path, log_dir: Path) -> Iterator[Server]:
     """uvicorn serving ``ingest_apps:<factory>`` in its own process; stopped gracefully (SIGTERM) on exit."""
-    port = _free_port()
+    port = free_port()
     log_path = log_dir / f"uvicorn-{factory}-{port}.log"
     command = [sys.executable, "-m", "uvicorn", f"ingest_apps:{factory}", "--factory", "--app-dir", str(BENCH_DIR)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]

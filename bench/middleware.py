@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from typing import Any
 import httpx
 import uvicorn
 from apps import SETTINGS_ENV, SITE, bench_settings
+from rounds import add_round_options, check_round_options, free_port
 
 from gateway.clock import SystemClock
 from gateway.consent.middleware import CONSENT_COOKIE
@@ -65,16 +65,12 @@ class Options:
 
 def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of bare + with (default: 5)")
-    parser.add_argument("--seconds", type=int, default=5, help="measured seconds per server and round (default: 5)")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds before each measurement (default: 1)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default: 32)")
+    add_round_options(parser, other="with")
     parser.add_argument(
         "--catalog-wait", type=float, default=600, help="seconds to wait for config/cookies.toml (default: 600)"
     )
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.seconds < 1 or args.warmup < 0 or args.connections < 1:
-        parser.error("--rounds, --seconds and --connections must be at least 1, --warmup at least 0")
+    check_round_options(parser, args)
     return Options(args.rounds, args.seconds, args.warmup, args.connections, args.catalog_wait)
 
 
@@ -121,17 +117,10 @@ def consent_cookie_header(settings: Settings) -> str:
     return f"_ga=GA1.1.1234567890.1767225600; is_returning=1; {CONSENT_COOKIE}={token}"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_server(factory: str, settings_file: Path, log_dir: Path) -> Iterator[tuple[str, int]]:
     """uvicorn serving ``apps:<factory>`` in its own process; yields its URL once it answers."""
-    port = _free_port()
+    port = free_port()
     log_path = log_dir / f"uvicorn-{factory}-{port}.log"
     command = [
         sys.executable,
