@@ -34,6 +34,12 @@ def _ran(page: Any, which: str) -> str:
     return str(page.locator(f"#ran-{which}").inner_text())
 
 
+def _decide(page: Any, which: str) -> None:
+    """Click "Accept all" or "Reject all" in the banner and wait until the consent cookie is stored."""
+    page.locator(f"#cg-root [data-cg={which}]").first.click()
+    page.wait_for_function("() => document.cookie.includes('cg_consent=')")
+
+
 def _consent_updates(page: Any) -> list[dict[str, str]]:
     return list(
         page.evaluate(
@@ -168,8 +174,7 @@ def test_global_privacy_control_preselects_denied_and_says_so(demo: Demo, open_p
 def test_a_policy_revision_bump_asks_again(demo: Demo, open_page: OpenPage) -> None:
     watched = _first_visit(demo, open_page)
     page = watched.page
-    page.locator("#cg-root [data-cg=accept-all]").first.click()
-    page.wait_for_function("() => document.cookie.includes('cg_consent=')")
+    _decide(page, "accept-all")
     page.reload()
     assert not page.locator(BANNER).is_visible()
     demo.reconfigure(
@@ -184,8 +189,7 @@ def test_a_policy_revision_bump_asks_again(demo: Demo, open_page: OpenPage) -> N
 def test_a_tampered_consent_cookie_means_no_decision(demo: Demo, open_page: OpenPage) -> None:
     watched = _first_visit(demo, open_page)
     page = watched.page
-    page.locator("#cg-root [data-cg=accept-all]").first.click()
-    page.wait_for_function("() => document.cookie.includes('cg_consent=')")
+    _decide(page, "accept-all")
     token = next(c for c in watched.context.cookies() if c["name"] == "cg_consent")
     watched.context.add_cookies([{**token, "value": token["value"][:-4] + "AAAA"}])
     page.evaluate("() => localStorage.removeItem('cg_state')")
@@ -543,8 +547,7 @@ def test_an_expired_decision_asks_again(demo: Demo, open_page: OpenPage) -> None
     )
     watched = _first_visit(demo, open_page)
     page = watched.page
-    page.locator("#cg-root [data-cg=accept-all]").first.click()
-    page.wait_for_function("() => document.cookie.includes('cg_consent=')")
+    _decide(page, "accept-all")
     page.wait_for_timeout(2500)
     page.reload()
     page.locator(BANNER).wait_for(state="visible")
@@ -587,8 +590,7 @@ def test_a_modal_banner_with_the_sites_colours_and_texts(demo: Demo, open_page: 
         assert page.evaluate(inside), "focus left the modal banner"
     assert _axe_violations(page) == []
     screenshot(page, "snippet-modal")
-    page.locator("#cg-root [data-cg=reject-all]").first.click()
-    page.wait_for_function("() => document.cookie.includes('cg_consent=')")
+    _decide(page, "reject-all")
     assert watched.errors == []
 
 
