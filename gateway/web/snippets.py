@@ -21,11 +21,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.categories import CATEGORIES, Category
@@ -40,6 +41,8 @@ from gateway.web.errors import ClientError
 
 SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+#: How long a site's configuration is served from memory before the cookie report is read again.
+CONFIG_REBUILD = timedelta(minutes=1)
 _JS_TYPE = "text/javascript; charset=utf-8"
 _CONSENT_SOURCES = ("consent.js", "ui.js", "tracker.js")
 _TRACKER_SOURCES = ("tracker.js",)
@@ -163,6 +166,8 @@ def snippet_routes(context: GatewayContext, bundles: Bundles) -> list[Route]:
 
         return endpoint
 
+    configs: dict[tuple[str, str], tuple[datetime, bytes, str]] = {}
+
     async def site_config(request: Request) -> Response:
         site = context.site(request.path_params["site"])
         if site is None:
@@ -173,9 +178,18 @@ def snippet_routes(context: GatewayContext, bundles: Bundles) -> list[Route]:
                 403, f"origin {request.headers.get('origin')!r} is not allowed for site {site.id!r}"
             ).response()
         language = pick_language(request.query_params.get("lang"))
-        seen = {tally.name for tally in await cookie_report(context.database, site.id)}
-        body = site_config_json(site, context.catalogs[site.id], language, seen)
-        return JSONResponse(body, headers={**cors, "cache-control": "public, max-age=300"})
+        now = context.clock.now()
+        cached = configs.get((site.id, language))
+        if cached is None or now >= cached[0]:  # built at most once a minute per site and language
+            seen = {tally.name for tally in await cookie_report(context.database, site.id)}
+            body = json.dumps(site_config_json(site, context.catalogs[site.id], language, seen)).encode()
+            etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+            cached = configs[(site.id, language)] = (now + CONFIG_REBUILD, body, etag)
+        _, body, etag = cached
+        headers = {**cors, "cache-control": "public, max-age=300", "etag": etag}
+        if request.headers.get("if-none-match") == etag:  # the snippet revalidates on every page
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     routes = [Route("/api/config/{site}", site_config, methods=["GET"])]
     for script in (bundles.consent, bundles.tracker):

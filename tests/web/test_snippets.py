@@ -141,3 +141,12 @@ def test_every_language_has_every_text_with_its_placeholders(language: str) -> N
 def test_bad_banner_settings_are_one_clear_error(tmp_path: Path, banner: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=f"sites.shop.{message}"):
         make_settings(tmp_path, site=site_config(banner=banner))
+
+
+def test_site_config_revalidates_with_an_etag(gateway: httpx.Client) -> None:
+    first = gateway.get("/api/config/shop", params={"lang": "fr"})
+    assert first.status_code == 200 and first.headers["etag"]
+    again = gateway.get("/api/config/shop", params={"lang": "fr"}, headers={"if-none-match": first.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+    other = gateway.get("/api/config/shop", params={"lang": "de"}, headers={"if-none-match": first.headers["etag"]})
+    assert other.status_code == 200 and other.json()["lang"] == "de"  # another language, another body
