@@ -432,11 +432,11 @@ def _rollup(args: argparse.Namespace) -> int:
 
     async def rebuild() -> int:
         async with _open_database(settings) as db:
-            return await db.write(partial(rebuild_all, site_id=args.site))
+            return await db.write(partial(rebuild_all, site_id=args.site, zones=settings.zones))
 
     async def dirty() -> int:
         async with _open_database(settings) as db:
-            return len(await roll_up(db))
+            return len(await roll_up(db, settings.zones))
 
     if args.rebuild:
         print(f"rebuilt {asyncio.run(rebuild())} day(s)")
@@ -453,7 +453,7 @@ def _purge(args: argparse.Namespace) -> int:
 
     async def run() -> str:
         async with _open_database(settings) as db:
-            counts = await purge_expired(db, settings.retention, SystemClock().now())
+            counts = await purge_expired(db, settings, SystemClock().now())
             return counts.describe()
 
     print(asyncio.run(run()))

@@ -24,7 +24,7 @@ from gateway.periodic import Periodic
 from gateway.settings import Retention, Settings
 from gateway.storage.db import Database
 from gateway.storage.retention import PurgeCounts, purge
-from gateway.storage.rollups import RollupPlan, apply_plan, plan_dirty, rebuild_dirty
+from gateway.storage.rollups import RollupPlan, Zones, apply_plan, plan_dirty, rebuild_dirty
 
 log = logging.getLogger("gateway.maintenance")
 
@@ -75,9 +75,11 @@ def retention_cutoffs(now: datetime, retention: Retention) -> Cutoffs:
     )
 
 
-def _roll_up_and_purge(connection: sqlite3.Connection, cutoffs: Cutoffs) -> tuple[list[tuple[str, str]], PurgeCounts]:
+def _roll_up_and_purge(
+    connection: sqlite3.Connection, cutoffs: Cutoffs, zones: Zones
+) -> tuple[list[tuple[str, str]], PurgeCounts]:
     # Roll up first: the days about to lose their events are counted before the events go.
-    rolled_up = rebuild_dirty(connection)
+    rolled_up = rebuild_dirty(connection, zones=zones)
     counts = purge(
         connection,
         events_before=cutoffs.events_before,
@@ -88,26 +90,27 @@ def _roll_up_and_purge(connection: sqlite3.Connection, cutoffs: Cutoffs) -> tupl
     return rolled_up, counts
 
 
-async def roll_up(database: Database) -> list[tuple[str, str]]:
+async def roll_up(database: Database, zones: Zones) -> list[tuple[str, str]]:
     """Rebuild the dirty days now: computed on a reader, then written in one short transaction.
 
     The event writer is held only while the finished rows are swapped in, not while a busy
     day's events are grouped (seconds for a million events).
     """
-    plan = await asyncio.to_thread(_plan_on_reader, database.path)
+    plan = await asyncio.to_thread(_plan_on_reader, database.path, zones)
     return await database.write(lambda connection: apply_plan(connection, plan))
 
 
-def _plan_on_reader(path: Path) -> RollupPlan:
+def _plan_on_reader(path: Path, zones: Zones) -> RollupPlan:
     with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)) as reader:
         reader.execute("PRAGMA busy_timeout = 10000")
-        return plan_dirty(reader)
+        return plan_dirty(reader, zones=zones)
 
 
-async def purge_expired(database: Database, retention: Retention, now: datetime) -> PurgeCounts:
+async def purge_expired(database: Database, settings: Settings, now: datetime) -> PurgeCounts:
     """Roll up the dirty days, then purge what is past its retention at ``now`` (one transaction)."""
-    cutoffs = retention_cutoffs(now, retention)
-    _, counts = await database.write(lambda connection: _roll_up_and_purge(connection, cutoffs))
+    cutoffs = retention_cutoffs(now, settings.retention)
+    zones = settings.zones
+    _, counts = await database.write(lambda connection: _roll_up_and_purge(connection, cutoffs, zones))
     return counts
 
 
@@ -118,6 +121,7 @@ class Maintenance:
         self._database = database
         self._salts = salts
         self._retention = settings.retention
+        self._zones = settings.zones
         self._interval = _span(settings.rollup_interval)
         self._poll = min(self._interval.total_seconds(), MAX_POLL_SECONDS)
         self._clock = clock
@@ -144,14 +148,14 @@ class Maintenance:
             await self._salts.salts(now)  # past 00:30 UTC this deletes yesterday's salt for good
         if self._last_purge_day != today:
             cutoffs = retention_cutoffs(now, self._retention)
-            early = await roll_up(self._database)  # the heavy part, off the writer
-            late, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs))
+            early = await roll_up(self._database, self._zones)  # the heavy part, off the writer
+            late, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs, self._zones))
             rolled_up = sorted(set(early) | set(late))
             self._last_rollup, self._last_purge_day = now, today
             log.info("rolled up %d day(s); purge: %s", len(rolled_up), counts.describe())
             return MaintenanceRun(tuple(rolled_up), counts)
         if self._last_rollup is None or now - self._last_rollup >= self._interval:
-            rolled_up = await roll_up(self._database)
+            rolled_up = await roll_up(self._database, self._zones)
             self._last_rollup = now
             if rolled_up:
                 log.debug("rolled up %d day(s)", len(rolled_up))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.categories import CATEGORIES, Category, parse_category
 from gateway.consent.texts import LANGUAGES, text_keys
@@ -24,6 +25,7 @@ from gateway.cookies.lifetimes import Lifetime, parse_lifetime
 from gateway.ingest.bots import IgnoreList
 from gateway.ingest.forward import ForwarderSettings, parse_forwarders
 from gateway.resources import resource_dir
+from gateway.stats.goals import Funnel, Goal, GoalError, parse_funnels, parse_goals
 
 ENV_PREFIX = "CONSENT_GATEWAY_"
 THIRTEEN_MONTHS = parse_lifetime("13mo")
@@ -105,13 +107,22 @@ class SiteSettings:
     banner: BannerSettings = field(default_factory=BannerSettings)
     #: localStorage/sessionStorage keys (``prefix*`` patterns) the snippet clears with a category.
     storage_keys: Mapping[Category, tuple[str, ...]] = field(default_factory=dict)
+    #: The IANA time zone the dashboard's days, hours and periods follow.
+    timezone: str = "UTC"
+    #: The privacy floor: a row or bucket of fewer visitors is folded into "(other)" or withheld.
+    min_visitors: int = 5
+    goals: tuple[Goal, ...] = ()
+    funnels: tuple[Funnel, ...] = ()
 
     #: The site's host names (from its origins), for telling internal referrers apart.
     own_hosts: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: ``timezone`` as a ZoneInfo.
+    zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         hosts = frozenset(origin.split("://", 1)[1].split(":", 1)[0].removeprefix("www.") for origin in self.origins)
         object.__setattr__(self, "own_hosts", hosts)  # worked out once: every event asks
+        object.__setattr__(self, "zone", ZoneInfo(self.timezone))
 
     def cap_for(self, category: Category) -> Lifetime | None:
         return self.lifetime_caps.get(category)
@@ -153,6 +164,11 @@ class Settings:
     forwarders: tuple[ForwarderSettings, ...] = ()
     sites: Mapping[str, SiteSettings] = field(default_factory=dict)
     source: str = "defaults"
+
+    @property
+    def zones(self) -> dict[str, ZoneInfo]:
+        """Each site's time zone: the rollups' days follow it."""
+        return {site_id: site.zone for site_id, site in self.sites.items()}
 
     def site(self, site_id: str) -> SiteSettings | None:
         return self.sites.get(site_id)
@@ -324,6 +340,10 @@ _SITE_KEYS = {
     "pageview_exclude",
     "banner",
     "storage",
+    "timezone",
+    "min_visitors",
+    "goals",
+    "funnels",
 }
 _THEME_PROPERTY_RE = re.compile(r"--cg-[a-z0-9-]{1,40}")
 _THEME_VALUE_RE = re.compile(r"[^;{}<>\\\n\r]{1,200}")
@@ -422,6 +442,16 @@ def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> Sit
         bad = [p for p in table.strings(key) if not p.startswith("/")]
         if bad:
             table.fail(key, bad[0], "path patterns starting with '/', such as '/blog/*'")
+    timezone = table.text("timezone", "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        table.fail("timezone", timezone, "an IANA time zone such as 'Europe/Paris' or 'UTC'")
+    try:
+        goals = parse_goals(table.data.get("goals", []), prefix=prefix)
+        funnels = parse_funnels(table.data.get("funnels", []), goals, prefix=prefix)
+    except GoalError as error:
+        table.fail(error.key.removeprefix(prefix), error.found, error.expected)
     return SiteSettings(
         id=site_id,
         name=table.text("name", site_id),
@@ -442,6 +472,10 @@ def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> Sit
         pageview_exclude=table.strings("pageview_exclude"),
         banner=_banner(table, source=source),
         storage_keys=_storage_keys(table, source=source),
+        timezone=timezone,
+        min_visitors=table.integer("min_visitors", 5, low=2, high=1000),
+        goals=goals,
+        funnels=funnels,
     )
 
 

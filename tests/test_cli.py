@@ -393,7 +393,7 @@ def test_purge_deletes_what_is_past_the_retention(tmp_path: Path) -> None:
     result = run("purge", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     # the old day is rolled up (21 rows, one per dimension value) and, older than 25 months, deleted too
-    assert result.stdout == "deleted 1 event(s), 1 visit(s), 21 rollup row(s), 1 consent record(s), 0 salt(s)\n"
+    assert result.stdout == "deleted 1 event(s), 1 visit(s), 22 rollup row(s), 1 consent record(s), 0 salt(s)\n"
     assert query(database, "SELECT pathname FROM events") == [("/new",)]
     assert query(database, "SELECT consent_id FROM consent_records") == [("visitor-new",)]
     assert query(database, "SELECT DISTINCT day FROM rollups") == [("2100-01-15",)]

@@ -1,0 +1,1 @@
+"""Dashboard statistics: periods, filters and queries over the rollups (raw events for what they cannot answer)."""

@@ -1,0 +1,113 @@
+"""SQL the dashboard reads: the rollups first, raw events for what rollups cannot answer.
+
+Values in, plain tuples out: ``gateway.stats`` turns them into figures, folds small rows and
+never sees SQL. Each function runs one statement (or one per day) on the read connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from gateway.storage.aggregates import Condition, figures_sql
+from gateway.storage.db import Database
+
+Row = tuple[Any, ...]
+
+_SERIES = """
+SELECT day, visitors, visits, pageviews, events, bounces, duration FROM rollups
+WHERE site_id = ? AND dimension = ? AND value = ? AND day >= ? AND day <= ?
+ORDER BY day
+"""
+_HOURS = """
+SELECT value, visitors, visits, pageviews, events, bounces, duration FROM rollups
+WHERE site_id = ? AND dimension = 'hour' AND day >= ? AND day <= ?
+ORDER BY value
+"""
+_BREAKDOWN = """
+SELECT value, sum(visitors), sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration) FROM rollups
+WHERE site_id = ? AND dimension = ? AND day >= ? AND day <= ?
+GROUP BY value
+"""
+_PROP_KEYS = """
+SELECT DISTINCT substr(dimension, 6) FROM rollups
+WHERE site_id = ? AND dimension >= 'prop:' AND dimension < 'prop;' AND day >= ? AND day <= ?
+ORDER BY 1
+"""
+_REALTIME_VISITORS = "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = ? AND ts >= ? AND ts <= ?"
+_REALTIME_PAGES = """
+SELECT pathname, count(DISTINCT visitor_id) AS visitors FROM events
+WHERE site_id = ? AND ts >= ? AND ts <= ? AND name = 'pageview'
+GROUP BY pathname
+"""
+_GOAL_EVENTS = """
+SELECT visit_id, visitor_id, name, pathname FROM events
+WHERE site_id = :site AND ts >= :start AND ts < :stop AND ({matches})
+ORDER BY visit_id, id
+"""
+
+
+async def rollup_series(db: Database, site_id: str, dimension: str, value: str, first: str, last: str) -> list[Row]:
+    """``(day, figures...)`` of one dimension's value on each day from ``first`` to ``last`` that has a row."""
+    return [tuple(row) for row in await db.fetch_all(_SERIES, (site_id, dimension, value, first, last))]
+
+
+async def rollup_hours(db: Database, site_id: str, first: str, last: str) -> list[Row]:
+    """``(UTC hour "YYYY-MM-DDTHH", figures...)`` of every hour with events in the local days given.
+
+    An hour at the edge of a local day can appear in two days' rollups (each counts its part);
+    the caller adds them.
+    """
+    return [tuple(row) for row in await db.fetch_all(_HOURS, (site_id, first, last))]
+
+
+async def rollup_breakdown(db: Database, site_id: str, dimension: str, first: str, last: str) -> list[Row]:
+    """``(value, figures...)`` summed over the days, every value (the caller folds and sorts)."""
+    return [tuple(row) for row in await db.fetch_all(_BREAKDOWN, (site_id, dimension, first, last))]
+
+
+async def prop_keys(db: Database, site_id: str, first: str, last: str) -> list[str]:
+    return [str(row[0]) for row in await db.fetch_all(_PROP_KEYS, (site_id, first, last))]
+
+
+async def raw_figures(
+    db: Database,
+    site_id: str,
+    dimensions: Sequence[str],
+    conditions: Sequence[Condition],
+    start: str,
+    stop: str,
+) -> list[Row]:
+    """``(dimension, value, figures...)`` computed from raw events in ``[start, stop)`` (ISO UTC text),
+    the way a rollup would, narrowed by ``conditions``."""
+    sql, extra = figures_sql(dimensions, conditions)
+    parameters: dict[str, Any] = {"site": site_id, "start": start, "stop": stop, **extra}
+    return [tuple(row) for row in await db.fetch_all(sql, parameters)]  # type: ignore[arg-type]
+
+
+async def realtime(db: Database, site_id: str, since: datetime, until: datetime) -> tuple[int, list[tuple[str, int]]]:
+    """Visitors with an event between ``since`` and ``until``, and the pages they viewed (visitors per page)."""
+    window = (site_id, since.isoformat(), until.isoformat())
+    visitors = await db.fetch_all(_REALTIME_VISITORS, window)
+    pages = await db.fetch_all(_REALTIME_PAGES, window)
+    return int(visitors[0][0]), [(str(row[0]), int(row[1])) for row in pages]
+
+
+async def goal_events(
+    db: Database, site_id: str, matches: Sequence[tuple[str, str, str]], start: str, stop: str
+) -> list[Row]:
+    """``(visit_id, visitor_id, name, pathname)`` of the events matching any goal, in visit order.
+
+    ``matches`` holds ``(kind, value, _)`` with kind ``page`` (a LIKE pattern, ``\\`` escaping) or
+    ``event`` (a name); the values travel as parameters.
+    """
+    clauses, parameters = [], {"site": site_id, "start": start, "stop": stop}
+    for index, (kind, value, _) in enumerate(matches):
+        parameters[f"g{index}"] = value
+        if kind == "page":
+            clauses.append(f"(name = 'pageview' AND pathname LIKE :g{index} ESCAPE '\\')")
+        else:
+            clauses.append(f"name = :g{index}")
+    sql = _GOAL_EVENTS.format(matches=" OR ".join(clauses) or "0")
+    return [tuple(row) for row in await db.fetch_all(sql, parameters)]  # type: ignore[arg-type]
