@@ -1,4 +1,4 @@
-"""The ``consent-gateway`` command: serve, demo, snippet, classify, import-cookies, consent, user, rollup, purge.
+"""The ``consent-gateway``: serve, demo, snippet, classify, import-cookies, consent, user, apikey, share, rollup, purge.
 
 Every failure a user can cause ends as one line on stderr and exit status 2, never a traceback.
 """
@@ -17,9 +17,12 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.accounts.api_keys import ApiKeyError, create_api_key, list_api_keys, revoke_api_key
+from gateway.accounts.shared_links import SharedLink, SharedLinkError, SharedLinks
 from gateway.cookies.catalog import CatalogError
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.storage.db import Database
@@ -152,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(listing)
     listing.set_defaults(run=_user_list)
 
+    _add_key_commands(commands)
+    _add_share_commands(commands)
+
     purge = commands.add_parser(
         "purge",
         help="delete what is past its retention",
@@ -161,6 +167,47 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(purge)
     purge.set_defaults(run=_purge)
     return parser
+
+
+def _add_key_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    apikey = commands.add_parser(
+        "apikey",
+        help="API keys of a site",
+        description="Create, list and revoke a site's keys for the JSON stats API.",
+    )
+    actions = apikey.add_subparsers(required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="create a key", description="Create a key; it is printed once and cannot be shown again."
+    )
+    create.add_argument("--name", required=True, help="what the key is for, e.g. 'weekly report'")
+    listing = actions.add_parser("list", help="list the site's keys", description="List the site's keys.")
+    revoke = actions.add_parser("revoke", help="revoke a key", description="Revoke a key for good.")
+    revoke.add_argument("id", type=int, help="the key's id (from apikey list)")
+    for sub, run in ((create, _apikey_create), (listing, _apikey_list), (revoke, _apikey_revoke)):
+        sub.add_argument("--site", required=True, help="the site id")
+        _config_option(sub)
+        sub.set_defaults(run=run)
+
+
+def _add_share_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    share = commands.add_parser(
+        "share",
+        help="read-only links to a site's dashboard",
+        description="Create, list and revoke read-only links to a site's dashboard.",
+    )
+    actions = share.add_subparsers(required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a link", description="Create a link and print its path.")
+    create.add_argument("--label", default="", help="who or what the link is for")
+    create.add_argument("--expires", metavar="LIFETIME", help="the link ends after this long, e.g. 30d or 6mo")
+    create.add_argument("--password", action="store_true", help="ask for a password the link will require")
+    create.add_argument("--password-stdin", action="store_true", help="the same, reading it from standard input")
+    listing = actions.add_parser("list", help="list the site's links", description="List the site's links.")
+    revoke = actions.add_parser("revoke", help="revoke a link", description="Revoke a link for good.")
+    revoke.add_argument("id", type=int, help="the link's id (from share list)")
+    for sub, run in ((create, _share_create), (listing, _share_list), (revoke, _share_revoke)):
+        sub.add_argument("--site", required=True, help="the site id")
+        _config_option(sub)
+        sub.set_defaults(run=run)
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -349,7 +396,7 @@ async def _accounts(settings: Settings, work: Callable[[Database], Awaitable[T]]
         raise CommandError(f"cannot open the database {settings.database}: {error}") from None
     try:
         return await work(db)
-    except UserError as error:
+    except (UserError, ApiKeyError, SharedLinkError) as error:
         raise CommandError(str(error)) from None
     finally:
         await db.close()
@@ -416,6 +463,153 @@ def _user_list(args: argparse.Namespace) -> int:
         roles = ", ".join(f"{role} of {site}" for site, role in user.roles.items()) or "no site"
         print(f"{user.name}{' (admin)' if user.is_admin else ''}: {roles}")
     return 0
+
+
+def _apikey_create(args: argparse.Namespace) -> int:
+    from gateway.clock import SystemClock
+
+    settings = _settings(args)
+    site = _known_site(settings, args.site)
+    key, plaintext = asyncio.run(
+        _accounts(settings, lambda db: create_api_key(db, site, args.name, now=SystemClock().now()))
+    )
+    print(plaintext)  # alone on standard output, so a script can capture it
+    print(
+        f"created API key {key.id} ({key.name}) of {site}. Copy it now: it cannot be shown again "
+        "(only its hash is stored).",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _apikey_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    site = _known_site(settings, args.site)
+    keys = asyncio.run(_accounts(settings, lambda db: list_api_keys(db, site)))
+    if not keys:
+        print(f"no API keys for {site} yet: consent-gateway apikey create --site {site} --name NAME")
+        return 0
+    rows = [
+        (str(k.id), k.name, k.prefix + "...", _when(k.created_at), _when(k.last_used_at, "never"), _when(k.revoked_at))
+        for k in keys
+    ]
+    print(_table(("id", "name", "prefix", "created", "last used", "revoked"), rows))
+    return 0
+
+
+def _apikey_revoke(args: argparse.Namespace) -> int:
+    from gateway.clock import SystemClock
+
+    settings = _settings(args)
+    site = _known_site(settings, args.site)
+    if not asyncio.run(_accounts(settings, lambda db: revoke_api_key(db, site, args.id, now=SystemClock().now()))):
+        raise CommandError(f"{site} has no API key {args.id} (see: consent-gateway apikey list --site {site})")
+    print(f"revoked API key {args.id} of {site}")
+    return 0
+
+
+def _shared_links(settings: Settings, db: Database) -> SharedLinks:
+    _require_secret_keys(settings)
+    return SharedLinks(db, settings.secret_keys)
+
+
+def _require_secret_keys(settings: Settings) -> None:
+    """Links are signed: without a key none could be made (or opened by the server later)."""
+    if not settings.secret_keys:
+        raise CommandError("no secret key: set secret_keys in your config file or CONSENT_GATEWAY_SECRET_KEYS")
+
+
+def _share_create(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from gateway.clock import SystemClock
+    from gateway.cookies.lifetimes import parse_lifetime
+
+    settings = _settings(args)
+    site = _known_site(settings, args.site)
+    _require_secret_keys(settings)  # before asking for a password
+    now = SystemClock().now()
+    expires_at = None
+    if args.expires is not None:
+        try:
+            lifetime = parse_lifetime(args.expires)
+        except ValueError as error:
+            raise CommandError(f"--expires: {error}") from None
+        if lifetime.seconds is None:
+            raise CommandError("--expires takes a duration such as 30d or 6mo, not 'session'")
+        expires_at = now + timedelta(seconds=lifetime.seconds)
+    password = _read_password(args) if args.password or args.password_stdin else None
+
+    async def create(db: Database) -> tuple[SharedLink, str]:
+        return await _shared_links(settings, db).create(
+            site, label=args.label, expires_at=expires_at, password=password, now=now
+        )
+
+    link, token = asyncio.run(_accounts(settings, create))
+    print(f"/share/{token}")
+    until = f"until {_when(link.expires_at)} UTC" if link.expires_at else "until revoked"
+    print(
+        f"created shared link {link.id} of {site}, {until}{', with a password' if link.has_password else ''}; "
+        "append the path to the gateway's URL",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _share_list(args: argparse.Namespace) -> int:
+    from gateway.clock import SystemClock
+
+    settings = _settings(args)
+    site = _known_site(settings, args.site)
+    now = SystemClock().now()
+
+    async def listing(db: Database) -> list[tuple[str, ...]]:
+        links = _shared_links(settings, db)
+        rows: list[tuple[str, ...]] = []
+        for link in await links.list(site):
+            if link.revoked_at is not None:
+                state, path = f"revoked {_when(link.revoked_at)}", "-"
+            elif link.expires_at is not None and link.expires_at <= now:
+                state, path = f"expired {_when(link.expires_at)}", "-"
+            else:
+                state = f"until {_when(link.expires_at)}" if link.expires_at else "active"
+                path = f"/share/{links.token_for(link)}"
+            password = "yes" if link.has_password else "no"
+            rows.append((str(link.id), link.label or "-", _when(link.created_at), state, password, path))
+        return rows
+
+    rows = asyncio.run(_accounts(settings, listing))
+    if not rows:
+        print(f"no shared links for {site} yet: consent-gateway share create --site {site}")
+        return 0
+    print(_table(("id", "label", "created", "state", "password", "path"), rows))
+    return 0
+
+
+def _share_revoke(args: argparse.Namespace) -> int:
+    from gateway.clock import SystemClock
+
+    settings = _settings(args)
+    site = _known_site(settings, args.site)
+
+    async def revoke(db: Database) -> bool:
+        return await _shared_links(settings, db).revoke(site, args.id, now=SystemClock().now())
+
+    if not asyncio.run(_accounts(settings, revoke)):
+        raise CommandError(f"{site} has no shared link {args.id} (see: consent-gateway share list --site {site})")
+    print(f"revoked shared link {args.id} of {site}; its path no longer opens")
+    return 0
+
+
+def _when(moment: datetime | None, missing: str = "-") -> str:
+    """Minutes in UTC: enough to tell keys and links apart in a listing."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment is not None else missing
+
+
+def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in (headers, *rows)]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _rollup(args: argparse.Namespace) -> int:
