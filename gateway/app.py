@@ -11,6 +11,7 @@ from functools import partial
 from starlette.applications import Starlette
 
 from gateway.clock import Clock, SystemClock
+from gateway.consent.impressions import ImpressionCounter
 from gateway.consent.middleware import load_catalog
 from gateway.consent.token import ConsentTokenCodec
 from gateway.context import GatewayContext
@@ -73,6 +74,7 @@ def create_app(
     maintenance = Maintenance(database, settings, clock, context.salts)
     publisher = MetricsPublisher(database, metrics, clock)
     sender = OutboxSender(database, settings.forwarders, clock)
+    impressions = ImpressionCounter(database, clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -92,6 +94,7 @@ def create_app(
             await maintenance.stop()
             await context.buffer.stop()  # every queued event is written before the database closes
             await sender.stop()
+            await impressions.close()  # the banner impressions counted since the last flush
             await context.database.close()
             context.geo.close()
 
@@ -100,7 +103,7 @@ def create_app(
         *consent_routes(context),
         *metrics_routes(context, publisher),
         *health_routes(context),
-        *snippet_routes(context, bundles or build_bundles()),
+        *snippet_routes(context, bundles or build_bundles(), impressions),
         *privacy_routes(context),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

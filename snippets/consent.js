@@ -1,4 +1,4 @@
-/*! consent-gateway */
+/*! consent-gateway. Sends: site id, language, b=1 if no decision is stored (a banner impression); on a decision: choices, method, policy revision, page path, GPC, consent token. */
 // Google Consent Mode v2: everything but security storage is denied until a decision exists.
 window.dataLayer = window.dataLayer || [];
 function gtag() {
@@ -300,7 +300,8 @@ function startConsent() {
     }
   });
   document.addEventListener("visibilitychange", () => document.hidden && clearDenied());
-  request(new URL("api/config/" + encodeURIComponent(site) + "?lang=" + encodeURIComponent(lang), script.src)).then((loaded) => {
+  // b=1: no decision is stored, so the banner will show; the gateway counts it (per day, country, device).
+  request(new URL("api/config/" + encodeURIComponent(site) + "?lang=" + encodeURIComponent(lang) + (readCookie() || /cg_consent=/.test(location.hash) ? "" : "&b=1"), script.src)).then((loaded) => {
     config = loaded;
     config.banner = config.banner || {};
     // Endpoints are relative to the script: the gateway may sit under a path of the site or a proxy.

@@ -3,7 +3,8 @@
 Who (a pseudonymous consent id), when, under which policy revision and banner (a hash of
 the configuration and texts shown), which choices per category and service, by which
 action, whether GPC was sent, in which language and on which page. The network is kept
-truncated; the raw IP address never reaches a record.
+truncated; the raw IP address never reaches a record. Country and device class feed the
+consent report; they are not personal at that granularity and survive an erasure.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class ConsentRecord:
     ua_family: str | None = None
     expires_at: datetime | None = None
     erased: bool = False
+    country: str | None = None  # ISO 3166-1 alpha-2, looked up from the full address in memory
+    device: str | None = None  # "desktop", "mobile", "tablet", "bot" or "other"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,8 @@ class ConsentRecord:
             "ua_family": self.ua_family,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "erased": self.erased,
+            "country": self.country,
+            "device": self.device,
         }
 
 

@@ -13,8 +13,8 @@ from gateway.storage.db import Database
 _INSERT = """
 INSERT INTO consent_records (
     consent_id, site_id, recorded_at, method, policy_revision, banner_hash, categories, services,
-    gpc, language, page_path, ip_network, ua_family, expires_at, erased
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    gpc, language, page_path, ip_network, ua_family, expires_at, erased, country, device
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _SELECT_BY_ID = "SELECT * FROM consent_records WHERE consent_id = ? ORDER BY seq"
 _SELECT_BY_ID_AND_SITE = "SELECT * FROM consent_records WHERE consent_id = ? AND site_id = ? ORDER BY seq"
@@ -42,6 +42,8 @@ def _parameters(record: ConsentRecord) -> tuple[object, ...]:
         record.ua_family,
         record.expires_at.isoformat() if record.expires_at else None,
         int(record.erased),
+        record.country,
+        record.device,
     )
 
 
@@ -62,6 +64,8 @@ def _record(row: sqlite3.Row) -> ConsentRecord:
         ua_family=row["ua_family"],
         expires_at=datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None,
         erased=bool(row["erased"]),
+        country=row["country"],
+        device=row["device"],
     )
 
 

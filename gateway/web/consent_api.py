@@ -173,6 +173,8 @@ async def append_proof(
 ) -> None:
     """Append the proof-of-consent record behind ``state`` (before its token is handed out)."""
     user_agent = request.headers.get("user-agent", "")
+    agent = parse_user_agent(user_agent) if user_agent else None
+    address = request.client.host if request.client else None
     shown = texts_for(pick_language(language), site.banner.texts)
     record = ConsentRecord(
         consent_id=state.consent_id,
@@ -186,9 +188,12 @@ async def append_proof(
         gpc=state.gpc,
         language=language,
         page_path=page_path,
-        ip_network=truncate_ip(request.client.host if request.client else None),
-        ua_family=parse_user_agent(user_agent).browser if user_agent else None,
+        ip_network=truncate_ip(address),
+        ua_family=agent.browser if agent else None,
         expires_at=expires_at(state, site),
+        # For the consent report; the full address is used for the lookup in memory only, as ingest does.
+        country=context.geo.lookup(address).country if address else None,
+        device=agent.device if agent else None,
     )
     await append_record(context.database, record)
     context.metrics.inc("consent_gateway_consent_decisions_total", method=state.method)

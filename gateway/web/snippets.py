@@ -10,7 +10,9 @@ gzip copy is kept for clients that accept it.
 ``/api/config/<site>?lang=xx`` tells the script what the site needs: its categories with their
 services, the cookies listed in the dialog (the site's rules, its services' cookies and every
 cookie the middleware has seen on it), the cookie names to clear on withdrawal, the texts for
-the visitor's language and the banner's look.
+the visitor's language and the banner's look. With ``&b=1`` (the browser holds no decision, so
+the banner will show) the request also counts one banner impression per site, UTC day, country
+and device; the answer is the same, and a 304 counts too.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.categories import CATEGORIES, Category
+from gateway.consent.impressions import ImpressionCounter
 from gateway.consent.texts import pick_language, texts_for
 from gateway.context import GatewayContext
 from gateway.cookies.catalog import CookieCatalog, CookieRule
+from gateway.ingest.useragent import parse_user_agent
 from gateway.resources import resource_dir
 from gateway.settings import SiteSettings
 from gateway.storage.cookie_report import cookie_report
@@ -139,7 +143,7 @@ def script_tag(bundles: Bundles, base_url: str, site_id: str) -> str:
     )
 
 
-def snippet_routes(context: GatewayContext, bundles: Bundles) -> list[Route]:
+def snippet_routes(context: GatewayContext, bundles: Bundles, impressions: ImpressionCounter) -> list[Route]:
     def serve(script: Script, *, versioned: bool) -> Any:
         etag = f'"{script.version}"'
 
@@ -177,6 +181,8 @@ def snippet_routes(context: GatewayContext, bundles: Bundles) -> list[Route]:
             return ClientError(
                 403, f"origin {request.headers.get('origin')!r} is not allowed for site {site.id!r}"
             ).response()
+        if request.query_params.get("b") == "1":
+            count_impression(context, impressions, request, site)
         language = pick_language(request.query_params.get("lang"))
         now = context.clock.now()
         cached = configs.get((site.id, language))
@@ -196,6 +202,23 @@ def snippet_routes(context: GatewayContext, bundles: Bundles) -> list[Route]:
         routes.append(Route(f"/{script.name}.js", serve(script, versioned=False), methods=["GET", "HEAD"]))
         routes.append(Route(f"/{script.name}.{{version}}.js", serve(script, versioned=True), methods=["GET", "HEAD"]))
     return routes
+
+
+def count_impression(
+    context: GatewayContext, impressions: ImpressionCounter, request: Request, site: SiteSettings
+) -> None:
+    """One banner shown. Bots are not counted: crawlers that run scripts would show the banner on
+    every page they render and sink the consent rate (the analytics pipeline drops them too).
+
+    Country and device are looked up in memory, as ingest does; the address is not kept.
+    """
+    user_agent = request.headers.get("user-agent", "")
+    device = parse_user_agent(user_agent).device if user_agent else None
+    if device == "bot":
+        return
+    address = request.client.host if request.client else None
+    country = context.geo.lookup(address).country if address else None
+    impressions.count(site.id, country=country, device=device)
 
 
 def site_config_json(

@@ -21,6 +21,7 @@ import pytest
 from gateway import create_app
 from gateway.clock import FixedClock
 from gateway.consent.token import ConsentTokenCodec
+from gateway.ingest.geo import NO_GEO, Geo, GeoLookup
 from gateway.settings import Settings
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings, site_config
 
@@ -28,6 +29,10 @@ pytestmark = pytest.mark.integration
 
 SIX_MONTHS = timedelta(seconds=6 * 2629746)
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
 ALL = {"functional": True, "analytics": True, "advertising": True}
 NONE = {"functional": False, "analytics": False, "advertising": False}
 Start = Callable[[Any], LiveServer]
@@ -36,9 +41,9 @@ Start = Callable[[Any], LiveServer]
 class Gateway:
     """One ``create_app`` on a live server, an HTTP client without a cookie jar, and its database."""
 
-    def __init__(self, settings: Settings, clock: FixedClock, start: Start) -> None:
+    def __init__(self, settings: Settings, clock: FixedClock, start: Start, *, geo: GeoLookup | None = None) -> None:
         self.settings, self.clock = settings, clock
-        self.server = start(create_app(settings, clock=clock))
+        self.server = start(create_app(settings, clock=clock, geo=geo))
         self.url = self.server.url
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
@@ -183,6 +188,8 @@ def test_a_decision_is_answered_and_recorded(
         "ua_family": "Firefox",
         "expires_at": expiry.isoformat(),
         "erased": 0,
+        "country": None,  # 127.0.0.1: no country
+        "device": "desktop",
     }
     assert re.fullmatch(r"[0-9a-f]{64}", row["banner_hash"])
 
@@ -205,6 +212,43 @@ def test_a_raw_ip_address_never_reaches_the_database_file(gateway: Gateway, tmp_
     content = b"".join(path.read_bytes() for path in files)  # the main file, its WAL and shared memory
     assert b"127.0.0.0/24" in content  # the scan does see what was written
     assert b"127.0.0.1" not in content
+
+
+class TableGeo:
+    """A geo lookup that answers from a table (the MaxMind adapter has its own tests)."""
+
+    def __init__(self, countries: dict[str, str]) -> None:
+        self.countries = countries
+
+    def lookup(self, address: str) -> Geo:
+        return Geo(self.countries[address], None, None) if address in self.countries else NO_GEO
+
+    def describe(self) -> str:
+        return "table"
+
+    def close(self) -> None:
+        return None
+
+
+def test_country_and_device_are_recorded_for_the_consent_report(
+    settings: Settings, clock: FixedClock, live_server: Start
+) -> None:
+    gateway = Gateway(settings, clock, live_server, geo=TableGeo({"127.0.0.1": "FR"}))
+    try:
+        token = gateway.token(headers={"user-agent": IPHONE})
+        gateway.request(
+            "POST", "/consent/withdraw", json={"site": "shop", "token": token}, headers={"user-agent": FIREFOX}
+        )
+        gateway.decide(NONE)
+    finally:
+        gateway.close()
+    assert [(row["method"], row["country"], row["device"]) for row in gateway.records()] == [
+        ("accept_all", "FR", "mobile"),
+        ("withdraw", "FR", "desktop"),
+        ("reject_all", "FR", "other"),  # httpx's own user agent: neither a browser nor a known bot
+    ]
+    content = b"".join(path.read_bytes() for path in settings.database.parent.glob(settings.database.name + "*"))
+    assert b"127.0.0.1" not in content  # the full address served the lookup in memory only
 
 
 def test_a_same_origin_caller_gets_the_consent_cookie(gateway: Gateway) -> None:

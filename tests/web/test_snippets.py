@@ -6,7 +6,11 @@ import base64
 import gzip
 import hashlib
 import json
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,9 @@ import httpx
 import pytest
 
 from gateway import create_app
+from gateway.clock import FixedClock
 from gateway.consent.texts import LANGUAGES, pick_language, shipped_texts
+from gateway.ingest.geo import NO_GEO, Geo, NullGeo
 from gateway.settings import SettingsError
 from gateway.web.snippets import build_bundles, script_tag, strip_js
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings, site_config
@@ -150,3 +156,88 @@ def test_site_config_revalidates_with_an_etag(gateway: httpx.Client) -> None:
     assert again.status_code == 304 and not again.content
     other = gateway.get("/api/config/shop", params={"lang": "de"}, headers={"if-none-match": first.headers["etag"]})
     assert other.status_code == 200 and other.json()["lang"] == "de"  # another language, another body
+
+
+# --- banner impressions (b=1) ---------------------------------------------------------------------
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+class TableGeo:
+    """A geo lookup that answers from a table (the MaxMind adapter has its own tests)."""
+
+    def lookup(self, address: str) -> Geo:
+        return Geo("FR", None, None) if address == "127.0.0.1" else NO_GEO
+
+    def describe(self) -> str:
+        return "table"
+
+    def close(self) -> None:
+        return None
+
+
+def impressions(database: Path) -> list[tuple[str, str, str, str, int]]:
+    with closing(sqlite3.connect(database)) as connection:
+        return list(connection.execute("SELECT * FROM banner_impressions ORDER BY site_id, day, country, device"))
+
+
+def test_b1_counts_a_banner_impression_per_day_country_and_device_and_a_304_counts_too(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    clock = FixedClock(datetime(2026, 3, 10, 23, 59, 55, tzinfo=UTC))
+    with (
+        LiveServer(create_app(settings, clock=clock, geo=TableGeo())) as server,
+        httpx.Client(base_url=server.url, timeout=10, headers={"origin": SITE_ORIGIN, "user-agent": FIREFOX}) as http,
+    ):
+        plain = http.get("/api/config/shop", params={"lang": "fr"})  # a stored decision: no b=1, not counted
+        shown = http.get("/api/config/shop", params={"lang": "fr", "b": "1"})
+        assert shown.status_code == 200 and shown.content == plain.content
+        assert {k: shown.headers[k] for k in ("etag", "cache-control")} == {
+            k: plain.headers[k] for k in ("etag", "cache-control")
+        }  # as cacheable as before
+        revalidated = http.get(
+            "/api/config/shop", params={"lang": "fr", "b": "1"}, headers={"if-none-match": shown.headers["etag"]}
+        )
+        assert revalidated.status_code == 304  # the snippet revalidates on every page: still one banner shown
+        http.get("/api/config/shop", params={"lang": "de", "b": "1"}, headers={"user-agent": IPHONE})
+        http.get("/api/config/shop", params={"b": "1"}, headers={"user-agent": GOOGLEBOT})  # a crawler: not counted
+        http.get("/api/config/shop", params={"b": "yes"})  # only b=1 counts
+        assert http.get("/api/config/nope", params={"b": "1"}).status_code == 404
+        assert (
+            http.get("/api/config/shop", params={"b": "1"}, headers={"origin": "https://evil.example"}).status_code
+            == 403
+        )
+        clock.advance(5)  # 2026-03-11 00:00:00 UTC
+        http.get("/api/config/shop", params={"b": "1"})
+        assert impressions(settings.database) == []  # counted in memory; written at most every 10 s
+    # Shutdown writes what is pending.
+    assert impressions(settings.database) == [
+        ("shop", "2026-03-10", "FR", "desktop", 2),
+        ("shop", "2026-03-10", "FR", "mobile", 1),
+        ("shop", "2026-03-11", "FR", "desktop", 1),
+    ]
+    files = b"".join(path.read_bytes() for path in tmp_path.glob(settings.database.name + "*"))
+    assert b"127.0.0.1" not in files  # the address served the country lookup in memory only
+
+
+def test_impressions_are_written_from_the_request_path_every_10_seconds(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    clock = FixedClock(datetime(2026, 3, 10, 9, 30, tzinfo=UTC))
+    with (
+        LiveServer(create_app(settings, clock=clock, geo=NullGeo())) as server,
+        httpx.Client(base_url=server.url, timeout=10, headers={"user-agent": IPHONE}) as http,
+    ):
+        http.get("/api/config/shop", params={"b": "1"})
+        clock.advance(10)
+        http.get("/api/config/shop", params={"b": "1"})  # starts a background flush of both
+        for _ in range(200):
+            if impressions(settings.database):
+                break
+            threading.Event().wait(0.01)
+        assert impressions(settings.database) == [("shop", "2026-03-10", "", "mobile", 2)]
+        http.get("/api/config/shop", params={"b": "1"})
+    assert impressions(settings.database) == [("shop", "2026-03-10", "", "mobile", 3)]

@@ -1,0 +1,175 @@
+"""SQL for the consent report: banner impressions and consent decisions, by time, country and device.
+
+Decisions come from the proof log (``consent_records``, read through its ``(site_id,
+recorded_at)`` index); impressions from ``banner_impressions`` (migrations/0007). Impressions
+have **day resolution**: a range counts every impression of each UTC day it touches, so a
+range that starts or ends inside a day counts that whole day's impressions. Decisions are
+exact to the instant.
+
+A *decision* is a record whose method is ``accept_all``, ``reject_all``, ``custom`` or ``gpc``;
+``withdraw`` records are counted apart and ``erase`` tombstones not at all. An erased record
+still counts: its decision, country and device are anonymous and kept.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from gateway.categories import CONSENT_CATEGORIES
+from gateway.storage.db import Database
+
+Dimension = Literal["country", "device"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImpressionCount:
+    """Banner impressions of one site, UTC day, country and device ("" unknown)."""
+
+    site_id: str
+    day: date
+    country: str
+    device: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentFigures:
+    impressions: int
+    decisions: int  # accept_all + reject_all + custom + gpc
+    accept_all: int
+    reject_all: int
+    custom: int
+    gpc: int
+    withdrawals: int
+    #: category -> share (0.0-1.0) of the decisions that allowed it; 0.0 when there was no decision.
+    opt_in: dict[str, float]
+
+
+_UPSERT_IMPRESSIONS = """
+INSERT INTO banner_impressions (site_id, day, country, device, count) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (site_id, day, country, device) DO UPDATE SET count = count + excluded.count
+"""
+
+# One statement for the whole range and for each dimension: ?1 ("country", "device" or "" for
+# one row) picks the key. ?5-?7 are the JSON paths of CONSENT_CATEGORIES ("$.functional", ...):
+# a new category fails loudly (the number of bindings) until it gets its column here.
+_DECISIONS = """
+SELECT
+    CASE ?1 WHEN 'country' THEN COALESCE(country, '') WHEN 'device' THEN COALESCE(device, '') ELSE '' END AS key,
+    COALESCE(SUM(method IN ('accept_all', 'reject_all', 'custom', 'gpc')), 0) AS decisions,
+    COALESCE(SUM(method = 'accept_all'), 0) AS accept_all,
+    COALESCE(SUM(method = 'reject_all'), 0) AS reject_all,
+    COALESCE(SUM(method = 'custom'), 0) AS custom,
+    COALESCE(SUM(method = 'gpc'), 0) AS gpc,
+    COALESCE(SUM(method = 'withdraw'), 0) AS withdrawals,
+    COALESCE(SUM(method != 'withdraw' AND json_extract(categories, ?5) IS 1), 0) AS allowed1,
+    COALESCE(SUM(method != 'withdraw' AND json_extract(categories, ?6) IS 1), 0) AS allowed2,
+    COALESCE(SUM(method != 'withdraw' AND json_extract(categories, ?7) IS 1), 0) AS allowed3
+FROM consent_records
+WHERE site_id = ?2 AND recorded_at >= ?3 AND recorded_at < ?4 AND method != 'erase'
+GROUP BY key
+"""
+_IMPRESSIONS = """
+SELECT
+    CASE ?1 WHEN 'country' THEN country WHEN 'device' THEN device ELSE '' END AS key,
+    SUM(count) AS impressions
+FROM banner_impressions
+WHERE site_id = ?2 AND day >= ?3 AND day <= ?4
+GROUP BY key
+"""
+
+
+async def add_impressions(db: Database, counts: Iterable[ImpressionCount]) -> None:
+    """Add a batch of counts in one transaction."""
+    await db.execute_many(
+        (_UPSERT_IMPRESSIONS, (c.site_id, c.day.isoformat(), c.country, c.device, c.count)) for c in counts
+    )
+
+
+async def impression_counts(db: Database, site_id: str) -> list[ImpressionCount]:
+    """Every stored count of a site, oldest day first."""
+    rows = await db.fetch_all(
+        "SELECT * FROM banner_impressions WHERE site_id = ? ORDER BY day, country, device", (site_id,)
+    )
+    return [
+        ImpressionCount(row["site_id"], date.fromisoformat(row["day"]), row["country"], row["device"], row["count"])
+        for row in rows
+    ]
+
+
+async def consent_figures(db: Database, site_id: str, start: datetime, end: datetime) -> ConsentFigures:
+    """The figures of ``[start, end)``; impressions of every UTC day the range touches."""
+    [(_, figures)] = await _grouped(db, site_id, "", start, end) or [("", _no_decision(0))]
+    return figures
+
+
+async def consent_over_time(
+    db: Database, site_id: str, days: list[tuple[str, datetime, datetime]]
+) -> list[tuple[str, ConsentFigures]]:
+    """One ``(label, figures)`` per ``(label, start, end)`` bucket, in the given order.
+
+    A bucket is two indexed range reads, so buckets may be any instants (a site's local
+    midnights, hours); a dashboard's 30 to 90 buckets cost a few milliseconds each.
+    """
+    return [(label, await consent_figures(db, site_id, start, end)) for label, start, end in days]
+
+
+async def consent_by(
+    db: Database, site_id: str, dimension: Dimension, start: datetime, end: datetime
+) -> list[tuple[str, ConsentFigures]]:
+    """The figures of ``[start, end)`` per country or device, most decisions first; "" is unknown.
+
+    A value with impressions but no decision is listed too (its consent rate is what matters).
+    """
+    if dimension not in ("country", "device"):
+        raise ValueError(f"dimension must be 'country' or 'device', not {dimension!r}")
+    figures = await _grouped(db, site_id, dimension, start, end)
+    return sorted(figures, key=lambda item: (-item[1].decisions, -item[1].impressions, item[0]))
+
+
+async def _grouped(
+    db: Database, site_id: str, group: str, start: datetime, end: datetime
+) -> list[tuple[str, ConsentFigures]]:
+    since, until, first_day, last_day = _range(start, end)
+    paths = tuple(f"$.{category}" for category in CONSENT_CATEGORIES)
+    decided = {row["key"]: row for row in await db.fetch_all(_DECISIONS, (group, site_id, since, until, *paths))}
+    shown: dict[str, int] = {
+        row["key"]: row["impressions"]
+        for row in await db.fetch_all(_IMPRESSIONS, (group, site_id, first_day, last_day))
+    }
+    return [
+        (key, _figures(decided[key], shown.get(key, 0)) if key in decided else _no_decision(shown[key]))
+        for key in decided.keys() | shown.keys()
+    ]
+
+
+def _range(start: datetime, end: datetime) -> tuple[str, str, str, str]:
+    """The ISO instants of ``[start, end)`` as stored (UTC) and the first and last UTC day it touches."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("the range must be timezone-aware instants")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    last_day = (end - timedelta(microseconds=1)).date() if end > start else start.date() - timedelta(days=1)
+    return start.isoformat(), end.isoformat(), start.date().isoformat(), last_day.isoformat()
+
+
+def _figures(row: sqlite3.Row, impressions: int) -> ConsentFigures:
+    decisions = row["decisions"]
+    allowed = (row["allowed1"], row["allowed2"], row["allowed3"])
+    return ConsentFigures(
+        impressions=impressions,
+        decisions=decisions,
+        accept_all=row["accept_all"],
+        reject_all=row["reject_all"],
+        custom=row["custom"],
+        gpc=row["gpc"],
+        withdrawals=row["withdrawals"],
+        opt_in={c: n / decisions if decisions else 0.0 for c, n in zip(CONSENT_CATEGORIES, allowed, strict=True)},
+    )
+
+
+def _no_decision(impressions: int) -> ConsentFigures:
+    return ConsentFigures(impressions, 0, 0, 0, 0, 0, 0, dict.fromkeys(CONSENT_CATEGORIES, 0.0))
