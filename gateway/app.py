@@ -26,7 +26,10 @@ from gateway.maintenance import Maintenance
 from gateway.metrics import Metrics, MetricsPublisher
 from gateway.settings import Settings, load_settings
 from gateway.storage.db import Database
+from gateway.web.admin import admin_routes
 from gateway.web.consent_api import consent_routes
+from gateway.web.dashboard import DashboardPages
+from gateway.web.dashboard_auth import DashboardAuth
 from gateway.web.events_api import event_routes, metrics_routes
 from gateway.web.health import health_routes
 from gateway.web.privacy_center import privacy_routes
@@ -98,6 +101,7 @@ def create_app(
             await context.database.close()
             context.geo.close()
 
+    auth = DashboardAuth(context)
     routes = [
         *event_routes(context),  # first: the route nearly every request takes
         *consent_routes(context),
@@ -105,6 +109,9 @@ def create_app(
         *health_routes(context),
         *snippet_routes(context, bundles or build_bundles(), impressions),
         *privacy_routes(context),
+        *auth.routes(),
+        *admin_routes(context, auth),
+        *DashboardPages(context, auth).routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.context = context

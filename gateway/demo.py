@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import uvicorn
@@ -18,14 +19,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from gateway.accounts.passwords import hash_password
 from gateway.app import create_app
 from gateway.categories import CATEGORIES
+from gateway.clock import SystemClock
 from gateway.consent.middleware import SCOPE_KEY, ConsentMiddleware
 from gateway.resources import resource_dir
 from gateway.settings import Settings, load_settings
+from gateway.storage.db import Database
+from gateway.storage.users import add_user, count_users
 from gateway.templating import template_environment
 
 DEMO_SITE = "demo"
+DEMO_ADMIN = "admin"
 #: (name, category, Max-Age asked) — one of each category, some asking more than allowed.
 DEMO_COOKIES: tuple[tuple[str, str, int], ...] = (
     ("PHPSESSID", "essential", 0),
@@ -101,6 +107,31 @@ def demo_site(settings: Settings, *, gateway_url: str) -> ConsentMiddleware:
     return ConsentMiddleware(app, settings=settings, site=DEMO_SITE)
 
 
+async def demo_login_notice(settings: Settings, *, gateway_url: str, now: datetime) -> str:
+    """How to log in to the demo's dashboard; on the first run this creates the admin it names.
+
+    The password is random and shown once, on the terminal that started the demo (it is
+    stored only as its scrypt hash); later runs say how to set a new one instead.
+    """
+    database = Database(settings.database)
+    await database.open()
+    try:
+        if await count_users(database) == 0:
+            password = secrets.token_urlsafe(12)
+            password_hash = await asyncio.to_thread(hash_password, password)
+            await add_user(database, DEMO_ADMIN, password_hash, is_admin=True, now=now)
+            return f"Dashboard: {gateway_url}/login  user: {DEMO_ADMIN}  password: {password}"
+    finally:
+        await database.close()
+    config = resource_dir("config") / "demo.toml"
+    database_env = f"CONSENT_GATEWAY_DATABASE='\"{settings.database.as_posix()}\"' "
+    default_database = settings.database == Path("data/demo.sqlite3")
+    return (
+        f"Dashboard: {gateway_url}/login  (the user {DEMO_ADMIN} exists; to set a new password: "
+        f"{'' if default_database else database_env}consent-gateway user passwd {DEMO_ADMIN} --config {config})"
+    )
+
+
 async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path) -> None:
     gateway_url = f"http://{host}:{gateway_port}"
     site_url = f"http://{host}:{site_port}"
@@ -119,10 +150,11 @@ async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path) 
             )
         ),
     ]
+    login = await demo_login_notice(settings, gateway_url=gateway_url, now=SystemClock().now())
     print(
         f"consent-gateway demo\n  demo site: {site_url}/\n  gateway:   {gateway_url}/healthz\n"
         f"  privacy:   {gateway_url}/privacy?site={DEMO_SITE}\n"
-        f"  database:  {settings.database}\nPress Ctrl+C to stop.",
+        f"  database:  {settings.database}\n{login}\nPress Ctrl+C to stop.",
         file=sys.stderr,
     )
     tasks = [asyncio.create_task(server.serve()) for server in servers]

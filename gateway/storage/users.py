@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,8 @@ from gateway.storage.db import Database
 
 Role = Literal["owner", "viewer"]
 ROLES: tuple[Role, ...] = ("owner", "viewer")
+#: A user name: short, printable, nothing a page or a log line would have to escape.
+USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
 class UserError(ValueError):
@@ -94,6 +97,20 @@ async def get_user(db: Database, name: str) -> User | None:
     return (await _with_roles(db, rows))[0] if rows else None
 
 
+async def get_user_by_id(db: Database, user_id: int) -> User | None:
+    """The user behind a session cookie (which holds the id, so a rename keeps the session)."""
+    rows = await db.fetch_all("SELECT * FROM users WHERE id = ?", (user_id,))
+    if not rows:
+        return None
+    roles = await db.fetch_all("SELECT user_id, site_id, role FROM site_roles WHERE user_id = ?", (user_id,))
+    return _user(rows[0], {row["site_id"]: row["role"] for row in roles})
+
+
+async def count_users(db: Database) -> int:
+    rows = await db.fetch_all("SELECT count(*) AS n FROM users", ())
+    return int(rows[0]["n"])
+
+
 async def list_users(db: Database) -> list[User]:
     return await _with_roles(db, await db.fetch_all("SELECT * FROM users ORDER BY name COLLATE NOCASE"))
 
@@ -103,15 +120,16 @@ async def _with_roles(db: Database, rows: list[sqlite3.Row]) -> list[User]:
     by_user: dict[int, dict[str, Role]] = {}
     for row in roles:
         by_user.setdefault(row["user_id"], {})[row["site_id"]] = row["role"]
-    return [
-        User(
-            id=row["id"],
-            name=row["name"],
-            password_hash=row["password_hash"],
-            is_admin=bool(row["is_admin"]),
-            created_at=datetime.fromisoformat(row["created_at"]),
-            password_changed_at=datetime.fromisoformat(row["password_changed_at"]),
-            roles=by_user.get(row["id"], {}),
-        )
-        for row in rows
-    ]
+    return [_user(row, by_user.get(row["id"], {})) for row in rows]
+
+
+def _user(row: sqlite3.Row, roles: dict[str, Role]) -> User:
+    return User(
+        id=row["id"],
+        name=row["name"],
+        password_hash=row["password_hash"],
+        is_admin=bool(row["is_admin"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        password_changed_at=datetime.fromisoformat(row["password_changed_at"]),
+        roles=roles,
+    )

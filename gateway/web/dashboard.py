@@ -1,0 +1,311 @@
+"""The site dashboard: overview, full breakdowns, CSV and zip exports, realtime, goals and funnels.
+
+Each page handler takes an ``Audience``: a signed-in viewer allowed on the site, or the reader of
+a shared link (``gateway/web/shared_dashboard.py``), so both see the same pages from the same
+code. A site the viewer may not see answers 404, exactly like a site that does not exist: the
+dashboard does not tell anyone which site ids are configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.context import GatewayContext
+from gateway.settings import SiteSettings
+from gateway.stats.chart import render_chart
+from gateway.stats.export import breakdown_csv, export_zip, series_csv
+from gateway.stats.filters import FilterError
+from gateway.stats.period import PeriodError
+from gateway.stats.query import Breakdown, SortKey, Stats
+from gateway.storage.aggregates import PROP_PREFIX, Condition, is_dimension
+from gateway.web.dashboard_auth import DashboardAuth, Viewer
+from gateway.web.dashboard_view import DIMENSION_LABELS, PANELS, View, dimension_label, parse_view
+from gateway.web.security import apply_security_headers
+
+PANEL_ROWS = 9
+_EXPORT_DIMENSIONS = tuple(DIMENSION_LABELS)
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who a page is for: a signed-in viewer, or the reader of a shared link (``viewer`` None)."""
+
+    site: SiteSettings
+    base: str
+    viewer: Viewer | None = None
+    #: Shared links show the statistics only: no settings, no links to other sites.
+    read_only: bool = False
+
+
+Page = Callable[[Request, Audience], Awaitable[Response]]
+
+
+class DashboardPages:
+    def __init__(self, context: GatewayContext, auth: DashboardAuth) -> None:
+        self.context = context
+        self.auth = auth
+        self.stats = Stats(context.database)
+
+    def routes(self) -> list[BaseRoute]:
+        pages: list[tuple[str, Page]] = [
+            ("", self.overview),
+            ("/breakdown/{dimension}", self.breakdown),
+            ("/export/{name}.csv", self.export_csv),
+            ("/export.zip", self.export_all),
+            ("/realtime", self.realtime),
+            ("/goals", self.goals),
+        ]
+        return [
+            Route(f"/dashboard/{{site_id}}{path}", self.auth.login_required(self._signed_in(page)), methods=["GET"])
+            for path, page in pages
+        ]
+
+    def shared_pages(self) -> list[tuple[str, Page]]:
+        """The pages a shared link opens, as (path under the link, handler)."""
+        return [
+            ("", self.overview),
+            ("/breakdown/{dimension}", self.breakdown),
+            ("/export/{name}.csv", self.export_csv),
+            ("/export.zip", self.export_all),
+            ("/realtime", self.realtime),
+            ("/goals", self.goals),
+        ]
+
+    def _signed_in(self, page: Page) -> Callable[[Request, Viewer], Awaitable[Response]]:
+        async def endpoint(request: Request, viewer: Viewer) -> Response:
+            site_id = request.path_params["site_id"]
+            site = self.context.site(site_id)
+            if site is None or not viewer.can_see(site_id):
+                return self.auth.error_page(
+                    request, 404, "There is no such site, or you have no role on it.", viewer=viewer
+                )
+            return await page(request, Audience(site, f"/dashboard/{site.id}", viewer))
+
+        return endpoint
+
+    # Pages.
+
+    async def overview(self, request: Request, audience: Audience) -> Response:
+        view = self._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        query = view.query
+        aggregate = await self.stats.aggregate(query)
+        current = await self.stats.timeseries(query, view.interval)
+        previous = await self.stats.timeseries(query, view.interval, previous=True)
+        chart = render_chart(current, previous)
+        panels = []
+        for title, key, tabs in PANELS:
+            dimension = view.tab(key)
+            result = await self.stats.breakdown(query, dimension)
+            panels.append(
+                {
+                    "title": title,
+                    "dimension": dimension,
+                    "label": dimension_label(dimension),
+                    "tabs": [
+                        (dimension_label(tab), view.url(tabs={**view.tabs, key: tab}), tab == dimension) for tab in tabs
+                    ],
+                    "rows": self._rows(view, result, limit=PANEL_ROWS),
+                    "more": view.url(f"/breakdown/{dimension}"),
+                    "csv": view.url(f"/export/{dimension}.csv"),
+                    "count": len(result.rows),
+                }
+            )
+        props = await self.stats.prop_keys(query)
+        realtime = await self.stats.realtime(audience.site, self.context.clock.now())
+        context = {
+            **self._common(view, audience, "overview"),
+            "aggregate": aggregate,
+            "metrics": _metrics(aggregate),
+            "chart": Markup(chart.svg),  # noqa: S704 - built by render_chart, every text in it escaped
+            "chart_summary": chart.summary,
+            "panels": panels,
+            "props": [(key, view.url(f"/breakdown/{PROP_PREFIX}{key}")) for key in props],
+            "realtime": realtime,
+            "export_all": view.url("/export.zip"),
+            "series_csv": view.url("/export/timeseries.csv"),
+        }
+        return self._render(request, audience, "site.html", context)
+
+    async def breakdown(self, request: Request, audience: Audience) -> Response:
+        dimension = request.path_params["dimension"]
+        if not is_dimension(dimension) or dimension in ("all", "hour"):
+            return self._error(request, audience, 404, f"There is no breakdown by {dimension[:80]!r}.")
+        view = self._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        result = await self.stats.breakdown(view.query, dimension, sort=view.sort, descending=view.descending)
+        columns: list[tuple[SortKey, str]] = [
+            ("value", dimension_label(dimension)),
+            ("visitors", "Visitors"),
+            ("visits", "Visits"),
+            ("pageviews", "Pageviews"),
+            ("events", "Events"),
+            ("bounce_rate", "Bounce rate"),
+            ("visit_duration", "Visit duration"),
+        ]
+        context = {
+            **self._common(view, audience, "breakdown"),
+            "dimension": dimension,
+            "label": dimension_label(dimension),
+            "columns": [
+                (key, label, view.sort_url(dimension, key), view.sort == key, view.descending) for key, label in columns
+            ],
+            "rows": self._rows(view, result),
+            "raw": result.raw,
+            "csv": view.url(f"/export/{dimension}.csv"),
+            "back": view.url(),
+        }
+        return self._render(request, audience, "breakdown.html", context)
+
+    async def export_csv(self, request: Request, audience: Audience) -> Response:
+        name = request.path_params["name"]
+        view = self._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        if name == "timeseries":
+            text = series_csv(await self.stats.timeseries(view.query, view.interval))
+        elif is_dimension(name) and name not in ("all", "hour"):
+            text = breakdown_csv(
+                await self.stats.breakdown(view.query, name, sort=view.sort, descending=view.descending)
+            )
+        else:
+            return self._error(request, audience, 404, f"There is no export named {name[:80]!r}.")
+        filename = f"{audience.site.id}-{_file_part(name)}-{view.period.first}-{view.period.last}.csv"
+        return _download(text.encode("utf-8"), "text/csv; charset=utf-8", filename)
+
+    async def export_all(self, request: Request, audience: Audience) -> Response:
+        view = self._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        files = {"timeseries.csv": series_csv(await self.stats.timeseries(view.query, view.interval))}
+        for dimension in _EXPORT_DIMENSIONS:
+            files[f"{dimension}.csv"] = breakdown_csv(await self.stats.breakdown(view.query, dimension))
+        for key in await self.stats.prop_keys(view.query):
+            files[f"prop-{_file_part(key)}.csv"] = breakdown_csv(
+                await self.stats.breakdown(view.query, PROP_PREFIX + key)
+            )
+        body = export_zip(files, self.context.clock.now())
+        filename = f"{audience.site.id}-{view.period.first}-{view.period.last}.zip"
+        return _download(body, "application/zip", filename)
+
+    async def realtime(self, request: Request, audience: Audience) -> Response:
+        view = self._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        realtime = await self.stats.realtime(audience.site, self.context.clock.now())
+        context = {**self._common(view, audience, "realtime"), "realtime": realtime, "refresh": 30}
+        return self._render(request, audience, "realtime.html", context)
+
+    async def goals(self, request: Request, audience: Audience) -> Response:
+        view = self._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        funnels = [(funnel, await self.stats.funnel(view.query, funnel)) for funnel in audience.site.funnels]
+        context = {
+            **self._common(view, audience, "goals"),
+            "goals": await self.stats.goals(view.query),
+            "funnels": funnels,
+        }
+        return self._render(request, audience, "goals.html", context)
+
+    # Helpers.
+
+    def _view(self, request: Request, audience: Audience) -> View | Response:
+        today = self.context.clock.now().astimezone(audience.site.zone).date()
+        try:
+            return parse_view(audience.base, audience.site, request.query_params, today)
+        except (PeriodError, FilterError) as error:
+            return self._error(request, audience, 400, str(error))
+
+    def _common(self, view: View, audience: Audience, page: str) -> dict[str, Any]:
+        base = audience.base
+        tabs = [
+            ("overview", "Overview", view.url()),
+            ("goals", "Goals", view.url("/goals")),
+            ("realtime", "Realtime", view.url("/realtime")),
+        ]
+        if not audience.read_only:
+            tabs += [("consent", "Consent", view.url("/consent")), ("cookies", "Cookies", view.url("/cookies"))]
+            if audience.viewer is not None and audience.viewer.is_owner(audience.site.id):
+                tabs.append(("settings", "Settings", f"{base}/settings"))
+        return {
+            "site": audience.site,
+            "view": view,
+            "page": page,
+            "site_tabs": tabs,
+            "read_only": audience.read_only,
+            "k": audience.site.min_visitors,
+        }
+
+    def _rows(self, view: View, result: Breakdown, *, limit: int | None = None) -> list[dict[str, Any]]:
+        scale = max((row.figures.visitors for row in result.rows), default=0)
+        if result.other is not None:
+            scale = max(scale, result.other.figures.visitors)
+        chosen = result.rows[:limit] if limit is not None else result.rows
+        rows = []
+        for row in [*chosen, *([result.other] if result.other else [])]:
+            visitors = row.figures.visitors
+            rows.append(
+                {
+                    "label": row.label if row.other or row.value else "(none)",
+                    "other": row.other,
+                    "figures": row.figures,
+                    "share": round(100 * visitors / scale, 1) if scale else 0,
+                    "filter": None if row.other else view.with_filter(Condition(result.dimension, "is", row.value)),
+                }
+            )
+        return rows
+
+    def _render(self, request: Request, audience: Audience, template: str, context: dict[str, Any]) -> Response:
+        return self.auth.render(request, template, context, viewer=audience.viewer)
+
+    def _error(self, request: Request, audience: Audience, status: int, message: str) -> Response:
+        return self.auth.error_page(request, status, message, viewer=audience.viewer)
+
+
+def _metrics(aggregate: Any) -> list[dict[str, Any]]:
+    labels = {
+        "visitors": ("Unique visitors", ""),
+        "visits": ("Visits", ""),
+        "pageviews": ("Pageviews", ""),
+        "views_per_visit": ("Views per visit", ""),
+        "bounce_rate": ("Bounce rate", "%"),
+        "visit_duration": ("Visit duration", "s"),
+    }
+    values, changes = aggregate.current.metrics(), aggregate.changes()
+    metrics = []
+    for name, (label, unit) in labels.items():
+        value = values[name]
+        shown = _duration(int(value)) if name == "visit_duration" else f"{value:,}{unit}"
+        # A falling bounce rate is good news: the arrow's colour says so, not its direction.
+        better = None if changes[name] is None else (changes[name] < 0 if name == "bounce_rate" else changes[name] > 0)
+        metrics.append({"name": name, "label": label, "value": shown, "change": changes[name], "better": better})
+    return metrics
+
+
+def _duration(seconds: int) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
+
+
+def _file_part(text: str) -> str:
+    """A name safe in a zip entry and a Content-Disposition header: property keys come from browsers."""
+    return "".join(char if char.isascii() and (char.isalnum() or char in "-_") else "_" for char in text)[:60]
+
+
+def _download(body: bytes, media_type: str, filename: str) -> Response:
+    response = Response(
+        body,
+        media_type=media_type,
+        headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"},
+    )
+    return apply_security_headers(response, replace=False)

@@ -1,0 +1,185 @@
+"""The site dashboard on a real uvicorn: figures, filters in the URL, breakdowns, exports, realtime,
+goals, access per site, and hostile strings from events rendered as text.
+
+The traffic is the hand-worked day of tests/storage/test_rollups.py; the site's privacy floor is
+k = 2, so its 3 visitors show while single-visitor rows fold into "(other)".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway import create_app
+from gateway.clock import FixedClock
+from gateway.ingest.event import AnonymousEvent
+from gateway.storage.db import Database
+from gateway.storage.events import insert_events
+from gateway.storage.rollups import rebuild_dirty
+from tests.conftest import make_settings, site_config
+from tests.storage.test_rollups import AFTER_MIDNIGHT, FIRST_DAY, at, event
+from tests.web.test_dashboard_auth import Dashboard, on_database
+
+pytestmark = pytest.mark.integration
+DAY1 = {"period": "custom", "from": "2026-03-10", "to": "2026-03-10"}
+HOSTILE_PATH = "/<script>alert(1)</script>?q=' OR 1=1 --"
+FORMULA_PATH = '=HYPERLINK("http://evil.example")'
+
+
+class SiteDashboard(Dashboard):
+    def __init__(self, tmp_path: Path, clock: FixedClock, start: Any) -> None:
+        goals = [{"name": "Signup", "event": "signup"}, {"name": "Pricing", "page": "/pricing*"}]
+        funnels = [{"name": "Sign up", "steps": ["Pricing", "Signup"]}]
+        sites = {
+            "shop": site_config(min_visitors=2, goals=goals, funnels=funnels),
+            "blog": site_config(name="Blog", origins=["https://blog.example.com"], min_visitors=2),
+        }
+        self.settings = make_settings(tmp_path, sites=sites)
+        self.clock = clock
+        self.server = start(create_app(self.settings, clock=clock))
+
+    def store(self, *events: AnonymousEvent) -> None:
+        async def work(db: Database) -> None:
+            await db.write(lambda c: insert_events(c, list(events)))
+            await db.write(lambda c: rebuild_dirty(c, zones=self.settings.zones))
+
+        on_database(self.settings, work)
+
+
+@pytest.fixture
+def site(tmp_path: Path, clock: FixedClock, live_server: Any) -> Iterator[tuple[SiteDashboard, httpx.Client]]:
+    dashboard = SiteDashboard(tmp_path, clock, live_server)
+    dashboard.add_user("ann", roles={"shop": "viewer"})
+    dashboard.store(*FIRST_DAY, *AFTER_MIDNIGHT)
+    with dashboard.client() as client:
+        assert dashboard.login(client, "ann").status_code == 303
+        yield dashboard, client
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_overview_shows_the_top_line_chart_and_panels(site: tuple[SiteDashboard, httpx.Client]) -> None:
+    _, client = site
+    page = client.get("/dashboard/shop", params=DAY1)
+    assert page.status_code == 200, page.text
+    words = text_of(page.text)
+    for expected in ("Unique visitors 3", "Visits 4", "Pageviews 7", "Views per visit 1.75", "Bounce rate 25.0%",
+                     "Visit duration 12m 30s"):  # fmt: skip
+        assert expected in words
+    assert '<svg class="chart"' in page.text and "2026-03-10 09:00: withheld" in page.text  # 1 visitor < k
+    assert "(other)" in words  # the single-visitor pages fold
+    assert page.headers["x-frame-options"] == "DENY" and "nonce-" in page.headers["content-security-policy"]
+    assert "style=" not in page.text  # the CSP refuses inline styles
+
+
+def test_a_row_filters_the_whole_dashboard_and_the_filter_lives_in_the_url(
+    site: tuple[SiteDashboard, httpx.Client],
+) -> None:
+    _, client = site
+    page = client.get("/dashboard/shop", params={**DAY1, "pages": "entry_page"})
+    link = re.search(r'href="([^"]*f=entry_page%3D%3D%2F&[^"]*)"', page.text.replace("&amp;", "&"))
+    assert link, "the / row links to a filter"
+    filtered = client.get(link.group(1))
+    words = text_of(filtered.text)
+    assert "entry page is /" in words and "Unique visitors 2" in words  # visits 1 and 4 entered on /
+    assert "pages=entry_page" in link.group(1)  # the chosen tab is kept
+    removed = re.search(r'href="([^"]*)" aria-label="Remove filter', filtered.text)
+    assert removed and "f=" not in removed.group(1)
+
+
+def test_a_breakdown_page_sorts_and_exports(site: tuple[SiteDashboard, httpx.Client]) -> None:
+    dashboard, client = site
+    dashboard.store(*(event(at("2026-03-10", "11:00"), v, "/pricing") for v in ("d", "e")))
+    page = client.get("/dashboard/shop/breakdown/page", params={**DAY1, "sort": "value", "order": "asc"})
+    assert page.status_code == 200
+    assert text_of(page.text).index("/ 2") < text_of(page.text).index("/pricing 3")
+    exported = client.get("/dashboard/shop/export/page.csv", params=DAY1)
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == ["page", "visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"]
+    assert rows[1][:2] == ["/pricing", "3"] and rows[-1][0] == "(other)"
+
+
+def test_export_all_is_a_zip_of_every_breakdown_and_the_series(site: tuple[SiteDashboard, httpx.Client]) -> None:
+    _, client = site
+    response = client.get("/dashboard/shop/export.zip", params=DAY1)
+    assert response.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert {"timeseries.csv", "page.csv", "country.csv", "utm_campaign.csv", "prop-plan.csv"} <= set(names)
+
+
+def test_hostile_strings_render_as_text_and_never_run_in_a_spreadsheet(
+    site: tuple[SiteDashboard, httpx.Client],
+) -> None:
+    dashboard, client = site
+    hostile = [event(at("2026-03-10", "12:00"), v, HOSTILE_PATH) for v in ("h1", "h2")]
+    formula = [event(at("2026-03-10", "12:30"), v, FORMULA_PATH) for v in ("h3", "h4")]
+    dashboard.store(*hostile, *formula)
+    page = client.get("/dashboard/shop/breakdown/page", params=DAY1)
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    exported = client.get("/dashboard/shop/export/page.csv", params=DAY1)
+    assert "'=HYPERLINK(" in exported.text and ",=HYPERLINK" not in exported.text and '"=HYPERLINK' not in exported.text
+
+
+def test_goals_and_funnels(site: tuple[SiteDashboard, httpx.Client]) -> None:
+    _, client = site
+    words = text_of(client.get("/dashboard/shop/goals", params=DAY1).text)
+    assert "fewer than 2" in words  # signup: only visitor a on the 10th
+    both = {"period": "custom", "from": "2026-03-10", "to": "2026-03-11"}
+    words = text_of(client.get("/dashboard/shop/goals", params=both).text)
+    assert "Signup (Event signup) 2 3 50.0%" in words
+    assert "Funnel: Sign up" in words and "3 visits · 100.0%" in words
+
+
+def test_realtime_refreshes_itself_and_withholds_a_lone_visitor(site: tuple[SiteDashboard, httpx.Client]) -> None:
+    dashboard, client = site
+    dashboard.store(event(at("2026-03-10", "09:28"), "live", "/live"))  # the clock says 09:30
+    page = client.get("/dashboard/shop/realtime")
+    assert '<meta http-equiv="refresh" content="30">' in page.text
+    assert "fewer than 2" in text_of(page.text)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"period": "fortnight"}, "unknown period"),
+        ({"period": "custom", "from": "2026-03-10"}, "needs &#39;to&#39;"),
+        ({"f": "colour==red"}, "cannot filter by"),
+        ({"f": "country=DE"}, "a filter reads like"),
+        ({"interval": "hour", "period": "30d"}, "hourly buckets cover at most 7 days"),
+    ],
+)
+def test_a_bad_view_is_a_readable_400(
+    site: tuple[SiteDashboard, httpx.Client], query: dict[str, str], message: str
+) -> None:
+    _, client = site
+    page = client.get("/dashboard/shop", params=query)
+    assert page.status_code == 400 and message in page.text
+
+
+def test_every_site_page_is_404_for_a_site_the_user_has_no_role_on(site: tuple[SiteDashboard, httpx.Client]) -> None:
+    _, client = site
+    for path in ("", "/breakdown/page", "/export/page.csv", "/export.zip", "/realtime", "/goals"):
+        for site_id in ("blog", "nope"):
+            response = client.get(f"/dashboard/{site_id}{path}")
+            assert response.status_code == 404, (site_id, path)
+            assert "Blog" not in response.text or site_id != "blog"
+    assert client.get("/dashboard/shop/breakdown/colour").status_code == 404
+
+
+def test_the_pages_need_a_login(site: tuple[SiteDashboard, httpx.Client]) -> None:
+    dashboard, _ = site
+    with dashboard.client() as anonymous:
+        response = anonymous.get("/dashboard/shop/export.zip")
+        assert response.status_code == 303 and response.headers["location"].startswith("/login?next=")
