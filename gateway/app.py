@@ -33,6 +33,7 @@ from gateway.web.dashboard_auth import DashboardAuth
 from gateway.web.events_api import event_routes, metrics_routes
 from gateway.web.health import health_routes
 from gateway.web.privacy_center import privacy_routes
+from gateway.web.stats_api import stats_api_routes
 from gateway.web.snippets import Bundles, build_bundles, snippet_routes
 
 
@@ -112,6 +113,7 @@ def create_app(
         *auth.routes(),
         *admin_routes(context, auth),
         *DashboardPages(context, auth).routes(),
+        *stats_api_routes(context),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.context = context

@@ -50,9 +50,14 @@ class Aggregate:
     previous: Figures
     #: True when the current figures stand for fewer than k visitors (then they are not shown).
     withheld: bool
+    #: The same for the previous period: then no change is shown either, since a change beside a
+    #: visible figure would give the hidden one away.
+    previous_withheld: bool = False
 
     def changes(self) -> dict[str, float | None]:
         now, before = self.current.metrics(), self.previous.metrics()
+        if self.previous_withheld:
+            return dict.fromkeys(now)
         return {name: change(now[name], before[name]) for name in now}
 
 
@@ -110,7 +115,7 @@ class Stats:
     async def aggregate(self, query: StatsQuery) -> Aggregate:
         current = await self._period_total(query, query.period)
         previous = await self._period_total(query, query.period.previous())
-        return Aggregate(current, previous, withheld(current, query.k))
+        return Aggregate(current, previous, withheld(current, query.k), withheld(previous, query.k))
 
     async def timeseries(self, query: StatsQuery, interval: Interval, *, previous: bool = False) -> list[Bucket]:
         period = query.period.previous() if previous else query.period

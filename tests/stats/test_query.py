@@ -220,3 +220,12 @@ def test_every_dimension_has_a_breakdown(tmp_path: Path) -> None:
         result = ask(path, lambda stats, d=dimension: stats.breakdown(StatsQuery(shop, FIRST), d))
         assert result.total.visitors >= 0
     assert ask(path, lambda stats: stats.prop_keys(StatsQuery(shop, FIRST))) == ["plan"]
+
+
+def test_no_change_is_shown_against_a_withheld_previous_period(tmp_path: Path) -> None:
+    path, shop = filled(tmp_path)
+    day2 = Period("custom", date(2026, 3, 11), date(2026, 3, 11))  # previous: the 10th, 3 visitors
+    assert ask(path, lambda stats: stats.aggregate(StatsQuery(shop, day2))).changes()["visitors"] == -66.7
+    day3 = Period("custom", date(2026, 3, 12), date(2026, 3, 12))  # previous: the 11th, 1 visitor < k
+    result = ask(path, lambda stats: stats.aggregate(StatsQuery(shop, day3)))
+    assert result.previous_withheld and set(result.changes().values()) == {None}

@@ -1,0 +1,251 @@
+"""The stats API described as an OpenAPI 3.1 document, built from the same constants the API checks.
+
+The enumerations (periods, intervals, dimensions, sort keys) come from the modules that parse them,
+so the document cannot drift from what ``gateway/web/stats_api.py`` accepts. OpenAPI 3.1 schemas
+are JSON Schema 2020-12: a value that may be withheld is ``"type": [..., "null"]``, not the 3.0
+``nullable``.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+from gateway.stats.period import INTERVALS, MAX_DAYS, PERIODS
+from gateway.stats.query import SORT_KEYS
+from gateway.storage.aggregates import DIMENSIONS
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+STATS_PREFIX = "/api/v1/stats"
+#: Dimensions a breakdown can be asked for (``all`` is the top line, ``hour`` the hourly series).
+BREAKDOWN_DIMENSIONS: tuple[str, ...] = tuple(name for name in DIMENSIONS if name not in ("all", "hour"))
+#: ``prop:KEY``: a custom property's key, as the filter syntax bounds it (1 to 100 characters, no controls).
+PROPERTY_PATTERN = r"^prop:[^\x00-\x1f]{1,100}$"
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
+ROW_FIGURES = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration")
+_FIGURE_WORDS = {
+    "visitors": "Unique visitors (a new visitor each day: daily salts).",
+    "visits": "Visits.",
+    "pageviews": "Pageviews.",
+    "events": "Events, pageviews included.",
+    "views_per_visit": "Pageviews per visit.",
+    "bounce_rate": "Percent of visits with at most one pageview.",
+    "visit_duration": "Mean visit duration in seconds.",
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole document (a fresh copy); ``stats_api_routes`` builds and serialises it once per app."""
+    return deepcopy(_document())
+
+
+def _document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "consent-gateway stats API",
+            "version": "1.0.0",
+            "description": (
+                "Privacy-first statistics of one site, read with a per-site API key "
+                "(`consent-gateway apikey create --site ID --name NAME`). Every figure stands for at "
+                "least the site's `min_visitors` (k) visitors: smaller top lines and buckets are null "
+                "with `withheld: true`, smaller breakdown rows are folded into `other`."
+            ),
+        },
+        "security": [{"bearerKey": []}],
+        "paths": {
+            f"{STATS_PREFIX}/aggregate": _operation(
+                "statsAggregate",
+                "The top line of the period, with the previous period of the same length for comparison.",
+                [],
+                "Aggregate",
+            ),
+            f"{STATS_PREFIX}/timeseries": _operation(
+                "statsTimeseries",
+                "The figures per hour, day or month of the period, in the site's time zone.",
+                [_INTERVAL],
+                "Timeseries",
+            ),
+            f"{STATS_PREFIX}/breakdown": _operation(
+                "statsBreakdown",
+                "The figures per value of one dimension; values under k visitors are folded into `other`.",
+                [_PROPERTY, _SORT, _ORDER, _LIMIT, _PAGE],
+                "Breakdown",
+            ),
+        },
+        "components": {"securitySchemes": _SECURITY_SCHEMES, "schemas": _schemas()},
+    }
+
+
+def _operation(operation_id: str, summary: str, extra: list[dict[str, Any]], schema: str) -> dict[str, Any]:
+    errors = {
+        "400": "A parameter is missing or invalid (period, filter, interval, property, sort, order, limit, page).",
+        "401": "No API key, or one that is malformed, unknown or revoked (`WWW-Authenticate: Bearer`).",
+        "403": "The key belongs to another site than `site_id`.",
+        "404": "There is no site `site_id`.",
+        "405": "Only GET and HEAD are allowed.",
+    }
+    responses: dict[str, Any] = {
+        "200": {"description": "The statistics.", "content": _json(schema)},
+        **{status: {"description": words, "content": _json("Error")} for status, words in errors.items()},
+    }
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["stats"],
+            "parameters": [*_COMMON, *extra],
+            "responses": responses,
+        }
+    }
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+_COMMON = [
+    _query("site_id", "The site, as configured under `[sites.ID]`.", {"type": "string"}, required=True),
+    _query(
+        "period",
+        "The period in the site's time zone; `7d` and `30d` include today; `custom` needs `from` and `to`.",
+        {"type": "string", "enum": list(PERIODS), "default": "30d"},
+    ),
+    _query("from", "First day of a custom period (included).", {"type": "string", "format": "date"}),
+    _query(
+        "to", f"Last day of a custom period (included); at most {MAX_DAYS} days.", {"type": "string", "format": "date"}
+    ),
+    {
+        **_query(
+            "f",
+            "A filter, repeatable (all must hold): `country==DE` (is), `page!=/cart` (is not), `source~=goo` "
+            "(contains, any case); an empty value means none (`referrer==`); custom properties as `prop:KEY`. "
+            "At most 10 filters, values of at most 2,000 characters.",
+            {"type": "array", "items": {"type": "string"}, "maxItems": 10},
+        ),
+        "style": "form",
+        "explode": True,
+    },
+]
+_INTERVAL = _query(
+    "interval",
+    "Bucket size; by default hours for one day, days up to 93 days, months beyond. Hours cover at most 7 days.",
+    {"type": "string", "enum": list(INTERVALS)},
+)
+_PROPERTY = _query(
+    "property",
+    "The dimension to break down by: a fixed one, or `prop:KEY` for a custom property.",
+    {"type": "string", "anyOf": [{"enum": list(BREAKDOWN_DIMENSIONS)}, {"pattern": PROPERTY_PATTERN}]},
+    required=True,
+)
+_SORT = _query("sort", "The column to sort by.", {"type": "string", "enum": list(SORT_KEYS), "default": "visitors"})
+_ORDER = _query("order", "Sort direction.", {"type": "string", "enum": ["asc", "desc"], "default": "desc"})
+_LIMIT = _query(
+    "limit",
+    "Rows per page.",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+)
+_PAGE = _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "default": 1})
+_SECURITY_SCHEMES = {
+    "bearerKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A site's API key, `cg_` and 43 URL-safe characters.",
+    }
+}
+
+
+def _schemas() -> dict[str, Any]:
+    nullable_number = {"type": ["number", "null"]}
+    metric = {
+        "type": "object",
+        "required": ["value", "previous", "change"],
+        "properties": {
+            "value": {**nullable_number, "description": "Null when withheld."},
+            "previous": {**nullable_number, "description": "The previous period's; null when it stood for under k."},
+            "change": {**nullable_number, "description": "Percent change; null when either side is null or 0."},
+        },
+    }
+    row_properties: dict[str, Any] = {
+        "value": {"type": "string", "description": "The dimension's value; an empty string is (none)."},
+        **{name: {"type": "number", "description": _FIGURE_WORDS[name]} for name in ROW_FIGURES},
+    }
+    bucket_figures = ("visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration")
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string", "description": "What went wrong, for a person to read."}},
+        },
+        "Period": {
+            "type": "object",
+            "required": ["name", "from", "to", "timezone"],
+            "properties": {
+                "name": {"type": "string", "enum": list(PERIODS)},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "timezone": {"type": "string", "description": "The site's IANA time zone."},
+            },
+        },
+        "Metric": metric,
+        "Aggregate": {
+            "type": "object",
+            "required": ["site_id", "period", "withheld", "results"],
+            "properties": {
+                "site_id": {"type": "string"},
+                "period": {"$ref": "#/components/schemas/Period"},
+                "withheld": {"type": "boolean", "description": "True when the period had 1 to k-1 visitors."},
+                "results": {
+                    "type": "object",
+                    "required": list(METRICS),
+                    "properties": {name: {"$ref": "#/components/schemas/Metric"} for name in METRICS},
+                },
+            },
+        },
+        "Bucket": {
+            "type": "object",
+            "required": ["bucket", "start", "withheld", *bucket_figures],
+            "properties": {
+                "bucket": {"type": "string", "description": "`2026-03-10`, `2026-03` or `2026-03-10 14:00` (local)."},
+                "start": {"type": "string", "format": "date-time", "description": "The local start, with offset."},
+                "withheld": {"type": "boolean"},
+                **{name: {"type": ["number", "null"], "description": _FIGURE_WORDS[name]} for name in bucket_figures},
+            },
+        },
+        "Timeseries": {
+            "type": "object",
+            "required": ["site_id", "period", "interval", "results"],
+            "properties": {
+                "site_id": {"type": "string"},
+                "period": {"$ref": "#/components/schemas/Period"},
+                "interval": {"type": "string", "enum": list(INTERVALS)},
+                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Bucket"}},
+            },
+        },
+        "BreakdownRow": {"type": "object", "required": list(row_properties), "properties": row_properties},
+        "Breakdown": {
+            "type": "object",
+            "required": ["site_id", "period", "property", "results", "other", "total_rows"],
+            "properties": {
+                "site_id": {"type": "string"},
+                "period": {"$ref": "#/components/schemas/Period"},
+                "property": {"type": "string"},
+                "sort": {"type": "string", "enum": list(SORT_KEYS)},
+                "order": {"type": "string", "enum": ["asc", "desc"]},
+                "limit": {"type": "integer"},
+                "page": {"type": "integer"},
+                "results": {"type": "array", "items": {"$ref": "#/components/schemas/BreakdownRow"}},
+                "other": {
+                    "description": "The rows under k visitors added up (value `(other)`), on every page; null if none.",
+                    "oneOf": [{"$ref": "#/components/schemas/BreakdownRow"}, {"type": "null"}],
+                },
+                "total_rows": {"type": "integer", "description": "Rows of at least k visitors, over all pages."},
+            },
+        },
+    }
