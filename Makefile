@@ -45,6 +45,7 @@ bench: $(STAMP) browser
 	$(VENV)/bin/python bench/ingest.py
 	$(VENV)/bin/python bench/snippet_size.py
 	$(VENV)/bin/python bench/snippet_timing.py
+	$(VENV)/bin/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -30,11 +30,14 @@ from gateway.web.admin import admin_routes
 from gateway.web.consent_api import consent_routes
 from gateway.web.dashboard import DashboardPages
 from gateway.web.dashboard_auth import DashboardAuth
+from gateway.web.dashboard_reports import ReportPages
 from gateway.web.events_api import event_routes, metrics_routes
 from gateway.web.health import health_routes
 from gateway.web.privacy_center import privacy_routes
-from gateway.web.stats_api import stats_api_routes
+from gateway.web.shared_dashboard import SharedDashboard
+from gateway.web.site_settings import SiteSettingsPages
 from gateway.web.snippets import Bundles, build_bundles, snippet_routes
+from gateway.web.stats_api import stats_api_routes
 
 
 def create_app(
@@ -103,16 +106,21 @@ def create_app(
             context.geo.close()
 
     auth = DashboardAuth(context)
+    pages = DashboardPages(context, auth)  # one instance: the signed-in pages and the shared links serve it
+    bundles = bundles or build_bundles()
     routes = [
         *event_routes(context),  # first: the route nearly every request takes
         *consent_routes(context),
         *metrics_routes(context, publisher),
         *health_routes(context),
-        *snippet_routes(context, bundles or build_bundles(), impressions),
+        *snippet_routes(context, bundles, impressions),
         *privacy_routes(context),
         *auth.routes(),
         *admin_routes(context, auth),
-        *DashboardPages(context, auth).routes(),
+        *pages.routes(),
+        *ReportPages(context, auth, pages).routes(),
+        *SiteSettingsPages(context, auth, pages, bundles).routes(),
+        *SharedDashboard(context, auth, pages).routes(),
         *stats_api_routes(context),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

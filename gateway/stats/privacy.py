@@ -8,11 +8,14 @@ nothing to fold it into. Zero is not withheld: it tells about nobody. k is the s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway.stats.figures import Figures, total
 from gateway.stats.filters import OTHER_LABEL
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,18 +30,32 @@ class BreakdownRow:
         return OTHER_LABEL if self.other else self.value
 
 
+def split_at_floor(rows: Iterable[T], k: int, size: Callable[[T], int]) -> tuple[list[T], list[T]]:
+    """The rows whose ``size`` (visitors, consent decisions...) is at least ``k``, and the others, in order.
+
+    The one rule every report folds by; what "(other)" then adds up is the report's own business
+    (visitors' figures here, consent decisions in ``gateway/web/dashboard_reports.py``).
+    """
+    kept: list[T] = []
+    small: list[T] = []
+    for row in rows:
+        (kept if size(row) >= k else small).append(row)
+    return kept, small
+
+
 def fold_small_rows(rows: Iterable[tuple[str, Figures]], k: int) -> tuple[list[BreakdownRow], BreakdownRow | None]:
     """The rows of at least ``k`` visitors, and one "(other)" row adding up the rest (None if none)."""
-    kept, small = [], []
-    for value, figures in rows:
-        if figures.visitors >= k:
-            kept.append(BreakdownRow(value, figures))
-        elif figures.visitors > 0:
-            small.append(figures)
-    other = BreakdownRow(OTHER_LABEL, total(small), other=True) if small else None
-    return kept, other
+    kept, small = split_at_floor(rows, k, lambda row: row[1].visitors)
+    folded = [figures for _, figures in small if figures.visitors > 0]
+    other = BreakdownRow(OTHER_LABEL, total(folded), other=True) if folded else None
+    return [BreakdownRow(value, figures) for value, figures in kept], other
+
+
+def below_floor(count: int, k: int) -> bool:
+    """True for a count of 1 to k-1: a figure that would point at a few people (zero tells about nobody)."""
+    return 0 < count < k
 
 
 def withheld(figures: Figures, k: int) -> bool:
     """True when a top line or bucket stands for between 1 and k-1 visitors."""
-    return 0 < figures.visitors < k
+    return below_floor(figures.visitors, k)

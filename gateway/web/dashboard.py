@@ -30,6 +30,8 @@ from gateway.web.dashboard_view import DIMENSION_LABELS, PANELS, View, dimension
 from gateway.web.security import apply_security_headers
 
 PANEL_ROWS = 9
+#: Rows per page of a full breakdown: a site's long tail of pages runs to thousands.
+BREAKDOWN_PAGE_ROWS = 100
 _EXPORT_DIMENSIONS = tuple(DIMENSION_LABELS)
 
 
@@ -63,7 +65,7 @@ class DashboardPages:
             ("/goals", self.goals),
         ]
         return [
-            Route(f"/dashboard/{{site_id}}{path}", self.auth.login_required(self._signed_in(page)), methods=["GET"])
+            Route(f"/dashboard/{{site_id}}{path}", self.auth.login_required(self.signed_in(page)), methods=["GET"])
             for path, page in pages
         ]
 
@@ -78,7 +80,7 @@ class DashboardPages:
             ("/goals", self.goals),
         ]
 
-    def _signed_in(self, page: Page) -> Callable[[Request, Viewer], Awaitable[Response]]:
+    def signed_in(self, page: Page) -> Callable[[Request, Viewer], Awaitable[Response]]:
         async def endpoint(request: Request, viewer: Viewer) -> Response:
             site_id = request.path_params["site_id"]
             site = self.context.site(site_id)
@@ -143,6 +145,10 @@ class DashboardPages:
         if isinstance(view, Response):
             return view
         result = await self.stats.breakdown(view.query, dimension, sort=view.sort, descending=view.descending)
+        pages = max(1, -(-len(result.rows) // BREAKDOWN_PAGE_ROWS))
+        number = _page_number(request.query_params.get("page"), pages)
+        here = view.url(f"/breakdown/{dimension}")
+        joiner = "&" if "?" in here else "?"
         columns: list[tuple[SortKey, str]] = [
             ("value", dimension_label(dimension)),
             ("visitors", "Visitors"),
@@ -159,8 +165,18 @@ class DashboardPages:
             "columns": [
                 (key, label, view.sort_url(dimension, key), view.sort == key, view.descending) for key, label in columns
             ],
-            "rows": self._rows(view, result),
+            "rows": self._rows(
+                view,
+                result,
+                offset=(number - 1) * BREAKDOWN_PAGE_ROWS,
+                limit=BREAKDOWN_PAGE_ROWS,
+                other=number == pages,
+            ),
             "raw": result.raw,
+            "page_number": number,
+            "pages": pages,
+            "previous_page": f"{here}{joiner}page={number - 1}" if number > 1 else None,
+            "next_page": f"{here}{joiner}page={number + 1}" if number < pages else None,
             "csv": view.url(f"/export/{dimension}.csv"),
             "back": view.url(),
         }
@@ -246,13 +262,16 @@ class DashboardPages:
             "k": audience.site.min_visitors,
         }
 
-    def _rows(self, view: View, result: Breakdown, *, limit: int | None = None) -> list[dict[str, Any]]:
+    def _rows(
+        self, view: View, result: Breakdown, *, offset: int = 0, limit: int | None = None, other: bool = True
+    ) -> list[dict[str, Any]]:
+        """Rows for a table, each with its bar's share of the largest row and the link that filters by it."""
         scale = max((row.figures.visitors for row in result.rows), default=0)
         if result.other is not None:
             scale = max(scale, result.other.figures.visitors)
-        chosen = result.rows[:limit] if limit is not None else result.rows
+        chosen = result.rows[offset : offset + limit if limit is not None else None]
         rows = []
-        for row in [*chosen, *([result.other] if result.other else [])]:
+        for row in [*chosen, *([result.other] if result.other and other else [])]:
             visitors = row.figures.visitors
             rows.append(
                 {
@@ -260,6 +279,7 @@ class DashboardPages:
                     "other": row.other,
                     "figures": row.figures,
                     "share": round(100 * visitors / scale, 1) if scale else 0,
+                    "duration": _duration(row.figures.visit_duration),
                     "filter": None if row.other else view.with_filter(Condition(result.dimension, "is", row.value)),
                 }
             )
@@ -295,6 +315,15 @@ def _metrics(aggregate: Any) -> list[dict[str, Any]]:
 def _duration(seconds: int) -> str:
     minutes, rest = divmod(seconds, 60)
     return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
+
+
+def _page_number(text: str | None, pages: int) -> int:
+    """``?page=`` clamped to the pages there are (a bookmarked page past the end shows the last)."""
+    try:
+        number = int(text or "1")
+    except ValueError:
+        number = 1
+    return min(max(number, 1), pages)
 
 
 def _file_part(text: str) -> str:

@@ -1,0 +1,437 @@
+"""The consent report, the cookie report and the classify helper of a site's dashboard.
+
+The consent report reads the proof log and the banner impressions
+(``gateway/storage/consent_report.py``) under the same privacy floor as the statistics: a
+country or device with fewer than k decisions is folded into "(other)", a time bucket or a top
+line under k decisions is withheld. The cookie report lists what the middleware saw
+(``gateway/storage/cookie_report.py``); cookie names say nothing about visitors, so nothing is
+folded there. The classify page writes the TOML block an operator pastes into the site's config:
+the config is a file, so the web page never changes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from html import escape
+from urllib.parse import quote_plus, urlencode
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.categories import CATEGORIES, CONSENT_CATEGORIES, Category
+from gateway.context import GatewayContext
+from gateway.cookies.catalog import CatalogError, CookieCatalog, CookieRule, rules_from_entries
+from gateway.cookies.lifetimes import Lifetime, parse_lifetime, shorter
+from gateway.settings import SiteSettings
+from gateway.stats.chart import HEIGHT, WIDTH, Chart
+from gateway.stats.filters import OTHER_LABEL
+from gateway.stats.period import Interval, Period
+from gateway.stats.privacy import below_floor, split_at_floor
+from gateway.storage.consent_report import (
+    ConsentFigures,
+    Dimension,
+    consent_by,
+    consent_figures,
+    consent_over_time,
+)
+from gateway.storage.cookie_report import CookieTally, cookie_report
+from gateway.web.dashboard import Audience, DashboardPages
+from gateway.web.dashboard_auth import DashboardAuth
+
+UNKNOWN_LABEL = "(unknown)"
+OPEN_COOKIE_DATABASE = "https://github.com/jkwakman/Open-Cookie-Database"
+#: One colour per category line; presentation attributes, since the CSP refuses inline styles.
+CATEGORY_COLOURS: Mapping[str, str] = {"functional": "#2563eb", "analytics": "#1e8e3e", "advertising": "#d97706"}
+_NAME_LIMIT = 256
+_TEXT_LIMIT = 200
+_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 12, 28
+_HUMAN_UNITS = (("year", 31556952), ("month", 2629746), ("day", 86400), ("hour", 3600), ("minute", 60))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRow:
+    """A country or device of the consent report; ``other`` for the row that folded the small ones."""
+
+    value: str
+    figures: ConsentFigures
+    other: bool = False
+
+    @property
+    def label(self) -> str:
+        return OTHER_LABEL if self.other else (self.value or UNKNOWN_LABEL)
+
+
+@dataclass(frozen=True, slots=True)
+class RateBucket:
+    """One point of the opt-in chart; ``rates`` None when withheld or without any decision."""
+
+    label: str
+    decisions: int
+    rates: Mapping[str, float] | None
+    withheld: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CookieRow:
+    tally: CookieTally
+    category: Category | None
+    vendor: str
+    longest: str  # "2 years", "session"
+    first_seen: str  # "2026-03-10 09:30" in the site's time zone
+    last_seen: str
+
+
+def combine(figures: Sequence[ConsentFigures]) -> ConsentFigures:
+    """The figures of several rows together; the opt-in shares are re-weighted by their decisions."""
+    decisions = sum(f.decisions for f in figures)
+    allowed = {c: sum(round(f.opt_in.get(c, 0.0) * f.decisions) for f in figures) for c in CONSENT_CATEGORIES}
+    return ConsentFigures(
+        impressions=sum(f.impressions for f in figures),
+        decisions=decisions,
+        accept_all=sum(f.accept_all for f in figures),
+        reject_all=sum(f.reject_all for f in figures),
+        custom=sum(f.custom for f in figures),
+        gpc=sum(f.gpc for f in figures),
+        withdrawals=sum(f.withdrawals for f in figures),
+        opt_in={c: allowed[c] / decisions if decisions else 0.0 for c in CONSENT_CATEGORIES},
+    )
+
+
+def fold_consent_rows(rows: Iterable[tuple[str, ConsentFigures]], k: int) -> tuple[list[ConsentRow], ConsentRow | None]:
+    """The rows of at least ``k`` decisions, and one "(other)" row adding up the rest (None if none).
+
+    A value with impressions but no decision is folded too: its shares would be empty anyway.
+    """
+    kept, small = split_at_floor(rows, k, lambda row: row[1].decisions)
+    other = ConsentRow(OTHER_LABEL, combine([figures for _, figures in small]), other=True) if small else None
+    return [ConsentRow(value, figures) for value, figures in kept], other
+
+
+def consent_buckets(period: Period, interval: Interval, zone: tzinfo) -> list[tuple[str, datetime, datetime]]:
+    """The (label, start, end) of each local day or month of ``period``; hours are too thin for consent."""
+    buckets: list[tuple[str, datetime, datetime]] = []
+    day = period.first
+    while day <= period.last:
+        if interval == "month":
+            following = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+            end = min(following, period.last + timedelta(days=1))
+            label = day.strftime("%Y-%m")
+        else:
+            end, label = day + timedelta(days=1), day.isoformat()
+        buckets.append((label, _midnight(day, zone), _midnight(end, zone)))
+        day = end
+    return buckets
+
+
+def rate_buckets(series: Iterable[tuple[str, ConsentFigures]], k: int) -> list[RateBucket]:
+    return [
+        RateBucket(
+            label,
+            figures.decisions,
+            None if figures.decisions < k else dict(figures.opt_in),
+            below_floor(figures.decisions, k),
+        )
+        for label, figures in series
+    ]
+
+
+def render_rate_chart(buckets: Sequence[RateBucket], *, title: str = "Opt-in rate per category") -> Chart:
+    """One line per consent category on a 0-100 % axis; a withheld or empty bucket leaves a gap."""
+    count = max(len(buckets), 1)
+    plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
+
+    def x(index: int) -> float:
+        return _LEFT + (plot_w * index / (count - 1) if count > 1 else plot_w / 2)
+
+    def y(share: float) -> float:
+        return _TOP + plot_h - plot_h * share
+
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="rate-title rate-desc" '
+        'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="none">',
+        f'<title id="rate-title">{escape(title)}</title>',
+    ]
+    for fraction in (0, 0.5, 1):
+        level = y(fraction)
+        parts.append(
+            f'<line x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{level:.1f}" y2="{level:.1f}" stroke="#e3e6ea" />'
+            f'<text x="{_LEFT - 6}" y="{level + 4:.1f}" text-anchor="end" font-size="11" fill="#5f6b7a">'
+            f"{int(fraction * 100)}%</text>"
+        )
+    for category in CONSENT_CATEGORIES:
+        shares = [None if b.rates is None else b.rates[category] for b in buckets]
+        for run in _runs(shares):
+            points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
+            colour = CATEGORY_COLOURS[category]
+            parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2" />')
+            parts += [f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}" />' for i, v in run]
+    step = -(-len(buckets) // 8) or 1
+    for index, bucket in enumerate(buckets):
+        parts.append(
+            f'<rect x="{x(index) - 4:.1f}" y="{_TOP}" width="8" height="{plot_h}" fill="transparent">'
+            f"<title>{escape(_bucket_words(bucket))}</title></rect>"
+        )
+        if index % step == 0:
+            tick = bucket.label[5:] if len(bucket.label) == 10 else bucket.label
+            parts.append(
+                f'<text x="{x(index):.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11" fill="#5f6b7a">'
+                f"{escape(tick)}</text>"
+            )
+    shown = [b for b in buckets if b.rates is not None]
+    summary = "No day or month has enough decisions to show."
+    if shown:
+        ends = [shown[0]] if len(shown) == 1 else [shown[0], shown[-1]]
+        summary = f"{len(shown)} of {len(buckets)} shown. " + "; ".join(_bucket_words(b) for b in ends) + "."
+    parts.append(f'<desc id="rate-desc">{escape(summary)}</desc></svg>')
+    return Chart("".join(parts), summary)
+
+
+def cookie_rows(tallies: Iterable[CookieTally], catalog: CookieCatalog, zone: tzinfo) -> list[CookieRow]:
+    """Every cookie seen, unknown ones first, then the most often set.
+
+    The category is the catalog's today (a rule added since is shown at once), else the one the
+    middleware recorded (a rule bound to a domain the report does not keep).
+    """
+    rows = []
+    for tally in tallies:
+        rule = catalog.classify(tally.name).rule
+        category = rule.category if rule else _category_or_none(tally.category)
+        longest = "session" if tally.longest_asked is None else human_duration(tally.longest_asked)
+        seen = [moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") for moment in (tally.first_seen, tally.last_seen)]
+        rows.append(CookieRow(tally, category, rule.vendor if rule else "", longest, *seen))
+    return sorted(rows, key=lambda row: (row.category is not None, -row.tally.times_set, row.tally.name))
+
+
+def human_duration(seconds: int) -> str:
+    """A lifetime as people say it: 63072000 s is "2 years", 13 months stays "13 months".
+
+    The largest unit that gives a whole number within 2% wins; minutes, then seconds, catch the rest.
+    """
+    for unit, size in _HUMAN_UNITS:
+        amount = seconds / size
+        whole = round(amount)
+        if whole >= 1 and (abs(amount - whole) <= 0.02 * amount or (unit == "minute" and amount >= 1)):
+            return f"{whole} {unit}{'' if whole == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, except that DEL must be escaped too."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def rule_toml(site_id: str, entry: Mapping[str, str]) -> str:
+    """The ``[[sites.ID.cookies]]`` block of one rule; empty values are left out."""
+    lines = [f"[[sites.{site_id}.cookies]]"]  # site ids are [a-z0-9_-]: a bare TOML key
+    lines += [f"{key} = {toml_string(value)}" for key, value in entry.items() if value]
+    return "\n".join(lines) + "\n"
+
+
+def percent(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+class ReportPages:
+    """``/dashboard/{site_id}/consent``, ``/cookies`` and ``/cookies/classify``, for signed-in users."""
+
+    def __init__(self, context: GatewayContext, auth: DashboardAuth, pages: DashboardPages) -> None:
+        self.context = context
+        self.auth = auth
+        self.pages = pages
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(
+                f"/dashboard/{{site_id}}{path}",
+                self.auth.login_required(self.pages.signed_in(page)),
+                methods=["GET"],
+            )
+            for path, page in (
+                ("/consent", self.consent),
+                ("/cookies", self.cookies),
+                ("/cookies/classify", self.classify),
+            )
+        ]
+
+    async def consent(self, request: Request, audience: Audience) -> Response:
+        view = self.pages._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        db, site, k = self.context.database, audience.site, audience.site.min_visitors
+        start, end = view.period.bounds(site.zone)
+        top = await consent_figures(db, site.id, start, end)
+        interval: Interval = "month" if view.interval == "month" else "day"
+        series = await consent_over_time(db, site.id, consent_buckets(view.period, interval, site.zone))
+        chart = render_rate_chart(rate_buckets(series, k))
+        tables = []
+        dimensions: tuple[tuple[Dimension, str], ...] = (("country", "Country"), ("device", "Device"))
+        for dimension, title in dimensions:
+            kept, other = fold_consent_rows(await consent_by(db, site.id, dimension, start, end), k)
+            tables.append({"title": title, "rows": [*kept, *([other] if other else [])]})
+        context = {
+            **self.pages._common(view, audience, "consent"),
+            "top": top,
+            "withheld": below_floor(top.decisions, k),
+            "shares": _shares(top),
+            "categories": CONSENT_CATEGORIES,
+            "colours": CATEGORY_COLOURS,
+            "chart": Markup(chart.svg),  # noqa: S704 - built by render_rate_chart, every text in it escaped
+            "chart_summary": chart.summary,
+            "interval_links": [
+                (name, view.url("/consent", interval=name), name == interval) for name in ("day", "month")
+            ],
+            "tables": tables,
+            "percent": percent,
+            "filtered": bool(view.filters),
+        }
+        return self.pages._render(request, audience, "consent.html", context)
+
+    async def cookies(self, request: Request, audience: Audience) -> Response:
+        view = self.pages._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        site = audience.site
+        rows = cookie_rows(await cookie_report(self.context.database, site.id), self._catalog(site), site.zone)
+        classify = f"{audience.base}/cookies/classify"
+        context = {
+            **self.pages._common(view, audience, "cookies"),
+            "rows": [
+                (row, None if row.category else f"{classify}?{urlencode({'name': row.tally.name})}") for row in rows
+            ],
+            "unknown": sum(row.category is None for row in rows),
+            "filtered": bool(view.filters),
+        }
+        return self.pages._render(request, audience, "cookies.html", context)
+
+    async def classify(self, request: Request, audience: Audience) -> Response:
+        view = self.pages._view(request, audience)
+        if isinstance(view, Response):
+            return view
+        site, params = audience.site, request.query_params
+        name = params.get("name", "")
+        if not name or len(name) > _NAME_LIMIT:
+            message = f"Which cookie? Give its name as ?name=... (at most {_NAME_LIMIT} characters)."
+            return self.pages._error(request, audience, 400, message)
+        found = self._catalog(site).classify(name)
+        rule = found.rule
+        seen = next((t for t in await cookie_report(self.context.database, site.id) if t.name == name), None)
+        suggested = str(Lifetime(seen.longest_asked)) if seen and seen.longest_asked else "session"
+        form = {
+            "category": params.get("category", rule.category if rule else ""),
+            "lifetime": params.get("lifetime", str(rule.lifetime) if rule else suggested),
+            "vendor": params.get("vendor", rule.vendor if rule else ""),
+            "purpose": params.get("purpose", rule.purpose if rule else ""),
+        }
+        errors: list[str] = []
+        block = None
+        if "category" in params:  # the form was sent
+            block, errors = _classification_block(site, name, form)
+        allowed = None
+        if rule is not None:
+            cap = site.cap_for(rule.category)
+            allowed = rule.lifetime if cap is None else shorter(rule.lifetime, cap)
+        context = {
+            **self.pages._common(view, audience, "cookies"),
+            "name": name,
+            "rule": rule,
+            "matched": _matched(found.rule, site) if found.rule else found.explain(),
+            "allowed": allowed,
+            "seen": seen,
+            "seen_longest": human_duration(seen.longest_asked) if seen and seen.longest_asked else "session",
+            "form": form,
+            "categories": CATEGORIES,
+            "errors": errors,
+            "block": block,
+            "check_command": f"consent-gateway classify --site {site.id} -- {shlex.quote(name)}",
+            "search_url": "https://github.com/search?type=code&q="
+            + quote_plus(f"repo:jkwakman/Open-Cookie-Database {name}"),
+            "database_url": OPEN_COOKIE_DATABASE,
+            "back": view.url("/cookies"),
+        }
+        return self.pages._render(request, audience, "classify.html", context)
+
+    def _catalog(self, site: SiteSettings) -> CookieCatalog:
+        return self.context.catalogs[site.id]
+
+
+def _classification_block(site: SiteSettings, name: str, form: Mapping[str, str]) -> tuple[str | None, list[str]]:
+    """The TOML block for ``form``, proved by reading it back as the settings would, or the mistakes."""
+    errors = []
+    category = form["category"]
+    if category not in CATEGORIES:
+        errors.append(f"Choose a category: {', '.join(CATEGORIES)}.")
+    try:
+        lifetime = str(parse_lifetime(form["lifetime"]))
+    except ValueError as error:
+        errors.append(f"Lifetime: {error}.")
+        lifetime = ""
+    for key in ("vendor", "purpose"):
+        if len(form[key]) > _TEXT_LIMIT:
+            errors.append(f"The {key} is longer than {_TEXT_LIMIT} characters.")
+    if errors:
+        return None, errors
+    entry = {
+        "name": name,
+        "category": category,
+        "lifetime": lifetime,
+        "vendor": form["vendor"].strip(),
+        "purpose": form["purpose"].strip(),
+    }
+    block = rule_toml(site.id, entry)
+    try:
+        parsed = tomllib.loads(block)["sites"][site.id]["cookies"]
+        rules_from_entries(parsed, source="the block")
+    except (tomllib.TOMLDecodeError, CatalogError, KeyError) as error:
+        return None, [f"This cookie cannot be written as a rule: {error}."]
+    return block, []
+
+
+def _matched(rule: CookieRule, site: SiteSettings) -> str:
+    kind = "the pattern" if rule.is_pattern else "the exact name"
+    where = f" for domain {rule.domain}" if rule.domain else ""
+    origin = "this site's rules" if rule.source.endswith(f"(site {site.id})") else "the cookie catalog"
+    return f"{kind} {rule.name!r}{where} in {origin}"
+
+
+def _shares(top: ConsentFigures) -> list[tuple[str, str]]:
+    decided = top.decisions or 1
+    return [
+        ("Accept all", percent(top.accept_all / decided)),
+        ("Reject all", percent(top.reject_all / decided)),
+        ("Custom", percent(top.custom / decided)),
+        ("GPC", percent(top.gpc / decided)),
+    ]
+
+
+def _bucket_words(bucket: RateBucket) -> str:
+    if bucket.rates is None:
+        why = "withheld (under the privacy floor)" if bucket.withheld else "no decision"
+        return f"{bucket.label}: {why}"
+    rates = ", ".join(f"{c} {percent(bucket.rates[c])}" for c in CONSENT_CATEGORIES)
+    return f"{bucket.label}: {rates} of {bucket.decisions:,} decisions"
+
+
+def _runs(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
+    runs: list[list[tuple[int, float]]] = [[]]
+    for index, value in enumerate(values):
+        if value is None:
+            runs.append([])
+        else:
+            runs[-1].append((index, value))
+    return [run for run in runs if run]
+
+
+def _midnight(day: date, zone: tzinfo) -> datetime:
+    """The UTC instant of local midnight: aware arithmetic in a zone would count a DST day as 24 hours."""
+    return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
+def _category_or_none(text: str | None) -> Category | None:
+    return next((c for c in CATEGORIES if c == text), None)
