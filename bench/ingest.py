@@ -16,8 +16,11 @@ latency (wrk --latency, median over rounds); acknowledged events (every 2xx, war
 against rows in the database after the server stopped ("lost" = acknowledged but not stored: must
 be 0; a few more rows than acknowledgements are requests wrk cut off at the end of a run, stored
 but never answered); the gateway's peak RSS (VmHWM, read before it stops). Targets: ratio >= 0.5,
-lost == 0, rss < 150 MB. The last line printed is JSON: ``{"bare_rps", "ingest_rps", "ratio",
-"p50_ms", "p99_ms", "acknowledged", "stored", "lost", "rss_mb", "rounds", "seconds"}``.
+lost == 0, rss < 150 MB. Also the server's CPU µs per accepted event (from /proc): ``loop``, the
+main thread where the event loop runs, and ``threads``, all the others (mostly the SQLite writer),
+to say where the time goes. The last line printed is JSON:
+``{"bare_rps", "ingest_rps", "ratio", "p50_ms", "p99_ms", "acknowledged", "stored", "lost", "rss_mb",
+"cpu_us": {"gateway": {"loop", "threads"}, "bare": {...}}, "rounds", "seconds"}``.
 """
 
 from __future__ import annotations
@@ -199,6 +202,19 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
 
+    def thread_cpu_ticks(self) -> dict[str, int]:
+        """User + system CPU clock ticks so far: ``loop`` (the main thread, where the event loop runs)
+        and ``threads`` (every other thread together: the SQLite writer, the reader, to_thread)."""
+        ticks = {"loop": 0, "threads": 0}
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            try:
+                stat = (task / "stat").read_text(encoding="ascii", errors="replace")
+            except OSError:  # the thread ended meanwhile
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks["loop" if task.name == str(self.process.pid) else "threads"] += int(fields[11]) + int(fields[12])
+        return ticks
+
     def peak_rss_mb(self) -> float:
         """VmHWM: the most resident memory the process has held so far."""
         status = Path(f"/proc/{self.process.pid}/status").read_text(encoding="ascii")
@@ -307,6 +323,8 @@ class Round:
     acknowledged: int  # every 2xx of the warm-up and the measurement
     stored: int | None  # rows after the server stopped (the gateway only)
     rss_mb: float
+    #: CPU µs per accepted event of each of the server's threads during the measured run.
+    cpu_us: dict[str, float]
 
 
 def measure(factory: str, options: Options, directory: Path, requests_file: Path, index: int) -> Round:
@@ -316,11 +334,29 @@ def measure(factory: str, options: Options, directory: Path, requests_file: Path
         warm = None
         if options.warmup:
             warm = run_wrk(server.url, requests_file, seconds=options.warmup, connections=options.connections)
+        before = server.thread_cpu_ticks()
         measured = run_wrk(server.url, requests_file, seconds=options.seconds, connections=options.connections)
+        after = server.thread_cpu_ticks()
         rss_mb = server.peak_rss_mb()
     acknowledged = measured.accepted + (warm.accepted if warm else 0)
     stored = count_events(database) if factory == "gateway" else None
-    return Round(measured, acknowledged, stored, rss_mb)
+    return Round(measured, acknowledged, stored, rss_mb, _cpu_us_per_event(before, after, measured.accepted))
+
+
+def _cpu_us_per_event(before: dict[str, int], after: dict[str, int], events: int) -> dict[str, float]:
+    us_per_tick = 1e6 / os.sysconf("SC_CLK_TCK")
+    return {
+        name: round((ticks - before.get(name, 0)) * us_per_tick / max(events, 1), 1) for name, ticks in after.items()
+    }
+
+
+def _median_cpu(rounds: list[Round]) -> dict[str, float]:
+    names = sorted({name for r in rounds for name in r.cpu_us})
+    return {name: round(statistics.median(r.cpu_us.get(name, 0.0) for r in rounds), 1) for name in names}
+
+
+def _format_cpu(cpu_us: dict[str, float]) -> str:
+    return ", ".join(f"{name} {us:.0f}" for name, us in cpu_us.items())
 
 
 def _stack() -> str:
@@ -364,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"gateway {g.accepted_per_second:>8,.0f}/s (p50 {g.p50_ms:.1f} ms, p99 {g.p99_ms:.1f} ms, "
                 f"503s {g.busy})   ratio {g.accepted_per_second / b.accepted_per_second:.3f}   "
                 f"acknowledged {ingest[-1].acknowledged} stored {ingest[-1].stored}   "
-                f"rss {ingest[-1].rss_mb:.0f} MB (bare {bare[-1].rss_mb:.0f} MB)",
+                f"rss {ingest[-1].rss_mb:.0f} MB (bare {bare[-1].rss_mb:.0f} MB)\n"
+                f"  CPU µs/event: gateway {_format_cpu(ingest[-1].cpu_us)}; bare {_format_cpu(bare[-1].cpu_us)}",
                 flush=True,
             )
 
@@ -380,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     bare_p50 = statistics.median(r.measured.p50_ms for r in bare)
     print(f"median bare:    {bare_rps:,.0f} events/s (p50 {bare_p50:.1f} ms)")
     print(f"median gateway: {ingest_rps:,.0f} events/s (p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms)")
+    gateway_cpu, bare_cpu = _median_cpu(ingest), _median_cpu(bare)
+    print(f"median CPU µs per event by thread: gateway {_format_cpu(gateway_cpu)}; bare {_format_cpu(bare_cpu)}")
     print(f"ratio of medians: {ratio:.3f} (target: ratio >= {TARGET_RATIO}: {_verdict(ratio >= TARGET_RATIO)})")
     print(
         f"acknowledged {acknowledged}, stored {stored}, lost {lost} (target: lost == 0: {_verdict(lost == 0)}; "
@@ -396,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "stored": stored,
         "lost": lost,
         "rss_mb": round(rss_mb, 1),
+        "cpu_us": {"gateway": gateway_cpu, "bare": bare_cpu},
         "rounds": options.rounds,
         "seconds": options.seconds,
     }

@@ -45,12 +45,15 @@ def parse_event(
     headers: Mapping[str, str],
 ) -> IncomingEvent:
     """Validate one event; raises ``PayloadError`` naming the field and what it expects."""
-    data = {_LONG_KEYS.get(key, key): value for key, value in raw.items()}
-    unknown = sorted(set(data) - _KNOWN)
-    if unknown:
-        raise PayloadError(
-            f"unknown field {unknown[0][:40]!r}; expected site, name, url, referrer, width, props, consent"
-        )
+    if raw.keys() <= _KNOWN:  # the snippet's short keys only (nearly every event): nothing to rename
+        data = raw
+    else:
+        data = {_LONG_KEYS.get(key, key): value for key, value in raw.items()}
+        unknown = sorted(set(data) - _KNOWN)
+        if unknown:
+            raise PayloadError(
+                f"unknown field {unknown[0][:40]!r}; expected site, name, url, referrer, width, props, consent"
+            )
     site_id = _text(data, "s", "site", limit=64, required=True)
     name = _text(data, "n", "name", limit=MAX_NAME, required=True)
     if _CONTROL_CHAR.search(name):
@@ -116,6 +119,9 @@ def _text(data: Mapping[str, Any], key: str, label: str, *, limit: int, required
 
 
 def _check_unicode(value: str, label: str) -> None:
+    """Lone surrogates (JSON's ``"\\ud800"``) cannot be stored as UTF-8; ASCII text needs no check."""
+    if value.isascii():
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

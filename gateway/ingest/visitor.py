@@ -40,12 +40,20 @@ class SaltKeeper:
         self._database = database
         self._salts: DailySalts | None = None
 
+    def cached(self, now: datetime) -> DailySalts | None:
+        """The salts for ``now`` if :meth:`salts` would answer from memory, else None: the event
+        endpoint asks on every request, and a coroutine per request is measurable there."""
+        cached = self._salts
+        if cached is None or cached.day != now.date().isoformat():
+            return None
+        return cached if cached.previous is None or now < cached.grace_ends else None
+
     async def salts(self, now: datetime) -> DailySalts:
         """The salts for ``now``; after the grace period yesterday's salt is deleted from the database."""
-        day = now.date().isoformat()
-        cached = self._salts
-        if cached is not None and cached.day == day and (cached.previous is None or now < cached.grace_ends):
+        cached = self.cached(now)
+        if cached is not None:
             return cached
+        day = now.date().isoformat()
         midnight = datetime.combine(now.date(), datetime.min.time(), tzinfo=now.tzinfo)
         grace_ends = midnight + VISIT_TIMEOUT
         yesterday = (now.date() - timedelta(days=1)).isoformat()

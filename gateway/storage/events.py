@@ -37,6 +37,8 @@ INSERT INTO events (
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _MARK_DIRTY = "INSERT OR IGNORE INTO rollup_dirty (site_id, day) VALUES (?, ?)"
+#: ``json.dumps(props, ensure_ascii=False, sort_keys=True)`` without building an encoder per call.
+_props_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 class _Visit:
@@ -134,6 +136,6 @@ def _event_row(event: AnonymousEvent, ts: str, visitor: str, visit_id: int) -> t
         event.os_version,
         event.device,
         event.screen,
-        json.dumps(dict(event.props), ensure_ascii=False, sort_keys=True) if event.props else "{}",
+        _props_json(dict(event.props)) if event.props else "{}",
         ",".join(sorted(event.consent)) if event.consent else "",
     )

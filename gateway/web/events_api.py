@@ -48,18 +48,20 @@ class EventEndpoint:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         body = b""
         try:
-            reply = await self._record(scope, receive, headers)
+            status, extra = await self._record(scope, receive, headers)
         except ClientError as error:
             self.context.metrics.inc("consent_gateway_events_rejected_total", status=str(error.status))
-            reply = (error.status, error.headers)
+            status, extra = error.status, error.headers
             body = json.dumps({"error": error.message}).encode()
         except ClientDisconnect:  # no one to answer
             return
-        status, extra = reply
-        raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
-        raw_headers.append((b"content-length", str(len(body)).encode()))
-        if body:
-            raw_headers.append((b"content-type", b"application/json"))
+        if extra or body:
+            raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
+            raw_headers.append((b"content-length", str(len(body)).encode()))
+            if body:
+                raw_headers.append((b"content-type", b"application/json"))
+        else:  # the usual answer: a same-origin 202 (sendBeacon from the site itself, or a server)
+            raw_headers = [(b"content-length", b"0")]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -87,7 +89,10 @@ class EventEndpoint:
         if cors is None:
             raise ClientError(403, f"origin {headers.get('origin')!r} is not allowed for site {site.id!r}")
         pipeline = PipelineContext(
-            site=site, geo=context.geo, salts=await context.salts.salts(now), ignore=context.ignore_lists[site.id]
+            site=site,
+            geo=context.geo,
+            salts=context.salts.cached(now) or await context.salts.salts(now),
+            ignore=context.ignore_lists[site.id],
         )
         result = run_pipeline(event, pipeline)
         if isinstance(result, Dropped):

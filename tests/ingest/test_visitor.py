@@ -41,3 +41,23 @@ def test_salts_rotate_at_midnight_and_yesterdays_is_deleted_after_the_grace_peri
     assert shared and rotated and kept_for_grace and grace_over
     assert during == ["2026-03-10", "2026-03-11"]
     assert after == ["2026-03-11"]  # no one can recompute yesterday's visitor ids
+
+
+def test_cached_salts_answer_only_what_salts_would_answer_from_memory(tmp_path: Path) -> None:
+    """The endpoint's fast path: never a stale salt after midnight, nor yesterday's after the grace period."""
+    day_one = datetime(2026, 3, 10, 23, 50, tzinfo=UTC)
+
+    async def scenario() -> list[object]:
+        db = await Database(tmp_path / "db.sqlite3").open()
+        keeper = SaltKeeper(db)
+        seen: list[object] = [keeper.cached(day_one)]  # nothing read yet
+        first = await keeper.salts(day_one)
+        seen.append(keeper.cached(day_one + timedelta(minutes=5)) is first)
+        seen.append(keeper.cached(day_one + timedelta(minutes=10)))  # 00:00: a new day
+        in_grace = await keeper.salts(day_one + timedelta(minutes=20))
+        seen.append(keeper.cached(day_one + timedelta(minutes=39)) is in_grace)  # 00:29
+        seen.append(keeper.cached(day_one + timedelta(minutes=40)))  # 00:30: yesterday's salt must go
+        await db.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [None, True, None, True, None]
