@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Figures:
+class Figures(NamedTuple):
     """Sums over visits: what a rollup row holds, and what adding rows gives.
 
     Visitors of several days add up: the visitor id changes every day by design (daily salts), so
     nobody, the gateway included, can tell that Monday's visitor came back on Tuesday.
+
+    A named tuple rather than a frozen dataclass: a month of a busy site's pages is thousands of
+    these per breakdown, and a tuple is made several times faster. ``+`` adds figure by figure
+    (never tuple concatenation).
     """
 
     visitors: int = 0
@@ -26,7 +29,7 @@ class Figures:
         """From the six numbers of a rollup-shaped row (NULL sums of no rows are 0)."""
         return cls(*(int(value or 0) for value in row[:6]))  # type: ignore[call-overload]
 
-    def __add__(self, other: Figures) -> Figures:
+    def __add__(self, other: Figures) -> Figures:  # type: ignore[override]
         return Figures(
             self.visitors + other.visitors,
             self.visits + other.visits,

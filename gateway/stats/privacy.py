@@ -9,8 +9,7 @@ nothing to fold it into. Zero is not withheld: it tells about nobody. k is the s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from gateway.stats.figures import Figures, total
 from gateway.stats.filters import OTHER_LABEL
@@ -18,8 +17,9 @@ from gateway.stats.filters import OTHER_LABEL
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class BreakdownRow:
+class BreakdownRow(NamedTuple):
+    """One row of a breakdown (a named tuple: thousands are made per breakdown)."""
+
     value: str
     figures: Figures
     #: True for the "(other)" row that folded the small ones.

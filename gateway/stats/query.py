@@ -12,17 +12,20 @@ Every answer passes the privacy floor (``gateway.stats.privacy``) before it leav
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from gateway.clock import Clock
 from gateway.settings import SiteSettings
 from gateway.stats.figures import Figures, change, total
+from gateway.stats.filters import OTHER_LABEL
 from gateway.stats.goals import Funnel, Goal
 from gateway.stats.period import Interval, Period
 from gateway.stats.privacy import BreakdownRow, fold_small_rows, withheld
+from gateway.stats.sums import RollupSums, Sums
 from gateway.storage import stats as sql
 from gateway.storage.aggregates import Condition
 from gateway.storage.db import Database
@@ -31,6 +34,8 @@ from gateway.storage.rollups import day_bounds
 SortKey = Literal["value", "visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"]
 SORT_KEYS: tuple[SortKey, ...] = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "value")
 REALTIME_WINDOW = timedelta(minutes=5)
+#: Settled days of filtered answers kept per process (a 30-day view with five panels is ~200).
+_SETTLED_RAW_CAPACITY = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +112,11 @@ class Realtime:
 class Stats:
     """Answers for one database; one instance per app (it holds no state between calls)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, clock: Clock) -> None:
         self._db = database
+        self._clock = clock
+        self._sums = RollupSums(database)
+        self._settled_raw: OrderedDict[tuple[object, ...], list[sql.Row]] = OrderedDict()
 
     # The top line and the series.
 
@@ -155,15 +163,14 @@ class Stats:
             found = await self._raw(query, period, [dimension])
             rows = [(value, figures) for (name, value), figures in found.items() if name == dimension]
             raw = True
+            kept, other = fold_small_rows(rows, query.k)
+            everything = total(f for _, f in rows)
         else:
-            fetched = await sql.rollup_breakdown(
-                self._db, query.site.id, dimension, period.first.isoformat(), period.last.isoformat()
-            )
-            rows = [(str(row[0]), Figures.of(row[1:])) for row in fetched]
+            sums = await self._sums.sums(query.site.id, dimension, period.first, period.last)
+            kept, other, everything = _fold_sums(sums, query.k)
             raw = False
-        kept, other = fold_small_rows(rows, query.k)
         kept.sort(key=_sort_key(sort), reverse=descending)
-        return Breakdown(dimension, kept, other, total(f for _, f in rows), raw)
+        return Breakdown(dimension, kept, other, everything, raw)
 
     async def prop_keys(self, query: StatsQuery) -> list[str]:
         return await sql.prop_keys(
@@ -256,14 +263,40 @@ class Stats:
     async def _raw(
         self, query: StatsQuery, period: Period, dimensions: Sequence[str]
     ) -> dict[tuple[str, str], Figures]:
-        """``(dimension, value) -> figures`` from raw events, summed over the period's local days."""
+        """``(dimension, value) -> figures`` from raw events, summed over the period's local days.
+
+        A day's answer is remembered once the day is settled: no event is ever stamped with a past
+        time, so only today's and yesterday's figures can still change (yesterday's through visits
+        that go on past midnight). A filtered view costs about 10 µs per event of the period the
+        first time, and only its last two days after that.
+        """
         summed: dict[tuple[str, str], Figures] = defaultdict(Figures)
+        settled_before = self._clock.now().astimezone(query.site.zone).date() - timedelta(days=1)
         for day in period.days():
-            start, stop = day_bounds(day, query.site.zone)
-            rows = await sql.raw_figures(self._db, query.site.id, dimensions, query.filters, start, stop)
+            key = (query.site.id, str(query.site.zone), day, tuple(dimensions), query.filters)
+            rows = self._settled_raw.get(key)
+            if rows is None:
+                start, stop = day_bounds(day, query.site.zone)
+                rows = await sql.raw_figures(self._db, query.site.id, dimensions, query.filters, start, stop)
+                if day < settled_before:
+                    self._settled_raw[key] = rows
+                    while len(self._settled_raw) > _SETTLED_RAW_CAPACITY:
+                        self._settled_raw.popitem(last=False)
+            else:
+                self._settled_raw.move_to_end(key)
             for row in rows:
                 summed[(str(row[0]), str(row[1]))] += Figures.of(row[2:])
         return summed
+
+
+def _fold_sums(sums: Sums, k: int) -> tuple[list[BreakdownRow], BreakdownRow | None, Figures]:
+    """``fold_small_rows`` over summed tuples: a Figures is built only for the rows that stay (a
+    month of a busy site's pages is thousands of rows, most of them folded)."""
+    kept = [BreakdownRow(value, Figures(*figures)) for value, figures in sums.items() if figures[0] >= k]
+    small = [figures for figures in sums.values() if 0 < figures[0] < k]
+    other = BreakdownRow(OTHER_LABEL, Figures(*map(sum, zip(*small, strict=True))), other=True) if small else None
+    everything = Figures(*map(sum, zip(*sums.values(), strict=True))) if sums else Figures()
+    return kept, other, everything
 
 
 def goal_condition(goal: Goal) -> Condition:

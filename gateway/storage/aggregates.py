@@ -153,7 +153,9 @@ def figures_sql(dimensions: Sequence[str], conditions: Sequence[Condition] = ())
         visit_where=("WHERE " + " AND ".join(visit_where)) if visit_where else "",
     )
     if facts:
-        head += _FACTS.format(facts="\n    UNION ALL ".join(facts))
+        # visit conditions narrowed day_visits: keep only those visits' facts (IN builds its own index)
+        kept = "\n    WHERE f.visit_id IN (SELECT visit_id FROM day_visits)" if visit_where else ""
+        head += _FACTS.format(facts="\n    UNION ALL ".join(facts), visits_kept=kept)
     return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n)", parameters
 
 
@@ -234,9 +236,11 @@ _FACTS = """,
 event_facts (dimension, value, visit_id, visitor_id, pageviews, events) AS (
     {facts}
 ),
-per_visit AS MATERIALIZED (  -- each visit once per value
+per_visit AS MATERIALIZED (  -- each visit once per value; the visit looked up by primary key (a join on the
+    -- day_visits CTE has no index, and the planner does not always build one: seconds per query)
     SELECT f.dimension, f.value, max(f.visitor_id) AS visitor_id, sum(f.pageviews) AS pageviews,
-           sum(f.events) AS events, max(v.bounce) AS bounce, max(v.duration) AS duration
-    FROM event_facts AS f CROSS JOIN day_visits AS v ON v.visit_id = f.visit_id
+           sum(f.events) AS events, max(v.pageviews <= 1) AS bounce,
+           max(CAST(round((julianday(v.last_seen) - julianday(v.started_at)) * 86400) AS INTEGER)) AS duration
+    FROM event_facts AS f CROSS JOIN visits AS v ON v.id = f.visit_id{visits_kept}
     GROUP BY f.dimension, f.value, f.visit_id
 )"""

@@ -30,10 +30,16 @@ SELECT value, sum(visitors), sum(visits), sum(pageviews), sum(events), sum(bounc
 WHERE site_id = ? AND dimension = ? AND day >= ? AND day <= ?
 GROUP BY value
 """
+# INDEXED BY: the planner would walk every dimension of those days by the primary key.
 _PROP_KEYS = """
-SELECT DISTINCT substr(dimension, 6) FROM rollups
+SELECT DISTINCT substr(dimension, 6) FROM rollups INDEXED BY rollups_by_dimension
 WHERE site_id = ? AND dimension >= 'prop:' AND dimension < 'prop;' AND day >= ? AND day <= ?
 ORDER BY 1
+"""
+# A day is rewritten whole, its "all" row under a new, larger rowid: count and max change on any rewrite.
+_FINGERPRINT = """
+SELECT count(*), coalesce(max(rowid), 0) FROM rollups INDEXED BY rollups_by_dimension
+WHERE site_id = ? AND dimension = 'all' AND day >= ? AND day <= ?
 """
 _REALTIME_VISITORS = "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = ? AND ts >= ? AND ts <= ?"
 _REALTIME_PAGES = """
@@ -65,6 +71,12 @@ async def rollup_hours(db: Database, site_id: str, first: str, last: str) -> lis
 async def rollup_breakdown(db: Database, site_id: str, dimension: str, first: str, last: str) -> list[Row]:
     """``(value, figures...)`` summed over the days, every value (the caller folds and sorts)."""
     return [tuple(row) for row in await db.fetch_all(_BREAKDOWN, (site_id, dimension, first, last))]
+
+
+async def rollup_fingerprint(db: Database, site_id: str, first: str, last: str) -> tuple[int, int]:
+    """Changes whenever any day's rollups from ``first`` to ``last`` are rewritten or purged."""
+    row = (await db.fetch_all(_FINGERPRINT, (site_id, first, last)))[0]
+    return int(row[0]), int(row[1])
 
 
 async def prop_keys(db: Database, site_id: str, first: str, last: str) -> list[str]:

@@ -53,7 +53,7 @@ class DashboardPages:
     def __init__(self, context: GatewayContext, auth: DashboardAuth) -> None:
         self.context = context
         self.auth = auth
-        self.stats = Stats(context.database)
+        self.stats = Stats(context.database, context.clock)
 
     def routes(self) -> list[BaseRoute]:
         pages: list[tuple[str, Page]] = [

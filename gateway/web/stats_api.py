@@ -110,7 +110,7 @@ async def _no_such_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
 class _StatsApi:
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
-        self.stats = Stats(context.database)
+        self.stats = Stats(context.database, context.clock)
 
     async def aggregate(self, request: Request) -> Response:
         site, query = await self._query(request)

@@ -7,17 +7,19 @@ figures stay visible while single-visitor rows fold.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.clock import FixedClock
 from gateway.settings import SiteSettings
 from gateway.stats.figures import Figures
 from gateway.stats.filters import parse_filters
 from gateway.stats.period import Period
 from gateway.stats.query import Stats, StatsQuery
+from gateway.storage.db import Database
 from gateway.storage.rollups import DIMENSIONS, day_bounds, rebuild_dirty
 from gateway.storage.stats import raw_figures
 from tests.conftest import make_settings, site_config
@@ -40,7 +42,7 @@ def filled(tmp_path: Path, zone: str = "UTC") -> tuple[Path, SiteSettings]:
 
 
 def ask(path: Path, work: Any) -> Any:
-    return run(path, lambda db: work(Stats(db)))
+    return run(path, lambda db: work(Stats(db, FixedClock(datetime(2026, 3, 10, 9, 30, tzinfo=UTC)))))
 
 
 def figures(*numbers: int) -> Figures:
@@ -229,3 +231,21 @@ def test_no_change_is_shown_against_a_withheld_previous_period(tmp_path: Path) -
     day3 = Period("custom", date(2026, 3, 12), date(2026, 3, 12))  # previous: the 11th, 1 visitor < k
     result = ask(path, lambda stats: stats.aggregate(StatsQuery(shop, day3)))
     assert result.previous_withheld and set(result.changes().values()) == {None}
+
+
+def test_a_filtered_answer_remembers_settled_days_and_reads_the_last_two_afresh(tmp_path: Path) -> None:
+    """No event is stamped in the past, so a day before yesterday cannot change: its raw answer is
+    remembered. Deleting its events behind the gateway's back shows which days were read again."""
+    path, shop = filled(tmp_path)
+    query = StatsQuery(shop, BOTH_DAYS, parse_filters(["browser==Chrome", "os==Linux"]))  # two: raw events
+    today = FixedClock(datetime(2026, 3, 12, 9, 0, tzinfo=UTC))  # the 10th is settled, yesterday (11th) not
+
+    async def twice(db: Database) -> tuple[Figures, Figures]:
+        stats = Stats(db, today)
+        first = (await stats.aggregate(query)).current
+        await db.write(lambda c: c.execute("DELETE FROM events"))
+        return first, (await stats.aggregate(query)).current
+
+    first, second = run(path, twice)
+    assert first == figures(3, 4, 7, 10, 0, 4500)  # the Chrome visits of both days
+    assert second == figures(2, 3, 6, 8, 0, 3000)  # the 10th remembered, the 11th read again (empty now)

@@ -96,7 +96,7 @@ class Api:
     def core(self, work: Callable[[Stats, StatsQuery], Any], period: Period, filters: Sequence[str] = ()) -> Any:
         """What ``gateway.stats`` answers for the same question, read beside the server (WAL readers)."""
         query = StatsQuery(self.settings.sites["shop"], period, parse_filters(filters))
-        return run(self.path, lambda db: work(Stats(db), query))
+        return run(self.path, lambda db: work(Stats(db, FixedClock(NOW)), query))
 
 
 @pytest.fixture(scope="module")
