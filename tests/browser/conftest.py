@@ -56,8 +56,8 @@ class Demo:
         self.site_app.app = demo_site(self.settings, gateway_url=self.gateway.url)
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+def chromium() -> Iterator[Any]:
+    """Debian's chromium under Playwright, headless; skips the test when it is not installed."""
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed: `make test` installs it (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -69,6 +69,11 @@ def browser() -> Iterator[Any]:
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    yield from chromium()
 
 
 @pytest.fixture
