@@ -56,21 +56,14 @@ class DashboardPages:
         self.stats = Stats(context.database, context.clock)
 
     def routes(self) -> list[BaseRoute]:
-        pages: list[tuple[str, Page]] = [
-            ("", self.overview),
-            ("/breakdown/{dimension}", self.breakdown),
-            ("/export/{name}.csv", self.export_csv),
-            ("/export.zip", self.export_all),
-            ("/realtime", self.realtime),
-            ("/goals", self.goals),
-        ]
         return [
             Route(f"/dashboard/{{site_id}}{path}", self.auth.login_required(self.signed_in(page)), methods=["GET"])
-            for path, page in pages
+            for path, page in self.shared_pages()
         ]
 
     def shared_pages(self) -> list[tuple[str, Page]]:
-        """The pages a shared link opens, as (path under the link, handler)."""
+        """The statistics pages, as (path under the site or the link, handler): signed-in users and
+        shared links see the same ones."""
         return [
             ("", self.overview),
             ("/breakdown/{dimension}", self.breakdown),
@@ -82,20 +75,28 @@ class DashboardPages:
 
     def signed_in(self, page: Page) -> Callable[[Request, Viewer], Awaitable[Response]]:
         async def endpoint(request: Request, viewer: Viewer) -> Response:
-            site_id = request.path_params["site_id"]
-            site = self.context.site(site_id)
-            if site is None or not viewer.can_see(site_id):
-                return self.auth.error_page(
-                    request, 404, "There is no such site, or you have no role on it.", viewer=viewer
-                )
+            site = self.site_for(request, viewer)
+            if isinstance(site, Response):
+                return site
             return await page(request, Audience(site, f"/dashboard/{site.id}", viewer))
 
         return endpoint
 
+    def site_for(self, request: Request, viewer: Viewer) -> SiteSettings | Response:
+        """The ``{site_id}`` of the URL if the viewer has a role on it, else a 404 page (the same for a
+        site that does not exist: nobody learns which ids are configured)."""
+        site_id = request.path_params["site_id"]
+        site = self.context.site(site_id)
+        if site is None or not viewer.can_see(site_id):
+            return self.auth.error_page(
+                request, 404, "There is no such site, or you have no role on it.", viewer=viewer
+            )
+        return site
+
     # Pages.
 
     async def overview(self, request: Request, audience: Audience) -> Response:
-        view = self._view(request, audience)
+        view = self.view(request, audience)
         if isinstance(view, Response):
             return view
         query = view.query
@@ -124,7 +125,7 @@ class DashboardPages:
         props = await self.stats.prop_keys(query)
         realtime = await self.stats.realtime(audience.site, self.context.clock.now())
         context = {
-            **self._common(view, audience, "overview"),
+            **self.common(view, audience, "overview"),
             "aggregate": aggregate,
             "metrics": _metrics(aggregate),
             "chart": Markup(chart.svg),  # noqa: S704 - built by render_chart, every text in it escaped
@@ -141,7 +142,7 @@ class DashboardPages:
         dimension = request.path_params["dimension"]
         if not is_dimension(dimension) or dimension in ("all", "hour"):
             return self._error(request, audience, 404, f"There is no breakdown by {dimension[:80]!r}.")
-        view = self._view(request, audience)
+        view = self.view(request, audience)
         if isinstance(view, Response):
             return view
         result = await self.stats.breakdown(view.query, dimension, sort=view.sort, descending=view.descending)
@@ -159,7 +160,7 @@ class DashboardPages:
             ("visit_duration", "Visit duration"),
         ]
         context = {
-            **self._common(view, audience, "breakdown"),
+            **self.common(view, audience, "breakdown"),
             "dimension": dimension,
             "label": dimension_label(dimension),
             "columns": [
@@ -184,7 +185,7 @@ class DashboardPages:
 
     async def export_csv(self, request: Request, audience: Audience) -> Response:
         name = request.path_params["name"]
-        view = self._view(request, audience)
+        view = self.view(request, audience)
         if isinstance(view, Response):
             return view
         if name == "timeseries":
@@ -199,7 +200,7 @@ class DashboardPages:
         return _download(text.encode("utf-8"), "text/csv; charset=utf-8", filename)
 
     async def export_all(self, request: Request, audience: Audience) -> Response:
-        view = self._view(request, audience)
+        view = self.view(request, audience)
         if isinstance(view, Response):
             return view
         files = {"timeseries.csv": series_csv(await self.stats.timeseries(view.query, view.interval))}
@@ -214,20 +215,20 @@ class DashboardPages:
         return _download(body, "application/zip", filename)
 
     async def realtime(self, request: Request, audience: Audience) -> Response:
-        view = self._view(request, audience)
+        view = self.view(request, audience)
         if isinstance(view, Response):
             return view
         realtime = await self.stats.realtime(audience.site, self.context.clock.now())
-        context = {**self._common(view, audience, "realtime"), "realtime": realtime, "refresh": 30}
+        context = {**self.common(view, audience, "realtime"), "realtime": realtime, "refresh": 30}
         return self._render(request, audience, "realtime.html", context)
 
     async def goals(self, request: Request, audience: Audience) -> Response:
-        view = self._view(request, audience)
+        view = self.view(request, audience)
         if isinstance(view, Response):
             return view
         funnels = [(funnel, await self.stats.funnel(view.query, funnel)) for funnel in audience.site.funnels]
         context = {
-            **self._common(view, audience, "goals"),
+            **self.common(view, audience, "goals"),
             "goals": await self.stats.goals(view.query),
             "funnels": funnels,
         }
@@ -235,14 +236,14 @@ class DashboardPages:
 
     # Helpers.
 
-    def _view(self, request: Request, audience: Audience) -> View | Response:
+    def view(self, request: Request, audience: Audience) -> View | Response:
         today = self.context.clock.now().astimezone(audience.site.zone).date()
         try:
             return parse_view(audience.base, audience.site, request.query_params, today)
         except (PeriodError, FilterError) as error:
             return self._error(request, audience, 400, str(error))
 
-    def _common(self, view: View, audience: Audience, page: str) -> dict[str, Any]:
+    def common(self, view: View, audience: Audience, page: str) -> dict[str, Any]:
         base = audience.base
         tabs = [
             ("overview", "Overview", view.url()),

@@ -261,7 +261,7 @@ class ReportPages:
         ]
 
     async def consent(self, request: Request, audience: Audience) -> Response:
-        view = self.pages._view(request, audience)
+        view = self.pages.view(request, audience)
         if isinstance(view, Response):
             return view
         db, site, k = self.context.database, audience.site, audience.site.min_visitors
@@ -276,7 +276,7 @@ class ReportPages:
             kept, other = fold_consent_rows(await consent_by(db, site.id, dimension, start, end), k)
             tables.append({"title": title, "rows": [*kept, *([other] if other else [])]})
         context = {
-            **self.pages._common(view, audience, "consent"),
+            **self.pages.common(view, audience, "consent"),
             "top": top,
             "withheld": below_floor(top.decisions, k),
             "shares": _shares(top),
@@ -294,14 +294,14 @@ class ReportPages:
         return self.pages._render(request, audience, "consent.html", context)
 
     async def cookies(self, request: Request, audience: Audience) -> Response:
-        view = self.pages._view(request, audience)
+        view = self.pages.view(request, audience)
         if isinstance(view, Response):
             return view
         site = audience.site
         rows = cookie_rows(await cookie_report(self.context.database, site.id), self._catalog(site), site.zone)
         classify = f"{audience.base}/cookies/classify"
         context = {
-            **self.pages._common(view, audience, "cookies"),
+            **self.pages.common(view, audience, "cookies"),
             "rows": [
                 (row, None if row.category else f"{classify}?{urlencode({'name': row.tally.name})}") for row in rows
             ],
@@ -311,7 +311,7 @@ class ReportPages:
         return self.pages._render(request, audience, "cookies.html", context)
 
     async def classify(self, request: Request, audience: Audience) -> Response:
-        view = self.pages._view(request, audience)
+        view = self.pages.view(request, audience)
         if isinstance(view, Response):
             return view
         site, params = audience.site, request.query_params
@@ -338,7 +338,7 @@ class ReportPages:
             cap = site.cap_for(rule.category)
             allowed = rule.lifetime if cap is None else shorter(rule.lifetime, cap)
         context = {
-            **self.pages._common(view, audience, "cookies"),
+            **self.pages.common(view, audience, "cookies"),
             "name": name,
             "rule": rule,
             "matched": _matched(found.rule, site) if found.rule else found.explain(),

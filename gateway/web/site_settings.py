@@ -130,13 +130,10 @@ class SiteSettingsPages:
         """``endpoint`` for the site's owners: 404 without a role (as on every site page), 403 for a viewer."""
 
         async def owner_only(request: Request, viewer: Viewer) -> Response:
-            site_id = request.path_params["site_id"]
-            site = self.context.site(site_id)
-            if site is None or not viewer.can_see(site_id):
-                return self.auth.error_page(
-                    request, 404, "There is no such site, or you have no role on it.", viewer=viewer
-                )
-            if not viewer.is_owner(site_id):
+            site = self.pages.site_for(request, viewer)
+            if isinstance(site, Response):
+                return site
+            if not viewer.is_owner(site.id):
                 return self.auth.error_page(
                     request, 403, "Only an owner of this site manages its keys and shared links.", viewer=viewer
                 )
@@ -197,7 +194,7 @@ class SiteSettingsPages:
         """The site's tabs as on its other pages (``DashboardPages``), with Settings current."""
         today = self.context.clock.now().astimezone(site.zone).date()
         view = parse_view(f"/dashboard/{site.id}", site, QueryParams(""), today)
-        common = self.pages._common(view, Audience(site, f"/dashboard/{site.id}", viewer), "settings")
+        common = self.pages.common(view, Audience(site, f"/dashboard/{site.id}", viewer), "settings")
         return {key: common[key] for key in ("site", "site_tabs", "page", "k")}
 
 
