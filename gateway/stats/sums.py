@@ -7,9 +7,10 @@ days before it change only when a late visit or ``rollup --rebuild`` rewrites th
 purge deletes them. So the sum of all days but the last is kept in memory under a fingerprint of
 those days' rollups, and only the last day is read fresh on each request.
 
-The fingerprint is the count and the largest rowid of the range's ``all`` rows: a day is always
-rewritten whole (its ``all`` row included, under a new, larger rowid), so any rewrite or purge
-in the range changes it. Each process keeps its own bounded memory of the most recent ranges.
+The fingerprint is the count and the highest generation of the range's days in
+``rollup_generations``: triggers give a day the next generation number whenever its rollups are
+written or deleted (a rebuild, a purge), so any change in the range changes it. (A rowid would
+not do: SQLite reuses the largest rowid once its row is deleted.) Each process keeps its own bounded memory of the most recent ranges.
 """
 
 from __future__ import annotations

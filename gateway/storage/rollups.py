@@ -26,6 +26,7 @@ __all__ = ["DIMENSIONS", "PROP_PREFIX", "RollupPlan", "apply_plan", "plan_dirty"
 Zones = Mapping[str, tzinfo]
 
 _DELETE_DAY = "DELETE FROM rollups WHERE site_id = :site AND day = :day"
+_COUNT_DAY = "SELECT count(*) FROM rollups WHERE site_id = :site AND day = :day"
 _SELECT_DAY, _ = figures_sql((*DIMENSIONS, ALL_PROPS))
 _INSERT_HEAD = (
     "INSERT INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration)"
@@ -123,9 +124,9 @@ def rebuild_day(connection: sqlite3.Connection, site_id: str, day: str, *, zones
     """
     parameters = _window(site_id, day, _zone(zones, site_id))
     connection.execute(_DELETE_DAY, parameters)
-    before = connection.total_changes  # rowcount stays -1 for a statement that starts with WITH
     connection.execute(_ROLL_UP_DAY, parameters)
-    return connection.total_changes - before
+    # rowcount stays -1 for a statement that starts with WITH, and total_changes counts the triggers' rows
+    return int(connection.execute(_COUNT_DAY, parameters).fetchone()[0])
 
 
 def rebuild_dirty(connection: sqlite3.Connection, *, zones: Zones | None = None) -> list[tuple[str, str]]:

@@ -36,10 +36,10 @@ SELECT DISTINCT substr(dimension, 6) FROM rollups INDEXED BY rollups_by_dimensio
 WHERE site_id = ? AND dimension >= 'prop:' AND dimension < 'prop;' AND day >= ? AND day <= ?
 ORDER BY 1
 """
-# A day is rewritten whole, its "all" row under a new, larger rowid: count and max change on any rewrite.
+# Any write or delete of a day's rollups gives that day the next (highest) generation number.
 _FINGERPRINT = """
-SELECT count(*), coalesce(max(rowid), 0) FROM rollups INDEXED BY rollups_by_dimension
-WHERE site_id = ? AND dimension = 'all' AND day >= ? AND day <= ?
+SELECT count(*), coalesce(max(generation), 0) FROM rollup_generations
+WHERE site_id = ? AND day >= ? AND day <= ?
 """
 _REALTIME_VISITORS = "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = ? AND ts >= ? AND ts <= ?"
 _REALTIME_PAGES = """
