@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import TypeVar
 
 from gateway.stats.query import Bucket
 
+T = TypeVar("T", int, float)
 WIDTH, HEIGHT = 800, 240
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 12, 28
 
@@ -38,46 +40,67 @@ def nice_ceiling(value: int) -> int:
     return 10 * magnitude  # pragma: no cover - the loop always returns
 
 
+class Plot:
+    """The chart's frame: where a bucket index and a value land, and the SVG parts every chart shares."""
+
+    def __init__(self, count: int, top: float) -> None:
+        self.count, self.top = max(count, 1), top or 1
+        self.width, self.height = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
+
+    def x(self, index: int) -> float:
+        return _LEFT + (self.width * index / (self.count - 1) if self.count > 1 else self.width / 2)
+
+    def y(self, value: float) -> float:
+        return _TOP + self.height - self.height * value / self.top
+
+    def opening(self, name: str, title: str) -> list[str]:
+        return [
+            f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{name}-title {name}-desc" '
+            'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="none">',
+            f'<title id="{name}-title">{escape(title)}</title>',
+        ]
+
+    def gridline(self, value: float, label: str) -> str:
+        level = self.y(value)
+        return (
+            f'<line x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{level:.1f}" y2="{level:.1f}" stroke="#e3e6ea" />'
+            f'<text x="{_LEFT - 6}" y="{level + 4:.1f}" text-anchor="end" font-size="11" fill="#5f6b7a">'
+            f"{escape(label)}</text>"
+        )
+
+    def tick(self, index: int, label: str) -> str:
+        return (
+            f'<text x="{self.x(index):.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11" fill="#5f6b7a">'
+            f"{escape(tick_label(label))}</text>"
+        )
+
+    def line(self, run: Sequence[tuple[int, float]], attributes: str) -> str:
+        points = " ".join(f"{self.x(i):.1f},{self.y(v):.1f}" for i, v in run)
+        return f'<polyline points="{points}" fill="none" {attributes} />'
+
+    @staticmethod
+    def closing(name: str, summary: str) -> str:
+        return f'<desc id="{name}-desc">{escape(summary)}</desc></svg>'
+
+
 def render_chart(
     current: Sequence[Bucket], previous: Sequence[Bucket], *, metric: str = "visitors", title: str = "Visitors"
 ) -> Chart:
     values = [_value(bucket, metric) for bucket in current]
     before = [_value(bucket, metric) for bucket in previous]
     top = nice_ceiling(max([v for v in values + before if v is not None], default=0))
-    count = max(len(values), 1)
-    plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
-
-    def x(index: int) -> float:
-        return _LEFT + (plot_w * index / (count - 1) if count > 1 else plot_w / 2)
-
-    def y(value: float) -> float:
-        return _TOP + plot_h - plot_h * value / top
-
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" '
-        'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="none">',
-        f'<title id="chart-title">{escape(title)}</title>',
-    ]
-    for fraction in (0, 0.5, 1):
-        level = y(top * fraction)
-        parts.append(
-            f'<line x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{level:.1f}" y2="{level:.1f}" stroke="#e3e6ea" />'
-            f'<text x="{_LEFT - 6}" y="{level + 4:.1f}" text-anchor="end" font-size="11" fill="#5f6b7a">'
-            f"{_short(int(top * fraction))}</text>"
-        )
-    for segment in _segments(before[: len(values)]):
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in segment)
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="#9aa5b1" stroke-width="1.5" '
-            'stroke-dasharray="4 4" class="previous" />'
-        )
-    for segment in _segments(values):
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in segment)
+    plot = Plot(len(values), top)
+    parts = plot.opening("chart", title)
+    parts += [plot.gridline(top * fraction, _short(int(top * fraction))) for fraction in (0, 0.5, 1)]
+    for segment in segments(before[: len(values)]):
+        parts.append(plot.line(segment, 'stroke="#9aa5b1" stroke-width="1.5" stroke-dasharray="4 4" class="previous"'))
+    for segment in segments(values):
+        points = " ".join(f"{plot.x(i):.1f},{plot.y(v):.1f}" for i, v in segment)
         first, last = segment[0][0], segment[-1][0]
-        area = f"{x(first):.1f},{y(0):.1f} {points} {x(last):.1f},{y(0):.1f}"
+        area = f"{plot.x(first):.1f},{plot.y(0):.1f} {points} {plot.x(last):.1f},{plot.y(0):.1f}"
         parts.append(f'<polygon points="{area}" fill="#2563eb" fill-opacity="0.12" />')
-        parts.append(f'<polyline points="{points}" fill="none" stroke="#2563eb" stroke-width="2" class="current" />')
-    labels = _label_indexes(len(current))
+        parts.append(plot.line(segment, 'stroke="#2563eb" stroke-width="2" class="current"'))
+    labels = label_indexes(len(current))
     for index, bucket in enumerate(current):
         value = values[index]
         shown = "withheld (under the privacy floor)" if value is None else f"{value:,}"
@@ -85,14 +108,11 @@ def render_chart(
         if index < len(before) and before[index] is not None:
             compared = f"; previous period {before[index]:,}"
         parts.append(
-            f'<circle cx="{x(index):.1f}" cy="{y(value or 0):.1f}" r="{3 if value is not None else 0}" fill="#2563eb">'
-            f"<title>{escape(bucket.label)}: {shown} {escape(title.lower())}{compared}</title></circle>"
+            f'<circle cx="{plot.x(index):.1f}" cy="{plot.y(value or 0):.1f}" r="{3 if value is not None else 0}" '
+            f'fill="#2563eb"><title>{escape(bucket.label)}: {shown} {escape(title.lower())}{compared}</title></circle>'
         )
         if index in labels:
-            parts.append(
-                f'<text x="{x(index):.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11" fill="#5f6b7a">'
-                f"{escape(_tick(bucket.label))}</text>"
-            )
+            parts.append(plot.tick(index, bucket.label))
     known = [(bucket.label, v) for bucket, v in zip(current, values, strict=True) if v is not None]
     summary = "No data in this period."
     if known:
@@ -101,7 +121,7 @@ def render_chart(
             f"{title}: {known[0][1]:,} on {known[0][0]}, highest {peak[1]:,} on {peak[0]}, "
             f"{known[-1][1]:,} on {known[-1][0]}."
         )
-    parts.append(f'<desc id="chart-desc">{escape(summary)}</desc></svg>')
+    parts.append(plot.closing("chart", summary))
     return Chart("".join(parts), summary)
 
 
@@ -109,10 +129,10 @@ def _value(bucket: Bucket, metric: str) -> int | None:
     return None if bucket.withheld else int(getattr(bucket.figures, metric))
 
 
-def _segments(values: Sequence[int | None]) -> list[list[tuple[int, int]]]:
+def segments(values: Sequence[T | None]) -> list[list[tuple[int, T]]]:
     """Runs of known values: a withheld bucket breaks the line rather than dropping it to zero."""
-    runs: list[list[tuple[int, int]]] = []
-    current: list[tuple[int, int]] = []
+    runs: list[list[tuple[int, T]]] = []
+    current: list[tuple[int, T]] = []
     for index, value in enumerate(values):
         if value is None:
             if current:
@@ -125,14 +145,15 @@ def _segments(values: Sequence[int | None]) -> list[list[tuple[int, int]]]:
     return runs
 
 
-def _label_indexes(count: int, most: int = 8) -> set[int]:
+def label_indexes(count: int, most: int = 8) -> set[int]:
+    """The buckets whose label is printed under the axis: at most ``most``, evenly spread."""
     if count <= most:
         return set(range(count))
     step = -(-count // most)
     return set(range(0, count, step))
 
 
-def _tick(label: str) -> str:
+def tick_label(label: str) -> str:
     """A short axis label: "14:00" for hours, "10 Mar" style for days, "2026-03" for months."""
     if " " in label:
         return label.split(" ", 1)[1]

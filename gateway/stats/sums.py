@@ -10,7 +10,8 @@ those days' rollups, and only the last day is read fresh on each request.
 The fingerprint is the count and the highest generation of the range's days in
 ``rollup_generations``: triggers give a day the next generation number whenever its rollups are
 written or deleted (a rebuild, a purge), so any change in the range changes it. (A rowid would
-not do: SQLite reuses the largest rowid once its row is deleted.) Each process keeps its own bounded memory of the most recent ranges.
+not do: SQLite reuses the largest rowid once its row is deleted.) Each process keeps its own
+bounded memory of the most recent ranges.
 """
 
 from __future__ import annotations

@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import shlex
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from html import escape
+from datetime import tzinfo
 from urllib.parse import quote_plus, urlencode
 
 from markupsafe import Markup
@@ -30,10 +29,16 @@ from gateway.context import GatewayContext
 from gateway.cookies.catalog import CatalogError, CookieCatalog, CookieRule, rules_from_entries
 from gateway.cookies.lifetimes import Lifetime, parse_lifetime, shorter
 from gateway.settings import SiteSettings
-from gateway.stats.chart import HEIGHT, WIDTH, Chart
-from gateway.stats.filters import OTHER_LABEL
-from gateway.stats.period import Interval, Period
-from gateway.stats.privacy import below_floor, split_at_floor
+from gateway.stats.consent import (
+    CATEGORY_COLOURS,
+    consent_buckets,
+    fold_consent_rows,
+    percent,
+    rate_buckets,
+    render_rate_chart,
+)
+from gateway.stats.period import Interval
+from gateway.stats.privacy import below_floor
 from gateway.storage.consent_report import (
     ConsentFigures,
     Dimension,
@@ -45,37 +50,10 @@ from gateway.storage.cookie_report import CookieTally, cookie_report
 from gateway.web.dashboard import Audience, DashboardPages
 from gateway.web.dashboard_auth import DashboardAuth
 
-UNKNOWN_LABEL = "(unknown)"
 OPEN_COOKIE_DATABASE = "https://github.com/jkwakman/Open-Cookie-Database"
-#: One colour per category line; presentation attributes, since the CSP refuses inline styles.
-CATEGORY_COLOURS: Mapping[str, str] = {"functional": "#2563eb", "analytics": "#1e8e3e", "advertising": "#d97706"}
 _NAME_LIMIT = 256
 _TEXT_LIMIT = 200
-_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 12, 28
 _HUMAN_UNITS = (("year", 31556952), ("month", 2629746), ("day", 86400), ("hour", 3600), ("minute", 60))
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentRow:
-    """A country or device of the consent report; ``other`` for the row that folded the small ones."""
-
-    value: str
-    figures: ConsentFigures
-    other: bool = False
-
-    @property
-    def label(self) -> str:
-        return OTHER_LABEL if self.other else (self.value or UNKNOWN_LABEL)
-
-
-@dataclass(frozen=True, slots=True)
-class RateBucket:
-    """One point of the opt-in chart; ``rates`` None when withheld or without any decision."""
-
-    label: str
-    decisions: int
-    rates: Mapping[str, float] | None
-    withheld: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,111 +64,6 @@ class CookieRow:
     longest: str  # "2 years", "session"
     first_seen: str  # "2026-03-10 09:30" in the site's time zone
     last_seen: str
-
-
-def combine(figures: Sequence[ConsentFigures]) -> ConsentFigures:
-    """The figures of several rows together; the opt-in shares are re-weighted by their decisions."""
-    decisions = sum(f.decisions for f in figures)
-    allowed = {c: sum(round(f.opt_in.get(c, 0.0) * f.decisions) for f in figures) for c in CONSENT_CATEGORIES}
-    return ConsentFigures(
-        impressions=sum(f.impressions for f in figures),
-        decisions=decisions,
-        accept_all=sum(f.accept_all for f in figures),
-        reject_all=sum(f.reject_all for f in figures),
-        custom=sum(f.custom for f in figures),
-        gpc=sum(f.gpc for f in figures),
-        withdrawals=sum(f.withdrawals for f in figures),
-        opt_in={c: allowed[c] / decisions if decisions else 0.0 for c in CONSENT_CATEGORIES},
-    )
-
-
-def fold_consent_rows(rows: Iterable[tuple[str, ConsentFigures]], k: int) -> tuple[list[ConsentRow], ConsentRow | None]:
-    """The rows of at least ``k`` decisions, and one "(other)" row adding up the rest (None if none).
-
-    A value with impressions but no decision is folded too: its shares would be empty anyway.
-    """
-    kept, small = split_at_floor(rows, k, lambda row: row[1].decisions)
-    other = ConsentRow(OTHER_LABEL, combine([figures for _, figures in small]), other=True) if small else None
-    return [ConsentRow(value, figures) for value, figures in kept], other
-
-
-def consent_buckets(period: Period, interval: Interval, zone: tzinfo) -> list[tuple[str, datetime, datetime]]:
-    """The (label, start, end) of each local day or month of ``period``; hours are too thin for consent."""
-    buckets: list[tuple[str, datetime, datetime]] = []
-    day = period.first
-    while day <= period.last:
-        if interval == "month":
-            following = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
-            end = min(following, period.last + timedelta(days=1))
-            label = day.strftime("%Y-%m")
-        else:
-            end, label = day + timedelta(days=1), day.isoformat()
-        buckets.append((label, _midnight(day, zone), _midnight(end, zone)))
-        day = end
-    return buckets
-
-
-def rate_buckets(series: Iterable[tuple[str, ConsentFigures]], k: int) -> list[RateBucket]:
-    return [
-        RateBucket(
-            label,
-            figures.decisions,
-            None if figures.decisions < k else dict(figures.opt_in),
-            below_floor(figures.decisions, k),
-        )
-        for label, figures in series
-    ]
-
-
-def render_rate_chart(buckets: Sequence[RateBucket], *, title: str = "Opt-in rate per category") -> Chart:
-    """One line per consent category on a 0-100 % axis; a withheld or empty bucket leaves a gap."""
-    count = max(len(buckets), 1)
-    plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
-
-    def x(index: int) -> float:
-        return _LEFT + (plot_w * index / (count - 1) if count > 1 else plot_w / 2)
-
-    def y(share: float) -> float:
-        return _TOP + plot_h - plot_h * share
-
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="rate-title rate-desc" '
-        'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="none">',
-        f'<title id="rate-title">{escape(title)}</title>',
-    ]
-    for fraction in (0, 0.5, 1):
-        level = y(fraction)
-        parts.append(
-            f'<line x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{level:.1f}" y2="{level:.1f}" stroke="#e3e6ea" />'
-            f'<text x="{_LEFT - 6}" y="{level + 4:.1f}" text-anchor="end" font-size="11" fill="#5f6b7a">'
-            f"{int(fraction * 100)}%</text>"
-        )
-    for category in CONSENT_CATEGORIES:
-        shares = [None if b.rates is None else b.rates[category] for b in buckets]
-        for run in _runs(shares):
-            points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
-            colour = CATEGORY_COLOURS[category]
-            parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2" />')
-            parts += [f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}" />' for i, v in run]
-    step = -(-len(buckets) // 8) or 1
-    for index, bucket in enumerate(buckets):
-        parts.append(
-            f'<rect x="{x(index) - 4:.1f}" y="{_TOP}" width="8" height="{plot_h}" fill="transparent">'
-            f"<title>{escape(_bucket_words(bucket))}</title></rect>"
-        )
-        if index % step == 0:
-            tick = bucket.label[5:] if len(bucket.label) == 10 else bucket.label
-            parts.append(
-                f'<text x="{x(index):.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11" fill="#5f6b7a">'
-                f"{escape(tick)}</text>"
-            )
-    shown = [b for b in buckets if b.rates is not None]
-    summary = "No day or month has enough decisions to show."
-    if shown:
-        ends = [shown[0]] if len(shown) == 1 else [shown[0], shown[-1]]
-        summary = f"{len(shown)} of {len(buckets)} shown. " + "; ".join(_bucket_words(b) for b in ends) + "."
-    parts.append(f'<desc id="rate-desc">{escape(summary)}</desc></svg>')
-    return Chart("".join(parts), summary)
 
 
 def cookie_rows(tallies: Iterable[CookieTally], catalog: CookieCatalog, zone: tzinfo) -> list[CookieRow]:
@@ -232,10 +105,6 @@ def rule_toml(site_id: str, entry: Mapping[str, str]) -> str:
     lines = [f"[[sites.{site_id}.cookies]]"]  # site ids are [a-z0-9_-]: a bare TOML key
     lines += [f"{key} = {toml_string(value)}" for key, value in entry.items() if value]
     return "\n".join(lines) + "\n"
-
-
-def percent(share: float) -> str:
-    return f"{100 * share:.1f}%"
 
 
 class ReportPages:
@@ -408,29 +277,6 @@ def _shares(top: ConsentFigures) -> list[tuple[str, str]]:
         ("Custom", percent(top.custom / decided)),
         ("GPC", percent(top.gpc / decided)),
     ]
-
-
-def _bucket_words(bucket: RateBucket) -> str:
-    if bucket.rates is None:
-        why = "withheld (under the privacy floor)" if bucket.withheld else "no decision"
-        return f"{bucket.label}: {why}"
-    rates = ", ".join(f"{c} {percent(bucket.rates[c])}" for c in CONSENT_CATEGORIES)
-    return f"{bucket.label}: {rates} of {bucket.decisions:,} decisions"
-
-
-def _runs(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
-    runs: list[list[tuple[int, float]]] = [[]]
-    for index, value in enumerate(values):
-        if value is None:
-            runs.append([])
-        else:
-            runs[-1].append((index, value))
-    return [run for run in runs if run]
-
-
-def _midnight(day: date, zone: tzinfo) -> datetime:
-    """The UTC instant of local midnight: aware arithmetic in a zone would count a DST day as 24 hours."""
-    return datetime.combine(day, time(), zone).astimezone(UTC)
 
 
 def _category_or_none(text: str | None) -> Category | None:

@@ -29,19 +29,13 @@ from gateway import create_app
 from gateway.clock import FixedClock
 from gateway.consent.records import ConsentRecord
 from gateway.settings import settings_from_dict
+from gateway.stats.consent import combine, consent_buckets, fold_consent_rows
 from gateway.stats.period import Period
 from gateway.storage.consent_log import append_record
 from gateway.storage.consent_report import ConsentFigures, ImpressionCount, add_impressions
 from gateway.storage.cookie_report import CookieTally, add_cookie_tallies
 from gateway.storage.db import Database
-from gateway.web.dashboard_reports import (
-    combine,
-    consent_buckets,
-    fold_consent_rows,
-    human_duration,
-    rule_toml,
-    toml_string,
-)
+from gateway.web.dashboard_reports import human_duration, rule_toml, toml_string
 from tests.conftest import make_settings, site_config
 from tests.web.test_dashboard import text_of
 from tests.web.test_dashboard_auth import Dashboard, Start, on_database
