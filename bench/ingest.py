@@ -16,11 +16,15 @@ latency (wrk --latency, median over rounds); acknowledged events (every 2xx, war
 against rows in the database after the server stopped ("lost" = acknowledged but not stored: must
 be 0; a few more rows than acknowledgements are requests wrk cut off at the end of a run, stored
 but never answered); the gateway's peak RSS (VmHWM, read before it stops). Targets: ratio >= 0.5,
-lost == 0, rss < 150 MB. Also the server's CPU µs per accepted event (from /proc): ``loop``, the
-main thread where the event loop runs, and ``threads``, all the others (mostly the SQLite writer),
-to say where the time goes. The last line printed is JSON:
+lost == 0, rss < 150 MB (the server's peak plus its child processes' peaks: the gateway, as ``serve``
+runs it, writes events from a child process). Also the server's CPU µs per accepted event (from
+/proc): ``loop``, the main thread where the event loop runs, ``threads``, all the others (the SQLite
+writer thread when there is one, the reader), and ``children``, its child processes (the event
+writer process, multiprocessing's resource tracker), to say where the time goes. The last line
+printed is JSON:
 ``{"bare_rps", "ingest_rps", "ratio", "p50_ms", "p99_ms", "acknowledged", "stored", "lost", "rss_mb",
-"cpu_us": {"gateway": {"loop", "threads"}, "bare": {...}}, "rounds", "seconds"}``.
+"cpu_us": {"gateway": {"children", "loop", "threads"}, "bare": {...}}, "rounds", "seconds", "writer"}``.
+``--writer thread`` measures the gateway with the writer thread instead of the writer process.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from ingest_apps import SETTINGS_ENV, SITE
+from ingest_apps import SETTINGS_ENV, SITE, WRITER_ENV
 from rounds import add_round_options, check_round_options, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -173,17 +177,24 @@ class Options:
     warmup: int
     connections: int
     requests: int
+    writer: str
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add_round_options(parser, other="gateway")
     parser.add_argument("--requests", type=int, default=512, help="distinct events wrk cycles through (default: 512)")
+    parser.add_argument(
+        "--writer",
+        choices=("process", "thread"),
+        default="process",
+        help="who writes the events: a child process, as serve runs it (default), or the writer thread",
+    )
     args = parser.parse_args(argv)
     check_round_options(parser, args)
     if args.requests < 1:
         parser.error("--requests must be at least 1")
-    return Options(args.rounds, args.seconds, args.warmup, args.connections, args.requests)
+    return Options(args.rounds, args.seconds, args.warmup, args.connections, args.requests, args.writer)
 
 
 def write_settings(path: Path, database: Path, *, debug: bool = False) -> Path:
@@ -203,9 +214,10 @@ class Server:
     process: subprocess.Popen[bytes]
 
     def thread_cpu_ticks(self) -> dict[str, int]:
-        """User + system CPU clock ticks so far: ``loop`` (the main thread, where the event loop runs)
-        and ``threads`` (every other thread together: the SQLite writer, the reader, to_thread)."""
-        ticks = {"loop": 0, "threads": 0}
+        """User + system CPU clock ticks so far: ``loop`` (the main thread, where the event loop runs),
+        ``threads`` (every other thread together: the SQLite writer, the reader, to_thread) and
+        ``children`` (the child processes: the event writer process)."""
+        ticks = {"loop": 0, "threads": 0, "children": 0}
         for task in Path(f"/proc/{self.process.pid}/task").iterdir():
             try:
                 stat = (task / "stat").read_text(encoding="ascii", errors="replace")
@@ -213,23 +225,49 @@ class Server:
                 continue
             fields = stat[stat.rindex(")") + 2 :].split()
             ticks["loop" if task.name == str(self.process.pid) else "threads"] += int(fields[11]) + int(fields[12])
+        for child in self.children():
+            try:
+                stat = Path(f"/proc/{child}/stat").read_text(encoding="ascii", errors="replace")
+            except OSError:  # ended meanwhile
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks["children"] += int(fields[11]) + int(fields[12])
         return ticks
 
+    def children(self) -> list[int]:
+        """The server's child processes: those whose parent id (in /proc/PID/stat) is the server's."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == self.process.pid:
+                found.append(int(entry.name))
+        return found
+
     def peak_rss_mb(self) -> float:
-        """VmHWM: the most resident memory the process has held so far."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text(encoding="ascii")
-        kilobytes = int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
+        """VmHWM: the most resident memory the process, plus each of its children, has held so far."""
+        kilobytes = 0
+        for pid in (self.process.pid, *self.children()):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+            except OSError:
+                continue
+            kilobytes += int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
         return kilobytes / 1024
 
 
 @contextmanager
-def running_server(factory: str, settings_file: Path, log_dir: Path) -> Iterator[Server]:
+def running_server(factory: str, settings_file: Path, log_dir: Path, writer: str = "process") -> Iterator[Server]:
     """uvicorn serving ``ingest_apps:<factory>`` in its own process; stopped gracefully (SIGTERM) on exit."""
     port = free_port()
     log_path = log_dir / f"uvicorn-{factory}-{port}.log"
     command = [sys.executable, "-m", "uvicorn", f"ingest_apps:{factory}", "--factory", "--app-dir", str(BENCH_DIR)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
-    env = {**os.environ, SETTINGS_ENV: str(settings_file)}
+    env = {**os.environ, SETTINGS_ENV: str(settings_file), WRITER_ENV: writer}
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -265,11 +303,14 @@ def count_events(database: Path) -> int:
         return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
-def verify_events(requests: list[tuple[str, str]], directory: Path) -> None:
+def verify_events(requests: list[tuple[str, str]], directory: Path, writer: str) -> None:
     """Fail loudly unless a debug gateway stores every one of the benchmark's events (no drop, no error)."""
     database = directory / "verify.sqlite3"
     settings_file = write_settings(directory / "verify.json", database, debug=True)
-    with running_server("gateway", settings_file, directory) as server, httpx.Client(base_url=server.url) as http:
+    with (
+        running_server("gateway", settings_file, directory, writer) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
         for agent, body in requests:
             answer = http.post("/api/event", content=body, headers={"user-agent": agent, "content-type": "text/plain"})
             if answer.status_code != 202 or "x-consent-gateway-dropped" in answer.headers:
@@ -325,12 +366,14 @@ class Round:
     rss_mb: float
     #: CPU µs per accepted event of each of the server's threads during the measured run.
     cpu_us: dict[str, float]
+    #: Events per write transaction (group commit), warm-up included; None for bare.
+    batch_events: float | None = None
 
 
 def measure(factory: str, options: Options, directory: Path, requests_file: Path, index: int) -> Round:
     database = directory / f"round-{index}-{factory}.sqlite3"
     settings_file = write_settings(directory / f"round-{index}.json", database)
-    with running_server(factory, settings_file, directory) as server:
+    with running_server(factory, settings_file, directory, options.writer) as server:
         warm = None
         if options.warmup:
             warm = run_wrk(server.url, requests_file, seconds=options.warmup, connections=options.connections)
@@ -338,9 +381,22 @@ def measure(factory: str, options: Options, directory: Path, requests_file: Path
         measured = run_wrk(server.url, requests_file, seconds=options.seconds, connections=options.connections)
         after = server.thread_cpu_ticks()
         rss_mb = server.peak_rss_mb()
+        batch_events = _mean_batch(server.url) if factory == "gateway" else None
     acknowledged = measured.accepted + (warm.accepted if warm else 0)
     stored = count_events(database) if factory == "gateway" else None
-    return Round(measured, acknowledged, stored, rss_mb, _cpu_us_per_event(before, after, measured.accepted))
+    cpu_us = _cpu_us_per_event(before, after, measured.accepted)
+    return Round(measured, acknowledged, stored, rss_mb, cpu_us, batch_events)
+
+
+def _mean_batch(url: str) -> float | None:
+    """Events per commit so far, from the gateway's own /metrics counters."""
+    values = {}
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("consent_gateway_write_batches_total", "consent_gateway_write_batch_events_total"):
+            values[name] = float(value)
+    batches = values.get("consent_gateway_write_batches_total")
+    return values["consent_gateway_write_batch_events_total"] / batches if batches else None
 
 
 def _cpu_us_per_event(before: dict[str, int], after: dict[str, int], events: int) -> dict[str, float]:
@@ -384,10 +440,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"wrk -t1 -c{options.connections} --latency, {options.warmup} s warm-up + {options.seconds} s measured, "
             f"{options.rounds} rounds alternating bare/gateway, {len(requests)} distinct events, "
-            f"{len(USER_AGENTS)} user agents ({os.cpu_count()} CPUs, shared)",
+            f"{len(USER_AGENTS)} user agents ({os.cpu_count()} CPUs, shared), events written by the writer "
+            f"{options.writer}",
             flush=True,
         )
-        verify_events(requests, directory)
+        verify_events(requests, directory, options.writer)
 
         for index in range(options.rounds):
             order = ("bare", "gateway") if index % 2 == 0 else ("gateway", "bare")
@@ -400,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"gateway {g.accepted_per_second:>8,.0f}/s (p50 {g.p50_ms:.1f} ms, p99 {g.p99_ms:.1f} ms, "
                 f"503s {g.busy})   ratio {g.accepted_per_second / b.accepted_per_second:.3f}   "
                 f"acknowledged {ingest[-1].acknowledged} stored {ingest[-1].stored}   "
-                f"rss {ingest[-1].rss_mb:.0f} MB (bare {bare[-1].rss_mb:.0f} MB)\n"
+                f"rss {ingest[-1].rss_mb:.0f} MB (bare {bare[-1].rss_mb:.0f} MB)   "
+                f"events per commit {ingest[-1].batch_events or 0:.1f}\n"
                 f"  CPU µs/event: gateway {_format_cpu(ingest[-1].cpu_us)}; bare {_format_cpu(bare[-1].cpu_us)}",
                 flush=True,
             )
@@ -438,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_us": {"gateway": gateway_cpu, "bare": bare_cpu},
         "rounds": options.rounds,
         "seconds": options.seconds,
+        "writer": options.writer,
     }
     print(json.dumps(result))
     return 1 if lost else 0

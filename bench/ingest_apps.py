@@ -3,7 +3,7 @@
 ``bare`` is the least a ``POST /api/event`` endpoint can do on the same stack: Starlette reads the
 body and answers 202. ``gateway`` is the real thing, ``create_app`` with the settings in the JSON
 file named by ``CG_BENCH_INGEST_SETTINGS`` (a temp file written by ``bench/ingest.py``): parse,
-pipeline, salts, group commit to SQLite, 202 after the commit.
+pipeline, salts, group commit to SQLite by the writer process, 202 after the commit.
 (``uvicorn --factory --app-dir bench ingest_apps:bare``)
 """
 
@@ -23,6 +23,8 @@ from gateway.app import create_app
 from gateway.settings import Settings, settings_from_dict
 
 SETTINGS_ENV = "CG_BENCH_INGEST_SETTINGS"
+#: ``process`` (the default, as ``serve`` runs it) or ``thread``: who writes the events (``--writer``).
+WRITER_ENV = "CG_BENCH_INGEST_WRITER"
 SITE = "bench"
 
 
@@ -40,4 +42,6 @@ def ingest_settings(path: Path) -> Settings:
 
 
 def gateway() -> ASGIApp:
-    return create_app(ingest_settings(Path(os.environ[SETTINGS_ENV])), freeze_heap=True)  # as `serve` runs it
+    settings = ingest_settings(Path(os.environ[SETTINGS_ENV]))
+    writer_process = os.environ.get(WRITER_ENV, "process") == "process"
+    return create_app(settings, freeze_heap=True, writer_process=writer_process)  # as `serve` runs it

@@ -22,6 +22,7 @@ from gateway.ingest.event import AnonymousEvent
 from gateway.ingest.forward import OutboxSender, enqueue_events
 from gateway.ingest.geo import GeoLookup, open_geo
 from gateway.ingest.visitor import SaltKeeper
+from gateway.ingest.writer_process import ProcessWriteBuffer
 from gateway.maintenance import Maintenance
 from gateway.metrics import Metrics, MetricsPublisher
 from gateway.settings import Settings, load_settings
@@ -48,6 +49,7 @@ def create_app(
     geo: GeoLookup | None = None,
     freeze_heap: bool = False,
     bundles: Bundles | None = None,
+    writer_process: bool = False,
 ) -> Starlette:
     """The gateway as an ASGI app.
 
@@ -55,11 +57,27 @@ def create_app(
     everything loaded so far (the cookie catalog, user-agent and referrer tables, settings) out of
     the garbage collector's sight with ``gc.freeze()``, so its collections stop re-scanning that
     long-lived data on every request burst.
+
+    ``writer_process`` (``serve`` turns it on): events are written by a child process
+    (gateway/ingest/writer_process.py) instead of a thread, so SQLite work stops taking the
+    interpreter lock from the requests; tests keep the thread.
     """
     clock = clock or SystemClock()
     base_catalog = catalog or load_catalog(settings)
     database = Database(settings.database)
     metrics = Metrics()
+    buffer = (
+        ProcessWriteBuffer(
+            database, metrics, clock=clock, forwarders=settings.forwarders, on_commit=lambda events: sender.notify()
+        )
+        if writer_process
+        else WriteBuffer(
+            database,
+            metrics,
+            in_transaction=partial(_enqueue_forwarded, settings=settings, clock=clock),
+            on_commit=lambda events: sender.notify(),
+        )
+    )
     context = GatewayContext(
         settings=settings,
         clock=clock,
@@ -69,12 +87,7 @@ def create_app(
         metrics=metrics,
         geo=geo or open_geo(settings.geoip_database),
         salts=SaltKeeper(database),
-        buffer=WriteBuffer(
-            database,
-            metrics,
-            in_transaction=partial(_enqueue_forwarded, settings=settings, clock=clock),
-            on_commit=lambda events: sender.notify(),
-        ),
+        buffer=buffer,
         ignore_lists={site_id: IgnoreList.parse(site.ignore_ips) for site_id, site in settings.sites.items()},
     )
 
@@ -137,4 +150,4 @@ def _enqueue_forwarded(
 
 def app_from_environment() -> Starlette:
     """The uvicorn factory for ``serve --workers N``: each worker reads ``CONSENT_GATEWAY_CONFIG``."""
-    return create_app(load_settings(), freeze_heap=True)
+    return create_app(load_settings(), freeze_heap=True, writer_process=True)

@@ -248,7 +248,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         from gateway.app import create_app
 
-        uvicorn.run(create_app(settings, freeze_heap=True), **common)
+        uvicorn.run(create_app(settings, freeze_heap=True, writer_process=True), **common)
     return 0
 
 

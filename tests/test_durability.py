@@ -4,6 +4,8 @@
 ``tmp_path``. Several threads post events as fast as it answers, each with a unique prop ``n``, and
 remember every ``n`` answered 202. Mid-load the server is killed with SIGKILL (no shutdown, no
 drain, no checkpoint), started again on the same file, and every acknowledged ``n`` must be there.
+Twice: with the writer process ``serve`` uses (which must die with the server: it exits when its
+socket closes), and with the writer thread (the same app started with ``writer_process=False``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ SENDERS = 8
 LOAD_SECONDS = 2.0
 MAX_REQUESTS_PER_SENDER = 5_000  # a bound, whatever the machine's speed
 MIN_ACKNOWLEDGED = 50  # fewer would not test much: the server barely worked before the kill
+#: ``serve`` with the writer thread: what ``consent-gateway serve`` runs, but ``writer_process=False``.
+SERVE_WITH_WRITER_THREAD = """
+import sys
+from pathlib import Path
+import uvicorn
+from gateway.app import create_app
+from gateway.settings import load_settings
+app = create_app(load_settings(Path(sys.argv[1])), freeze_heap=True, writer_process=False)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=False)
+"""
 
 
 def _free_port() -> int:
@@ -40,12 +52,39 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the writer process of a server)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may wait for a container's init to collect it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 @contextmanager
-def serve(config: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def serve(config: Path, port: int, log: Path, writer: str = "process") -> Iterator[subprocess.Popen[bytes]]:
     """``python -m gateway serve`` until it answers /healthz; stopped with SIGINT unless already dead."""
+    if writer == "process":
+        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
+    else:
+        command = [sys.executable, "-c", SERVE_WITH_WRITER_THREAD, str(config), str(port)]
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+            command,
             stdout=output,  # a file, not a pipe: uvicorn's access log would fill a pipe and stall the server
             stderr=subprocess.STDOUT,
         )
@@ -128,7 +167,8 @@ def stored_numbers(database: Path) -> tuple[set[str], int]:
     return numbers, total
 
 
-def test_every_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["process", "thread"], ids=["writer-process", "writer-thread"])
+def test_every_acknowledged_event_survives_kill_9(tmp_path: Path, writer: str) -> None:
     database = tmp_path / "gateway.sqlite3"
     config = tmp_path / "gateway.toml"
     config.write_text(
@@ -139,7 +179,9 @@ def test_every_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
     port = _free_port()
     log = tmp_path / "serve.log"
 
-    with serve(config, port, log) as process:
+    with serve(config, port, log, writer) as process:
+        writers = children(process.pid)  # the writer, and multiprocessing's resource tracker that spawn starts
+        assert bool(writers) == (writer == "process"), writers
         load = Load(f"http://127.0.0.1:{port}")
         load.start()
         time.sleep(LOAD_SECONDS)
@@ -147,11 +189,15 @@ def test_every_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
         process.wait(timeout=10)
         load.join()
     assert process.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 15  # the writer process finishes the batch it holds, then sees its socket close
+    while any(running(pid) for pid in writers):
+        assert time.monotonic() < deadline, f"a child process outlived the killed server: {writers}"
+        time.sleep(0.05)
     assert load.failed > 0, "no request was cut off: the server was not killed under load"
     assert len(load.acknowledged) >= MIN_ACKNOWLEDGED, (len(load.acknowledged), load.refused, log.read_text())
     assert set(load.refused) <= {503}, load.refused
 
-    with serve(config, port, log), httpx.Client(timeout=5, headers={"user-agent": USER_AGENT}) as http:
+    with serve(config, port, log, writer), httpx.Client(timeout=5, headers={"user-agent": USER_AGENT}) as http:
         after = {"s": "shop", "n": "Load", "u": f"{SITE_ORIGIN}/load", "p": {"n": "after-restart"}}
         assert http.post(f"http://127.0.0.1:{port}/api/event", json=after).status_code == 202
         numbers, total = stored_numbers(database)  # the restarted server has recovered the WAL

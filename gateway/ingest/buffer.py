@@ -5,6 +5,7 @@ event already queued (up to ``max_batch``), writes them in one transaction, comm
 releases every waiting request with one callback on the event loop; the next batch starts at
 once, without waiting for the loop. Too many events in flight are refused at once (the endpoint
 answers 503 with Retry-After) rather than dropped silently. Shutdown waits for those in flight.
+``ProcessWriteBuffer`` (writer_process.py) keeps this interface with the writing in a child process.
 """
 
 from __future__ import annotations

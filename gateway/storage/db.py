@@ -68,6 +68,27 @@ def _split_statements(sql: str) -> list[str]:
     return [s for s in statements if s.strip(" \n;")]
 
 
+def connect_writer(path: Path) -> sqlite3.Connection:
+    """The writer connection (WAL, busy timeout, autocommit so ``BEGIN IMMEDIATE`` is ours to issue);
+    shared with the event writer process (gateway/ingest/writer_process.py), which holds its own."""
+    connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+    return connection
+
+
+def write_transaction(connection: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` inside ``BEGIN IMMEDIATE ... COMMIT``; rolled back whole on any error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
+
+
 class _Job:
     """One unit of work for the writer thread; its outcome goes back to the event loop."""
 
@@ -133,12 +154,7 @@ class Database:
         return self
 
     def _connect_writer(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
-        return connection
+        return connect_writer(self.path)
 
     async def close(self) -> None:
         """Close after every write already submitted has finished (the queue is first in, first out)."""
@@ -239,14 +255,7 @@ class Database:
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         writer = self._writer
         assert writer is not None  # noqa: S101 - jobs that need it come after the connect job
-        writer.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(writer)
-        except BaseException:
-            writer.execute("ROLLBACK")
-            raise
-        writer.execute("COMMIT")
-        return result
+        return write_transaction(writer, fn)
 
     def _run_job(self, job: _Job) -> None:
         try:
