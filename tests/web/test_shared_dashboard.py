@@ -71,6 +71,7 @@ def test_a_link_shows_the_overview_with_its_figures_and_nothing_of_an_account(
     words = text_of(page.text)
     assert "Unique visitors 3" in words and "Pageviews 7" in words and "(other)" in words
     assert 'action="/logout"' not in page.text and "Log out" not in words
+    assert 'href="/dashboard"' not in page.text  # the brand leads a reader without an account nowhere
     assert "site-switcher" not in page.text and "Blog" not in words
     tabs = re.findall(r'<nav class="site-tabs".*?</nav>', page.text, re.DOTALL)[0]
     assert "Overview" in tabs and "Goals" in tabs and "Realtime" in tabs
