@@ -42,8 +42,11 @@ class Audience:
     site: SiteSettings
     base: str
     viewer: Viewer | None = None
-    #: Shared links show the statistics only: no settings, no links to other sites.
-    read_only: bool = False
+
+    @property
+    def read_only(self) -> bool:
+        """A shared link's reader sees the statistics only: no reports, no settings, no other sites."""
+        return self.viewer is None
 
 
 Page = Callable[[Request, Audience], Awaitable[Response]]

@@ -64,7 +64,7 @@ class SharedDashboard:
             link, site = opened
             if not self.links or not self.links.unlocked(link, request.cookies.get(unlock_cookie_name(link)), now):
                 return self._password_form(request, token, status=401)
-            return await page(request, Audience(site, base=f"/share/{token}", viewer=None, read_only=True))
+            return await page(request, Audience(site, base=f"/share/{token}"))
 
         return endpoint
 
