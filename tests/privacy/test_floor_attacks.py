@@ -158,8 +158,14 @@ def _lone_visitor(world: str, day: date) -> list[AnonymousEvent]:
         event(start, visitor, "/", **values),
         event(start + timedelta(minutes=1), visitor, "/pricing", **values),
         event(start + timedelta(minutes=2), visitor, lone["page"], **values),
-        event(start + timedelta(minutes=3), visitor, lone["page"], name=lone["event"],
-              props={"plan": lone["campaign"]}, **values),  # fmt: skip
+        event(
+            start + timedelta(minutes=3),
+            visitor,
+            lone["page"],
+            name=lone["event"],
+            props={"plan": lone["campaign"]},
+            **values,
+        ),  # fmt: skip
     ]
 
 
@@ -173,7 +179,10 @@ class World:
             {"name": "Pricing", "page": "/pricing"},
             {"name": "Lonely", "page": "/lonely-*"},
         ]
-        funnels = [{"name": "Lonely", "steps": ["Pricing", "Lonely"]}, {"name": "Sign up", "steps": ["Pricing", "Signup"]}]
+        funnels = [
+            {"name": "Lonely", "steps": ["Pricing", "Lonely"]},
+            {"name": "Sign up", "steps": ["Pricing", "Signup"]},
+        ]
         sites = {"shop": site_config(min_visitors=K, goals=goals, funnels=funnels)}
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.settings = make_settings(tmp_path, sites=sites)
