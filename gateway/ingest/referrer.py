@@ -6,6 +6,8 @@ time. The known hosts live in ``config/sources.toml`` and the spam list in
 ``config/referrer_spam.txt``, each read once on first use. Ad click ids (``gclid`` and kin) name
 one click and so, through the ad network, one person: they set ``paid_click`` and
 :func:`strip_tracking` removes them before a URL is stored; their values are never returned.
+Tag values (``utm_*``, ``source``, ``ref``) come back scrubbed (gateway/ingest/scrub.py): an
+email in ``?ref=`` is ``[email]`` before anyone stores, forwards or counts it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, Literal, get_args
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import quote_plus, unquote_plus, urlsplit
 
+from gateway.ingest.scrub import scrub_text
 from gateway.resources import resource_dir
 
 Channel = Literal["direct", "internal", "search", "social", "email", "paid", "referral"]
@@ -236,14 +239,22 @@ def classify_source(page_url: str, referrer: str | None, *, own_hosts: frozenset
 
 
 def strip_tracking(url: str) -> str:
-    """The page URL to store: without the fragment, UTM tags and click ids, other parameters untouched.
+    """The page URL to store: without the fragment, UTM tags and click ids, other values scrubbed.
 
     Keys are compared decoded and lowercased (``%67clid``, ``GCLID``) so no spelling keeps an id.
-    String surgery rather than urlsplit/urlunsplit: it cannot raise and re-encodes nothing.
+    A kept value is scrubbed decoded (``%2B33 6...`` is a phone number) and re-encoded only when
+    the scrubber changed it. String surgery rather than urlsplit/urlunsplit: it cannot raise.
     """
     head, _, query = url.partition("#")[0].partition("?")
-    kept = [part for part in query.split("&") if part and not _is_tracking_key(_param_name(part))]
+    kept = [_scrub_param(part) for part in query.split("&") if part and not _is_tracking_key(_param_name(part))]
     return f"{head}?{'&'.join(kept)}" if kept else head
+
+
+def _scrub_param(part: str) -> str:
+    name, equals, value = part.partition("=")
+    decoded = unquote_plus(value)
+    scrubbed = scrub_text(decoded)
+    return part if scrubbed == decoded else f"{name}{equals}{quote_plus(scrubbed, safe='[]')}"
 
 
 @cache
@@ -366,7 +377,9 @@ def _clean_text(text: str) -> str:
 
 
 def _clean_value(value: str) -> str | None:
-    return _clean_text(value)[:FIELD_LIMIT].rstrip() or None
+    """A tag value to keep: emails, phone numbers and tokens scrubbed before it is cut to length,
+    so a cut can never leave half an address the scrubber no longer recognises."""
+    return scrub_text(_clean_text(value))[:FIELD_LIMIT].rstrip() or None
 
 
 def _config_table(data: dict[str, Any], name: str) -> dict[str, Any]:

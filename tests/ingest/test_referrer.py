@@ -258,12 +258,32 @@ UTM_VALUES = [
     pytest.param("?ref=r&source=s&utm_source=u", Utm("u", None, None, None, None), id="utm_source before source/ref"),
     pytest.param("?ref=r&source=s", Utm("s", None, None, None, None), id="source before ref as in Plausible"),
     pytest.param("#?utm_source=a", NO_UTM, id="tags after the fragment are not tags"),
+    pytest.param("?ref=alice%40example.com", Utm("[email]", None, None, None, None), id="an email in ref is scrubbed"),
+    pytest.param(
+        "?utm_source=news&utm_content=%2B33+6+12+34+56+78&utm_term=bob@example.org&utm_campaign=2026-03-10",
+        Utm("news", None, "2026-03-10", "[phone]", "[email]"),
+        id="phone and email in any tag are scrubbed, dates stay",
+    ),
+    pytest.param(
+        "?utm_source=" + "x" * 195 + "+alice@example.com",
+        Utm("x" * 195 + " [ema", None, None, None, None),
+        id="scrubbed before the cut at 200",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("query", "expected"), UTM_VALUES)
 def test_utm_tags(query: str, expected: Utm) -> None:
     assert classify(PAGE + query, None).utm == expected
+
+
+@given(
+    local=st.from_regex(r"[a-z0-9][a-z0-9._-]{0,29}", fullmatch=True),
+    key=st.sampled_from(["ref", "source", "utm_source"]),
+)
+def test_an_email_in_a_source_tag_never_becomes_the_source(local: str, key: str) -> None:
+    result = classify(f"{PAGE}?{key}={local}%40example.com", None)
+    assert "example.com" not in repr(result) and result.source == "[email]"
 
 
 @pytest.mark.parametrize("click_id", [c for c in AD_CLICK_IDS if c != "fbclid"])
@@ -302,6 +322,11 @@ STRIPPED = [
     pytest.param("https://e.com/?a=1&&b=2&", "https://e.com/?a=1&b=2", id="empty parts dropped"),
     pytest.param("https://e.com/?notgclid=1&gclidx=2", "https://e.com/?notgclid=1&gclidx=2", id="lookalikes stay"),
     pytest.param("https://e.com/gclid?x=1", "https://e.com/gclid?x=1", id="a path segment is no parameter"),
+    pytest.param("https://e.com/?who=al%40x.io&n=2", "https://e.com/?who=[email]&n=2", id="an email value is scrubbed"),
+    pytest.param("https://e.com/?tel=%2B14155552671", "https://e.com/?tel=[phone]", id="an encoded phone is scrubbed"),
+    pytest.param(
+        "https://e.com/?d=2026-03-10&p=19.99", "https://e.com/?d=2026-03-10&p=19.99", id="dates and prices stay"
+    ),
 ]
 
 
