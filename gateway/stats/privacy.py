@@ -1,20 +1,62 @@
-"""The privacy floor: no figure the dashboard, the API or a CSV shows may stand for fewer than k visitors.
+"""The privacy floor: every number the dashboard, the API, a CSV or a shared link shows stands for at
+least k distinct visitors, "(other)" included; withheld and zero look the same; and no set of allowed
+queries (two periods, a filter and its complement, "contains" patterns, a breakdown against its
+top line) can be subtracted down to a smaller group. k is the site's ``min_visitors`` (default 5).
 
-A breakdown row under k visitors is folded into one "(other)" row (its figures added, its value
-gone); a top line or a time bucket under k is withheld (shown as "fewer than k"), because there is
-nothing to fold it into. Zero is not withheld: it tells about nobody. k is the site's
-``min_visitors`` (default 5).
+Visitors are counted with a daily salt, so ONE local DAY is the only place where a count of
+distinct people is proven. The floor therefore works on day cells: the figures of one day, under
+the query's filters, for one dimension value or for the whole site. Every published figure is a
+sum of published day cells, nothing else:
+
+1. Day floor. A day cell of fewer than k visitors publishes as zero: it adds nothing to a top
+   line, a series bucket, a breakdown row, "(other)", a goal or a funnel step. A difference of
+   two periods is then a sum of whole day cells of k or more visitors each, and a person returning
+   alone on five days is zero on each of them, never a row of "5 visitors".
+2. Named values. A day's named values of a dimension are those with at least k visitors in the
+   unfiltered rollups of that day. If the rest ("(other)", the sum of the remaining values'
+   cells) comes to 1..k-1 visitors, the smallest named values (ties: by value) move into it until
+   it reaches k or nothing is named ("complementary suppression"): the top line minus the named
+   rows never leaves 1..k-1.
+3. Filters see only named values, day by day: ``D is v`` matches nothing on a day where v is not
+   named, ``D is not v`` everything, ``D contains p`` only the named values containing p (see
+   ``resolve``). A site owner's goals (configuration, not a query) are exempt from this rule.
+4. Drop-one. For a filtered day cell and each condition in a canonical order, when leaving the
+   condition out adds 1..k-1 visitors, the condition is ignored that day (``splits_off``). A
+   breakdown row is its view plus ``D is v``: a row whose remainder within the view's day cell is
+   1..k-1 takes the view's cell, and that day's other rows and "(other)" publish zero
+   (``publish_rows``). Hours are rows of their day; a funnel step is its previous step plus one
+   condition; a goal is its view plus one condition.
+5. Withheld is zero: every result under k visitors, zero included, is withheld, and its numbers
+   leave ``gateway.stats.query`` as zeros.
+6. Realtime (a moving 5-minute window, no day cells) rounds visitors down to a multiple of k
+   (``round_down``).
+
+What it costs in accuracy, precisely:
+
+- a day cell of 1..k-1 visitors vanishes: a quiet day, page, hour or filtered view counts 0;
+- a value's figures are under-counted by up to k-1 visitors on each day it was not named (its
+  visitors then count only in that day's "(other)", or nowhere when "(other)" is under k too),
+  and complementary suppression moves up to the few smallest named values of a day into "(other)";
+- a filtered cell whose condition is ignored by drop-one (and a breakdown row snapped to its
+  view's cell, a funnel step snapped to the step before) over-counts by up to k-1 visitors on that
+  day for each condition ignored;
+- hours not named on their day are missing from the hourly chart;
+- realtime figures are under-counted by up to k-1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import NamedTuple, TypeVar
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Literal, NamedTuple, TypeVar
 
-from gateway.stats.figures import Figures, total
+from gateway.stats.figures import Figures
 from gateway.stats.filters import OTHER_LABEL
+from gateway.storage.aggregates import Condition
 
 T = TypeVar("T")
+ZERO = Figures()
+#: A condition resolved against a day's named values: always true, always false, or SQL to run.
+Resolved = Condition | Literal[True, False]
 
 
 class BreakdownRow(NamedTuple):
@@ -30,6 +72,98 @@ class BreakdownRow(NamedTuple):
         return OTHER_LABEL if self.other else self.value
 
 
+class DayRows(NamedTuple):
+    """One day's published cells of one dimension (rules 1, 2 and 4)."""
+
+    #: The day's named values (rule 2): what filters may match on that day.
+    named: frozenset[str]
+    #: The published cell of each named value: zero, or at least k visitors.
+    rows: dict[str, Figures]
+    #: The published "(other)": zero, or at least k visitors.
+    other: Figures
+
+
+def floor(cell: Figures, k: int) -> Figures:
+    """Rule 1: a day cell under k visitors publishes as zero."""
+    return cell if cell.visitors >= k else ZERO
+
+
+def named_values(
+    cells: Mapping[str, Figures], k: int, allowed: Collection[str] | None = None
+) -> tuple[list[tuple[str, Figures]], Figures]:
+    """Rule 2: the values of at least k visitors (and in ``allowed``, when given), the smallest moved
+    into "(other)" while it holds 1..k-1 visitors.
+
+    Returns the named ``(value, cell)`` pairs, smallest first, and "(other)": the sum of the rest.
+    """
+    named = sorted(
+        ((v, c) for v, c in cells.items() if c.visitors >= k and (allowed is None or v in allowed)),
+        key=lambda vc: (vc[1].visitors, vc[0]),
+    )
+    chosen = {v for v, _ in named}
+    rest = [c for v, c in cells.items() if v not in chosen]
+    other = Figures(*map(sum, zip(*rest, strict=True))) if rest else ZERO
+    moved = 0
+    while 0 < other.visitors < k and moved < len(named):
+        other += named[moved][1]
+        moved += 1
+    return named[moved:], other
+
+
+def publish_rows(
+    cells: Mapping[str, Figures], parent: Figures, k: int, *, allowed: Collection[str] | None = None
+) -> DayRows:
+    """One day's breakdown under a view whose (unfloored) day cell is ``parent``.
+
+    ``allowed`` is the day's named values from the unfiltered rollups (rule 3); None when ``cells``
+    are those unfiltered rollups themselves. Values outside it add to "(other)".
+    """
+    named, other = named_values(cells, k, allowed)
+    names = frozenset(v for v, _ in named)
+    if parent.visitors < k:
+        return DayRows(names, {}, ZERO)
+    for value, cell in sorted(named, key=lambda vc: (-vc[1].visitors, vc[0])):
+        if splits_off(parent, cell, k):  # rule 4: the row takes its view's cell, the rest publish zero
+            return DayRows(names, {value: parent}, ZERO)
+    return DayRows(names, dict(named), floor(other, k))
+
+
+def splits_off(parent: Figures, cell: Figures, k: int) -> bool:
+    """Rule 4: True when ``cell`` (its parent narrowed by one condition) leaves out 1..k-1 visitors."""
+    return 0 < parent.visitors - cell.visitors < k
+
+
+def resolve(condition: Condition, named: Collection[str]) -> Resolved:
+    """Rule 3: a filter on one day, given that day's named values of its dimension.
+
+    A value outside ``named`` is never matched by any pattern: "is" it matches nothing, "is not"
+    it matches everything. Goals' ``matches`` (the site owner's configuration) pass unchanged.
+    """
+    if condition.operator == "is":
+        return condition if condition.value in named else False
+    if condition.operator == "is_not":
+        return condition if condition.value in named else True
+    if condition.operator == "contains":
+        pattern = condition.value.lower()
+        found = tuple(sorted(value for value in named if pattern in value.lower()))
+        if not found:
+            return False
+        if len(found) == 1:
+            return Condition(condition.dimension, "is", found[0])
+        return Condition(condition.dimension, "in", "", found)
+    return condition
+
+
+def canonical(conditions: Iterable[Condition]) -> list[Condition]:
+    """The order drop-one goes through a view's conditions: the same whatever order the URL had."""
+    return sorted(conditions, key=lambda c: (c.dimension, c.operator, c.value, c.values))
+
+
+def round_down(count: int, k: int) -> int:
+    """Rule 6: a realtime count as a multiple of k, so one arrival changes nothing but at a multiple of k."""
+    return count - count % k
+
+
 def split_at_floor(rows: Iterable[T], k: int, size: Callable[[T], int]) -> tuple[list[T], list[T]]:
     """The rows whose ``size`` (visitors, consent decisions...) is at least ``k``, and the others, in order.
 
@@ -43,19 +177,12 @@ def split_at_floor(rows: Iterable[T], k: int, size: Callable[[T], int]) -> tuple
     return kept, small
 
 
-def fold_small_rows(rows: Iterable[tuple[str, Figures]], k: int) -> tuple[list[BreakdownRow], BreakdownRow | None]:
-    """The rows of at least ``k`` visitors, and one "(other)" row adding up the rest (None if none)."""
-    kept, small = split_at_floor(rows, k, lambda row: row[1].visitors)
-    folded = [figures for _, figures in small if figures.visitors > 0]
-    other = BreakdownRow(OTHER_LABEL, total(folded), other=True) if folded else None
-    return [BreakdownRow(value, figures) for value, figures in kept], other
-
-
 def below_floor(count: int, k: int) -> bool:
     """True for a count of 1 to k-1: a figure that would point at a few people (zero tells about nobody)."""
     return 0 < count < k
 
 
 def withheld(figures: Figures, k: int) -> bool:
-    """True when a top line or bucket stands for between 1 and k-1 visitors."""
-    return below_floor(figures.visitors, k)
+    """Rule 5: True when a published figure stands for fewer than k visitors, zero included, so that
+    "withheld" and "nobody" read the same."""
+    return figures.visitors < k

@@ -1,13 +1,15 @@
-"""The dashboard's questions, answered from the rollups where they can be and from raw events where not.
+"""The dashboard's questions, answered one local day at a time under the privacy floor
+(``gateway.stats.privacy``): every figure that leaves is a sum of published day cells.
 
 - No filter: everything comes from the daily rollups (today's included: the maintenance task
-  rolls today up every ``rollup_interval``, 5 minutes by default).
-- One "is" filter: the top line and the daily or monthly series still come from the rollups (the
-  rollup row of that dimension and value); breakdowns and hourly buckets need raw events.
-- Anything else: raw events, one local day at a time with the rollups' own SQL
-  (``gateway.storage.aggregates``), so a figure is the same whichever way it was computed.
-
-Every answer passes the privacy floor (``gateway.stats.privacy``) before it leaves.
+  rolls today up every ``rollup_interval``, 5 minutes by default), floored day by day and
+  remembered per day (``gateway.stats.sums``).
+- Filters are resolved per day against that day's named values; a view left with one "is"
+  condition reads its top line and daily series from the rollup row of that value; anything else
+  (and every filtered breakdown) reads raw events, one local day at a time with the rollups' own
+  SQL (``gateway.storage.aggregates``), so a figure is the same whichever way it was computed.
+  Rule 4 reads the view without each condition too, from the same source as the view (the
+  unfiltered day from the rollups: for today they may lag the raw events by one ``rollup_interval``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,18 @@ from gateway.stats.figures import Figures, change, total
 from gateway.stats.filters import OTHER_LABEL
 from gateway.stats.goals import Funnel, Goal
 from gateway.stats.period import Interval, Period
-from gateway.stats.privacy import BreakdownRow, fold_small_rows, withheld
-from gateway.stats.sums import RollupSums, Sums
+from gateway.stats.privacy import (
+    BreakdownRow,
+    DayRows,
+    canonical,
+    floor,
+    publish_rows,
+    resolve,
+    round_down,
+    splits_off,
+    withheld,
+)
+from gateway.stats.sums import PublishedCells, PublishedDay, add_days
 from gateway.storage import stats as sql
 from gateway.storage.aggregates import Condition
 from gateway.storage.db import Database
@@ -53,15 +65,16 @@ class StatsQuery:
 class Aggregate:
     current: Figures
     previous: Figures
-    #: True when the current figures stand for fewer than k visitors (then they are not shown).
+    #: True when the current figures stand for fewer than k visitors, zero included (then they are zeros).
     withheld: bool
     #: The same for the previous period: then no change is shown either, since a change beside a
     #: visible figure would give the hidden one away.
     previous_withheld: bool = False
 
     def changes(self) -> dict[str, float | None]:
+        """Percent changes; none at all when either period is withheld."""
         now, before = self.current.metrics(), self.previous.metrics()
-        if self.previous_withheld:
+        if self.previous_withheld or self.withheld:
             return dict.fromkeys(now)
         return {name: change(now[name], before[name]) for name in now}
 
@@ -78,8 +91,8 @@ class Bucket:
 class Breakdown:
     dimension: str
     rows: list[BreakdownRow]  # sorted, each of at least k visitors
-    other: BreakdownRow | None  # the folded small rows
-    total: Figures  # of the whole period (for the bars' scale and shares)
+    other: BreakdownRow | None  # the published "(other)" cells added up: None, or at least k visitors
+    total: Figures  # the rows and "(other)" added up (for the bars' scale and shares)
     raw: bool  # computed from raw events (a filter the rollups cannot answer)
 
 
@@ -89,7 +102,7 @@ class GoalResult:
     visitors: int
     events: int
     conversion_rate: float  # percent of the period's visitors
-    withheld: bool
+    withheld: bool  # under k visitors, zero included: then every number is 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,57 +111,72 @@ class FunnelStep:
     visits: int
     drop_off: int  # visits that reached the step before but not this one
     conversion_rate: float  # percent of the visits that reached step 1
-    withheld: bool
+    withheld: bool  # under k visitors, zero included: then every number is 0
 
 
 @dataclass(frozen=True, slots=True)
 class Realtime:
-    visitors: int
+    visitors: int  # rounded down to a multiple of k
     withheld: bool
     pages: list[BreakdownRow] = field(default_factory=list)
     other: BreakdownRow | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _ViewDay:
+    """The view on one day after rules 3 and 4: the conditions kept (None when one matches nothing) and
+    the view's day cell, unfloored (the parent of its rows and goals) and published."""
+
+    conditions: tuple[Condition, ...] | None
+    cell: Figures
+    published: Figures
+
+
 class Stats:
-    """Answers for one database; one instance per app (it holds no state between calls)."""
+    """Answers for one database; one instance per app. It remembers only what cannot change (settled
+    days' answers, checked rollup sums), never anything about one request."""
 
     def __init__(self, database: Database, clock: Clock) -> None:
         self._db = database
         self._clock = clock
-        self._sums = RollupSums(database)
+        self._cells = PublishedCells(database)
         self._settled_raw: OrderedDict[tuple[object, ...], list[sql.Row]] = OrderedDict()
 
     # The top line and the series.
 
     async def aggregate(self, query: StatsQuery) -> Aggregate:
-        current = await self._period_total(query, query.period)
-        previous = await self._period_total(query, query.period.previous())
+        current = total(day.published for day in (await self._view_days(query, query.period)).values())
+        previous = total(day.published for day in (await self._view_days(query, query.period.previous())).values())
+        current, previous = floor(current, query.k), floor(previous, query.k)
         return Aggregate(current, previous, withheld(current, query.k), withheld(previous, query.k))
 
     async def timeseries(self, query: StatsQuery, interval: Interval, *, previous: bool = False) -> list[Bucket]:
         period = query.period.previous() if previous else query.period
         zone = query.site.zone
         if interval == "hour":
-            by_hour = await self._hours(query, period)
+            by_hour: dict[str, Figures] = defaultdict(Figures)
+            for rows in (await self._day_rows(query, period, "hour")).values():
+                for utc_hour, cell in rows.rows.items():
+                    by_hour[utc_hour] += cell
             buckets = []
             start, end = period.bounds(zone)
             hour = start
             while hour < end:
-                figures = by_hour.get(hour.strftime("%Y-%m-%dT%H"), Figures())
+                figures = floor(by_hour.get(hour.strftime("%Y-%m-%dT%H"), Figures()), query.k)
                 local = hour.astimezone(zone)
                 buckets.append(Bucket(local.strftime("%Y-%m-%d %H:%M"), local, figures, withheld(figures, query.k)))
                 hour += timedelta(hours=1)
             return buckets
-        by_day = await self._days(query, period)
+        by_day = await self._view_days(query, period)
         groups: dict[str, list[Figures]] = defaultdict(list)
         starts: dict[str, date] = {}
         for day in period.days():
             label = day.isoformat() if interval == "day" else day.strftime("%Y-%m")
-            groups[label].append(by_day.get(day.isoformat(), Figures()))
+            groups[label].append(by_day[day].published)
             starts.setdefault(label, day if interval == "day" else day.replace(day=1))
         buckets = []
         for label, items in groups.items():
-            figures = total(items)
+            figures = floor(total(items), query.k)
             start_of = datetime.combine(starts[label], datetime.min.time(), zone)
             buckets.append(Bucket(label, start_of, figures, withheld(figures, query.k)))
         return buckets
@@ -158,145 +186,207 @@ class Stats:
     async def breakdown(
         self, query: StatsQuery, dimension: str, *, sort: SortKey = "visitors", descending: bool = True
     ) -> Breakdown:
-        period = query.period
+        period, k = query.period, query.k
         if query.filters:
-            found = await self._raw(query, period, [dimension])
-            rows = [(value, figures) for (name, value), figures in found.items() if name == dimension]
-            raw = True
-            kept, other = fold_small_rows(rows, query.k)
-            everything = total(f for _, f in rows)
+            summed = add_days((await self._day_rows(query, period, dimension)).values())
         else:
-            sums = await self._sums.sums(query.site.id, dimension, period.first, period.last)
-            kept, other, everything = _fold_sums(sums, query.k)
-            raw = False
+            summed = await self._cells.summed(query.site.id, dimension, period.first, period.last, k)
+        kept = [BreakdownRow(value, cell) for value, cell in summed.rows.items() if cell.visitors >= k]
+        other = BreakdownRow(OTHER_LABEL, summed.other, other=True) if summed.other.visitors >= k else None
+        everything = total(row.figures for row in kept) + (other.figures if other else Figures())
         kept.sort(key=_sort_key(sort), reverse=descending)
-        return Breakdown(dimension, kept, other, everything, raw)
+        return Breakdown(dimension, kept, other, everything, bool(query.filters))
 
     async def prop_keys(self, query: StatsQuery) -> list[str]:
-        return await sql.prop_keys(
-            self._db, query.site.id, query.period.first.isoformat(), query.period.last.isoformat()
-        )
+        """Rule 7: a key is listed only when one of its values had k visitors or more on one day."""
+        period = query.period
+        return await sql.prop_keys(self._db, query.site.id, period.first.isoformat(), period.last.isoformat(), query.k)
 
     # Goals, funnels, realtime.
 
     async def goals(self, query: StatsQuery) -> list[GoalResult]:
-        visitors = (await self._period_total(query, query.period)).visitors
+        """Each goal as its view plus one condition, day by day (rules 1 and 4; a site owner's goal is
+        configuration, so it is not limited to named values)."""
+        k = query.k
+        views = await self._view_days(query, query.period)
+        visitors = floor(total(view.published for view in views.values()), k).visitors
         results = []
         for goal in query.site.goals:
             condition = goal_condition(goal)
-            narrowed = StatsQuery(query.site, query.period, (*query.filters, condition))
-            figures = await self._period_total(narrowed, query.period)
-            rate = round(100 * figures.visitors / visitors, 1) if visitors else 0.0
-            results.append(GoalResult(goal, figures.visitors, figures.events, rate, withheld(figures, query.k)))
+            reached = Figures()
+            for day, view in views.items():
+                if view.conditions is None or not view.published.visitors:
+                    continue
+                conditions = (*view.conditions, condition)
+                cell = await self._cell(query.site, day, conditions, rollup=len(conditions) == 1)
+                reached += floor(view.cell if splits_off(view.cell, cell, k) else cell, k)
+            if withheld(reached, k):
+                results.append(GoalResult(goal, 0, 0, 0.0, True))
+            else:
+                rate = round(100 * reached.visitors / visitors, 1) if visitors else 0.0
+                results.append(GoalResult(goal, reached.visitors, reached.events, rate, False))
         return results
 
     async def funnel(self, query: StatsQuery, funnel: Funnel) -> list[FunnelStep]:
-        """Visits that completed the steps in order (others events in between allowed), per step."""
-        steps = funnel.steps
+        """Visits that completed the steps in order (other events in between allowed), per step.
+
+        Day by day, each step is its previous step plus one condition (the first step's parent: the
+        site's day cell; a funnel counts every visit, whatever the view's filters): a step that leaves
+        out 1..k-1 visitors takes its parent's cell, and a step under k visitors publishes zero. A
+        drop-off is the difference of two published steps: zero or k visitors and more.
+        """
+        steps, k = funnel.steps, query.k
         matches = [
             ("page", goal.like_pattern, goal.name) if goal.page else ("event", goal.event or "", goal.name)
             for goal in steps
         ]
-        reached = [0] * len(steps)
+        site_days = await self._cells.days(query.site.id, "all", query.period.first, query.period.last, k)
+        published = [Figures()] * len(steps)
         for day in query.period.days():
+            parent = site_days[day].total
+            if parent.visitors < k:
+                continue
             start, stop = day_bounds(day, query.site.zone)
             rows = await sql.goal_events(self._db, query.site.id, matches, start, stop)
-            progress: dict[int, int] = {}
-            for visit_id, _, name, pathname in rows:
-                done = progress.get(visit_id, 0)
+            progress: dict[int, tuple[int, str]] = {}
+            for visit_id, visitor_id, name, pathname in rows:
+                done = progress.get(visit_id, (0, ""))[0]
                 if done < len(steps) and _matches(steps[done], name, pathname):
-                    progress[visit_id] = done + 1
-            for done in progress.values():
-                for index in range(done):
-                    reached[index] += 1
-        first = reached[0] if reached else 0
+                    progress[visit_id] = (done + 1, str(visitor_id))
+            for index in range(len(steps)):
+                reached = [visitor for done, visitor in progress.values() if done > index]
+                cell = Figures(visitors=len(set(reached)), visits=len(reached))
+                parent = parent if splits_off(parent, cell, k) else cell
+                published[index] += floor(parent, k)
         result = []
+        first = published[0].visits
         for index, goal in enumerate(steps):
-            before = reached[index - 1] if index else reached[0]
-            rate = round(100 * reached[index] / first, 1) if first else 0.0
-            hidden = 0 < reached[index] < query.k
-            result.append(FunnelStep(goal, reached[index], before - reached[index], rate, hidden))
+            if withheld(published[index], k):
+                result.append(FunnelStep(goal, 0, 0, 0.0, True))
+                continue
+            visits = published[index].visits
+            drop_off = published[index - 1].visits - visits if index else 0
+            result.append(FunnelStep(goal, visits, drop_off, round(100 * visits / first, 1) if first else 0.0, False))
         return result
 
     async def realtime(self, site: SiteSettings, now: datetime) -> Realtime:
+        """The last five minutes: a moving window, not a day, so there are no day cells to floor.
+
+        Visitors, and each page's visitors, are rounded down to a multiple of k (rule 6): one arrival
+        changes nothing except when it completes a multiple of k. Pages under k visitors add to
+        "(other)", itself rounded down; under k everything is withheld.
+        """
+        k = site.min_visitors
         now = now.astimezone(UTC)
         visitors, pages = await sql.realtime(self._db, site.id, now - REALTIME_WINDOW, now)
-        rows = [(path, Figures(visitors=count)) for path, count in pages]
-        kept, other = fold_small_rows(rows, site.min_visitors)
+        shown = round_down(visitors, k)
+        if shown < k:
+            return Realtime(0, True)
+        kept = [BreakdownRow(path, Figures(visitors=round_down(count, k))) for path, count in pages if count >= k]
         kept.sort(key=lambda row: (-row.figures.visitors, row.value))
-        hidden = 0 < visitors < site.min_visitors
-        return Realtime(visitors, hidden, kept, other)
+        small = round_down(sum(count for _, count in pages if count < k), k)
+        other = BreakdownRow(OTHER_LABEL, Figures(visitors=small), other=True) if small else None
+        return Realtime(shown, False, kept, other)
 
-    # Sources.
+    # The view, one day at a time.
 
-    async def _period_total(self, query: StatsQuery, period: Period) -> Figures:
-        return total((await self._days(query, period)).values())
-
-    async def _days(self, query: StatsQuery, period: Period) -> dict[str, Figures]:
-        """Each local day's figures under the query's filters."""
-        single = _rollup_condition(query.filters)
-        if single is not None:
-            dimension, value = single
-            rows = await sql.rollup_series(
-                self._db, query.site.id, dimension, value, period.first.isoformat(), period.last.isoformat()
-            )
-            return {str(row[0]): Figures.of(row[1:]) for row in rows}
-        days: dict[str, Figures] = {}
-        for day in period.days():
-            found = await self._raw(query, Period("custom", day, day), ["all"])
-            days[day.isoformat()] = found.get(("all", ""), Figures())
-        return days
-
-    async def _hours(self, query: StatsQuery, period: Period) -> dict[str, Figures]:
-        """Figures per UTC hour (``YYYY-MM-DDTHH``) over the period's local days."""
-        hours: dict[str, Figures] = defaultdict(Figures)
+    async def _view_days(self, query: StatsQuery, period: Period) -> dict[date, _ViewDay]:
+        """Each local day's view: its filters resolved against the day's named values (rule 3), each
+        condition that splits off 1..k-1 visitors ignored (rule 4), the cell floored (rule 1)."""
+        k, site = query.k, query.site
+        totals = await self._cells.days(site.id, "all", period.first, period.last, k)
         if not query.filters:
-            rows = await sql.rollup_hours(self._db, query.site.id, period.first.isoformat(), period.last.isoformat())
-            for row in rows:
-                hours[str(row[0])] += Figures.of(row[1:])
-            return hours
-        found = await self._raw(query, period, ["hour"])
-        for (_, value), figures in found.items():
-            hours[value] += figures
-        return hours
+            return {day: _ViewDay((), total.total, floor(total.total, k)) for day, total in totals.items()}
+        named: dict[str, dict[date, PublishedDay]] = {}
+        for dimension in {condition.dimension for condition in query.filters}:
+            named[dimension] = await self._cells.days(site.id, dimension, period.first, period.last, k)
+        ordered = canonical(query.filters)
+        views = {}
+        for day in period.days():
+            resolved = [resolve(c, named[c.dimension][day].rows.named) for c in ordered]
+            kept: list[Condition | bool] = [r for r in resolved if r is not True]
+            real = [r for r in kept if isinstance(r, Condition)]
+            rollup = len(real) <= 1 and all(r.operator == "is" for r in real)
+            cell = await self._cell(site, day, kept, rollup=rollup, total=totals[day].total)
+            for condition in list(kept):
+                without = kept.copy()
+                without.remove(condition)
+                parent = await self._cell(site, day, without, rollup=rollup, total=totals[day].total)
+                if splits_off(parent, cell, k):
+                    kept, cell = without, parent
+            conditions = None if False in kept else tuple(r for r in kept if isinstance(r, Condition))
+            views[day] = _ViewDay(conditions, cell, floor(cell, k))
+        return views
+
+    async def _day_rows(self, query: StatsQuery, period: Period, dimension: str) -> dict[date, DayRows]:
+        """Each day's published rows of ``dimension`` under the view: its named values only (rule 3),
+        a row that leaves out 1..k-1 of the view's visitors snapped to the view's cell (rule 4)."""
+        k = query.k
+        unfiltered = await self._cells.days(query.site.id, dimension, period.first, period.last, k)
+        if not query.filters:
+            return {day: published.rows for day, published in unfiltered.items()}
+        views = await self._view_days(query, period)
+        found: dict[date, DayRows] = {}
+        for day, view in views.items():
+            if view.conditions is None or not view.published.visitors:
+                continue
+            if not view.conditions:
+                found[day] = unfiltered[day].rows
+                continue
+            rows = await self._raw(query.site, day, (dimension,), view.conditions)
+            cells = {str(row[1]): Figures.of(row[2:]) for row in rows if row[0] == dimension}
+            found[day] = publish_rows(cells, view.cell, k, allowed=unfiltered[day].rows.named)
+        return found
+
+    async def _cell(
+        self,
+        site: SiteSettings,
+        day: date,
+        conditions: Sequence[Condition | bool],
+        *,
+        rollup: bool,
+        total: Figures | None = None,
+    ) -> Figures:
+        """The unfloored day cell under ``conditions`` (False: nothing matches), from the rollups when
+        they can answer and ``rollup`` says the whole drop-one chain reads them, else from raw events."""
+        if False in conditions:
+            return Figures()
+        real = tuple(c for c in conditions if isinstance(c, Condition))
+        if not real:
+            if total is None:
+                total = (await self._cells.days(site.id, "all", day, day, site.min_visitors))[day].total
+            return total
+        if rollup and len(real) == 1 and real[0].operator == "is":
+            rows = await sql.rollup_series(
+                self._db, site.id, real[0].dimension, real[0].value, day.isoformat(), day.isoformat()
+            )
+            return Figures.of(rows[0][1:]) if rows else Figures()
+        found = await self._raw(site, day, ("all",), real)
+        return next((Figures.of(row[2:]) for row in found if row[0] == "all"), Figures())
 
     async def _raw(
-        self, query: StatsQuery, period: Period, dimensions: Sequence[str]
-    ) -> dict[tuple[str, str], Figures]:
-        """``(dimension, value) -> figures`` from raw events, summed over the period's local days.
+        self, site: SiteSettings, day: date, dimensions: tuple[str, ...], conditions: tuple[Condition, ...]
+    ) -> list[sql.Row]:
+        """``(dimension, value, figures...)`` rows from the raw events of one local day.
 
-        A day's answer is remembered once the day is settled: no event is ever stamped with a past
-        time, so only today's and yesterday's figures can still change (yesterday's through visits
-        that go on past midnight). A filtered view costs about 10 µs per event of the period the
-        first time, and only its last two days after that.
+        Remembered once the day is settled: no event is ever stamped with a past time, so only
+        today's and yesterday's figures can still change (yesterday's through visits that go on past
+        midnight). A filtered view costs about 10 µs per event of the period the first time (and one
+        more query per condition, for rule 4), and only its last two days after that.
         """
-        summed: dict[tuple[str, str], Figures] = defaultdict(Figures)
-        settled_before = self._clock.now().astimezone(query.site.zone).date() - timedelta(days=1)
-        for day in period.days():
-            key = (query.site.id, str(query.site.zone), day, tuple(dimensions), query.filters)
-            rows = self._settled_raw.get(key)
-            if rows is None:
-                start, stop = day_bounds(day, query.site.zone)
-                rows = await sql.raw_figures(self._db, query.site.id, dimensions, query.filters, start, stop)
-                if day < settled_before:
-                    self._settled_raw[key] = rows
-                    while len(self._settled_raw) > _SETTLED_RAW_CAPACITY:
-                        self._settled_raw.popitem(last=False)
-            else:
-                self._settled_raw.move_to_end(key)
-            for row in rows:
-                summed[(str(row[0]), str(row[1]))] += Figures.of(row[2:])
-        return summed
-
-
-def _fold_sums(sums: Sums, k: int) -> tuple[list[BreakdownRow], BreakdownRow | None, Figures]:
-    """``fold_small_rows`` over summed tuples: a Figures is built only for the rows that stay (a
-    month of a busy site's pages is thousands of rows, most of them folded)."""
-    kept = [BreakdownRow(value, Figures(*figures)) for value, figures in sums.items() if figures[0] >= k]
-    small = [figures for figures in sums.values() if 0 < figures[0] < k]
-    other = BreakdownRow(OTHER_LABEL, Figures(*map(sum, zip(*small, strict=True))), other=True) if small else None
-    everything = Figures(*map(sum, zip(*sums.values(), strict=True))) if sums else Figures()
-    return kept, other, everything
+        settled_before = self._clock.now().astimezone(site.zone).date() - timedelta(days=1)
+        key = (site.id, str(site.zone), day, dimensions, conditions)
+        rows = self._settled_raw.get(key)
+        if rows is not None:
+            self._settled_raw.move_to_end(key)
+            return rows
+        start, stop = day_bounds(day, site.zone)
+        rows = await sql.raw_figures(self._db, site.id, dimensions, conditions, start, stop)
+        if day < settled_before:
+            self._settled_raw[key] = rows
+            while len(self._settled_raw) > _SETTLED_RAW_CAPACITY:
+                self._settled_raw.popitem(last=False)
+        return rows
 
 
 def goal_condition(goal: Goal) -> Condition:
@@ -304,15 +394,6 @@ def goal_condition(goal: Goal) -> Condition:
     if goal.page is not None:
         return Condition("page", "matches", goal.like_pattern)
     return Condition("event", "is", goal.event or "")
-
-
-def _rollup_condition(filters: Sequence[Condition]) -> tuple[str, str] | None:
-    """The rollup row that answers the filters: none at all, or one "is" on a rolled-up dimension."""
-    if not filters:
-        return ("all", "")
-    if len(filters) == 1 and filters[0].operator == "is":
-        return (filters[0].dimension, filters[0].value)
-    return None
 
 
 def _matches(goal: Goal, name: str, pathname: str) -> bool:

@@ -1,67 +1,156 @@
-"""Rollup rows summed over a range of days, with the settled days remembered between requests.
+"""Each day's published cells of a dimension (``gateway.stats.privacy``), and their sums over a range,
+remembered between requests.
 
-A breakdown over 30 days adds up every day's rows: at 10 million events a month, that is some
-130,000 page rows to group, ~100 ms of SQLite each time the overview is drawn. Yet only the
-newest day of a range still changes (today's rollup is redone every ``rollup_interval``); the
-days before it change only when a late visit or ``rollup --rebuild`` rewrites them, or the
-purge deletes them. So the sum of all days but the last is kept in memory under a fingerprint of
-those days' rollups, and only the last day is read fresh on each request.
+The privacy floor works day by day, so a 30-day breakdown is the sum of 30 days of published
+cells: at 10 million events a month, some 130,000 page rows to read and floor, ~150 ms each time
+the overview is drawn. Yet a day's rollups change only when they are rewritten: today's every
+``rollup_interval``, an earlier day's when a late visit, ``rollup --rebuild`` or the purge rewrites
+it. Triggers give a day the next number in ``rollup_generations`` whenever that happens (migration
+0009), so what is remembered is checked against those numbers:
 
-The fingerprint is the count and the highest generation of the range's days in
-``rollup_generations``: triggers give a day the next generation number whenever its rollups are
-written or deleted (a rebuild, a purge), so any change in the range changes it. (A rowid would
-not do: SQLite reuses the largest rowid once its row is deleted.) Each process keeps its own
-bounded memory of the most recent ranges.
+- per (site, dimension, day, k): the day's published cells, with the day's generation;
+- per (site, dimension, range, k): the sum of the published cells of every day of a range but the
+  last, with the generations of those days. The last day (usually today) is added on each request.
+
+A stale entry cannot be served (its generation no longer matches); a lost one costs one more read.
+Each process keeps its own bounded memory; nodes sharing a database each check the same numbers.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from datetime import date, timedelta
-from operator import add
+from typing import NamedTuple
 
+from gateway.stats.figures import Figures
+from gateway.stats.privacy import ZERO, DayRows, floor, publish_rows
 from gateway.storage import stats as sql
 from gateway.storage.db import Database
 
-Sums = dict[str, tuple[int, ...]]  # value -> (visitors, visits, pageviews, events, bounces, duration)
-_Key = tuple[str, str, str, str]  # site, dimension, first day, last day
+_DayKey = tuple[str, str, str, int]  # site, dimension, day, k
+_RangeKey = tuple[str, str, str, str, int]  # site, dimension, first day, last day, k
+Generations = dict[str, int]
 
 
-class RollupSums:
-    def __init__(self, database: Database, *, capacity: int = 48) -> None:
+class PublishedDay(NamedTuple):
+    """One day of one dimension: the day's unfloored site total (the parent of its rows), and its rows."""
+
+    total: Figures
+    rows: DayRows
+
+
+class Summed(NamedTuple):
+    """Published cells added over days: every value with a published cell, and "(other)"."""
+
+    rows: dict[str, Figures]
+    other: Figures
+
+
+_EMPTY = PublishedDay(ZERO, DayRows(frozenset(), {}, ZERO))
+
+
+class PublishedCells:
+    """The unfiltered side of the privacy floor, read from the rollups: one instance per ``Stats``."""
+
+    def __init__(self, database: Database, *, day_capacity: int = 512, range_capacity: int = 48) -> None:
         self._db = database
-        self._capacity = capacity
-        self._settled: OrderedDict[_Key, tuple[tuple[int, int], Sums]] = OrderedDict()
+        self._day_capacity = day_capacity
+        self._range_capacity = range_capacity
+        self._days: OrderedDict[_DayKey, tuple[int, PublishedDay]] = OrderedDict()
+        self._ranges: OrderedDict[_RangeKey, tuple[tuple[tuple[str, int], ...], Summed]] = OrderedDict()
 
-    async def sums(self, site_id: str, dimension: str, first: date, last: date) -> Sums:
-        """Each value's figures summed over the days ``first`` to ``last``."""
-        fresh = _summed(await sql.rollup_breakdown(self._db, site_id, dimension, last.isoformat(), last.isoformat()))
+    async def days(
+        self, site_id: str, dimension: str, first: date, last: date, k: int, generations: Generations | None = None
+    ) -> dict[date, PublishedDay]:
+        """Each day's published cells from ``first`` to ``last`` (a day without rollups is empty)."""
+        if generations is None:
+            generations = await sql.rollup_generations(self._db, site_id, first.isoformat(), last.isoformat())
+        found: dict[date, PublishedDay] = {}
+        missing: list[date] = []
+        day = first
+        while day <= last:
+            generation = generations.get(day.isoformat())
+            key = (site_id, dimension, day.isoformat(), k)
+            remembered = self._days.get(key)
+            if generation is None:
+                found[day] = _EMPTY
+            elif remembered is not None and remembered[0] == generation:
+                self._days.move_to_end(key)
+                found[day] = remembered[1]
+            else:
+                missing.append(day)
+            day += timedelta(days=1)
+        if missing:
+            read = await self._read(site_id, dimension, missing[0], missing[-1], k)
+            for day in missing:
+                found[day] = read.get(day, _EMPTY)
+                self._remember_day((site_id, dimension, day.isoformat(), k), generations[day.isoformat()], found[day])
+        return found
+
+    async def summed(self, site_id: str, dimension: str, first: date, last: date, k: int) -> Summed:
+        """The published cells of each value (and "(other)") added over the days ``first`` to ``last``."""
+        generations = await sql.rollup_generations(self._db, site_id, first.isoformat(), last.isoformat())
+        fresh = await self.days(site_id, dimension, last, last, k, generations)
         if first >= last:
-            return fresh
-        settled = await self._settled_sums(site_id, dimension, first, last - timedelta(days=1))
-        if not fresh:
-            return settled
-        merged = dict(settled)
-        for value, figures in fresh.items():
-            before = merged.get(value)
-            merged[value] = figures if before is None else tuple(map(add, before, figures))
-        return merged
-
-    async def _settled_sums(self, site_id: str, dimension: str, first: date, last: date) -> Sums:
-        key = (site_id, dimension, first.isoformat(), last.isoformat())
-        fingerprint = await sql.rollup_fingerprint(self._db, site_id, key[2], key[3])
-        remembered = self._settled.get(key)
+            return add_days(day.rows for day in fresh.values())
+        settled_last = last - timedelta(days=1)
+        key = (site_id, dimension, first.isoformat(), settled_last.isoformat(), k)
+        fingerprint = tuple(sorted((day, n) for day, n in generations.items() if day <= key[3]))
+        remembered = self._ranges.get(key)
         if remembered is not None and remembered[0] == fingerprint:
-            self._settled.move_to_end(key)
-            return remembered[1]
-        sums = _summed(await sql.rollup_breakdown(self._db, site_id, dimension, key[2], key[3]))
-        self._settled[key] = (fingerprint, sums)
-        self._settled.move_to_end(key)
-        while len(self._settled) > self._capacity:
-            self._settled.popitem(last=False)
-        return sums
+            self._ranges.move_to_end(key)
+            settled = remembered[1]
+        else:
+            days = await self.days(site_id, dimension, first, settled_last, k, generations)
+            settled = add_days(day.rows for day in days.values())
+            self._ranges[key] = (fingerprint, settled)
+            while len(self._ranges) > self._range_capacity:
+                self._ranges.popitem(last=False)
+        last_day = fresh[last].rows
+        if not last_day.rows and not last_day.other.visitors:
+            return settled
+        rows = dict(settled.rows)
+        for value, cell in last_day.rows.items():
+            if cell.visitors:
+                before = rows.get(value)
+                rows[value] = cell if before is None else before + cell
+        return Summed(rows, settled.other + last_day.other)
+
+    async def _read(self, site_id: str, dimension: str, first: date, last: date, k: int) -> dict[date, PublishedDay]:
+        cells: dict[str, dict[str, Figures]] = defaultdict(dict)
+        totals: dict[str, Figures] = {}
+        for row in await sql.rollup_days(self._db, site_id, dimension, first.isoformat(), last.isoformat()):
+            figures = Figures(*row[3:9])
+            if row[1] == dimension:
+                cells[row[0]][row[2]] = figures
+            if row[1] == "all":
+                totals[row[0]] = figures
+        return {
+            date.fromisoformat(day): PublishedDay(total, publish_rows(cells.get(day, {}), total, k))
+            for day, total in totals.items()
+        }
+
+    def _remember_day(self, key: _DayKey, generation: int, day: PublishedDay) -> None:
+        self._days[key] = (generation, day)
+        self._days.move_to_end(key)
+        while len(self._days) > self._day_capacity:
+            self._days.popitem(last=False)
 
 
-def _summed(rows: list[tuple[object, ...]]) -> Sums:
-    # SQLite's sum() of integers is an integer, and every row has at least one day: no NULL here.
-    return {str(row[0]): row[1:7] for row in rows}  # type: ignore[misc]
+def add_days(days: Iterable[DayRows]) -> Summed:
+    """Published day cells added up (a value without any published cell is left out)."""
+    rows: dict[str, Figures] = {}
+    other = ZERO
+    for day in days:
+        for value, cell in day.rows.items():
+            if cell.visitors:
+                before = rows.get(value)
+                rows[value] = cell if before is None else before + cell
+        other += day.other
+    return Summed(rows, other)
+
+
+def floored_total(day: PublishedDay, k: int) -> Figures:
+    """The site's published day cell (rule 1)."""
+    return floor(day.total, k)

@@ -28,7 +28,9 @@ unknown country) counts as ``""``, shown as "(none)".
 
 Conditions (the dashboard's filters) narrow the set first: one on an event dimension keeps the
 matching events (and so the visits that have one); one on a visit dimension keeps the visits
-whose value matches, with all their events.
+whose value matches, with all their events. ``in`` and ``not_in`` (a tuple of values) are never
+typed in a URL: the privacy floor turns "contains" into the day's named values that contain the
+pattern (``gateway.stats.privacy``), so a value outside them can never be matched.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-#: ``matches`` takes a SQL LIKE pattern (``\\`` escapes): goals' page patterns, never typed in a URL.
-Operator = Literal["is", "is_not", "contains", "matches"]
+#: ``matches`` takes a SQL LIKE pattern (``\\`` escapes): goals' page patterns, never typed in a URL;
+#: ``in`` and ``not_in`` take ``Condition.values`` (the privacy floor's named values of a day).
+Operator = Literal["is", "is_not", "contains", "matches", "in", "not_in"]
 PROP_PREFIX = "prop:"
 ALL_PROPS = "prop:*"
 
@@ -81,6 +84,8 @@ DIMENSIONS: tuple[str, ...] = (
     "event",
     "hour",
 )
+#: A negated operator's positive form (what ``NOT`` wraps).
+_POSITIVE: dict[Operator, Operator] = {"is_not": "is", "not_in": "in"}
 FIGURES = ("visitors", "visits", "pageviews", "events", "bounces", "duration")
 
 
@@ -91,6 +96,8 @@ class Condition:
     dimension: str
     operator: Operator
     value: str
+    #: The values of ``in`` and ``not_in`` (empty otherwise).
+    values: tuple[str, ...] = ()
 
 
 def is_dimension(name: str) -> bool:
@@ -109,19 +116,26 @@ def figures_sql(dimensions: Sequence[str], conditions: Sequence[Condition] = ())
     event_where, visit_where = [], []
     for index, condition in enumerate(conditions):
         name = f"c{index}"
-        parameters[name] = condition.value
+        if condition.operator in ("in", "not_in"):
+            if not condition.values:
+                raise ValueError("'in' and 'not_in' need at least one value")
+            parameters.update({f"{name}_{n}": value for n, value in enumerate(condition.values)})
+        else:
+            parameters[name] = condition.value
         dimension = condition.dimension
         if dimension in VISIT_DIMENSIONS or dimension in STARTED_VISIT_DIMENSIONS:
             expression = VISIT_DIMENSIONS.get(dimension) or STARTED_VISIT_DIMENSIONS[dimension]
-            visit_where.append(_compare(expression, condition.operator, name))
+            visit_where.append(_compare(expression, condition.operator, name, len(condition.values)))
         elif dimension in ("page", "event"):
             expression, applies, _ = _EVENT_DIMENSIONS[dimension]
-            event_where.append(_compare_events(expression, applies, condition.operator, name))
+            event_where.append(_compare_events(expression, applies, condition.operator, name, len(condition.values)))
         elif dimension.startswith(PROP_PREFIX) and is_dimension(dimension):
             parameters[f"{name}k"] = dimension.removeprefix(PROP_PREFIX)
             exists = f"EXISTS (SELECT 1 FROM json_each(props) AS p WHERE p.key = :{name}k AND {{test}})"
-            test = _compare("coalesce(CAST(p.value AS TEXT), '')", condition.operator, name)
-            event_where.append(exists.format(test=test) if condition.operator != "is_not" else _negate_prop(name))
+            negated = condition.operator in ("is_not", "not_in")
+            operator: Operator = _POSITIVE.get(condition.operator, condition.operator)
+            test = _compare("coalesce(CAST(p.value AS TEXT), '')", operator, name, len(condition.values))
+            event_where.append(f"NOT {exists.format(test=test)}" if negated else exists.format(test=test))
         else:
             raise ValueError(f"cannot filter by {dimension!r}")
 
@@ -159,7 +173,10 @@ def figures_sql(dimensions: Sequence[str], conditions: Sequence[Condition] = ())
     return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n)", parameters
 
 
-def _compare(expression: str, operator: Operator, name: str) -> str:
+def _compare(expression: str, operator: Operator, name: str, count: int = 0) -> str:
+    if operator in ("in", "not_in"):
+        listed = ", ".join(f":{name}_{n}" for n in range(count))
+        return f"{expression} {'IN' if operator == 'in' else 'NOT IN'} ({listed})"
     if operator == "is":
         return f"{expression} = :{name}"
     if operator == "is_not":
@@ -169,17 +186,10 @@ def _compare(expression: str, operator: Operator, name: str) -> str:
     return f"instr(lower({expression}), lower(:{name})) > 0"
 
 
-def _compare_events(expression: str, applies: str, operator: Operator, name: str) -> str:
-    if operator == "is_not":  # every other event: pageviews of other pages, and the custom events
-        return f"NOT ({applies} AND {expression} = :{name})"
-    return f"{applies} AND {_compare(expression, operator, name)}"
-
-
-def _negate_prop(name: str) -> str:
-    return (
-        f"NOT EXISTS (SELECT 1 FROM json_each(props) AS p WHERE p.key = :{name}k "
-        f"AND coalesce(CAST(p.value AS TEXT), '') = :{name})"
-    )
+def _compare_events(expression: str, applies: str, operator: Operator, name: str, count: int) -> str:
+    if operator in ("is_not", "not_in"):  # every other event: pageviews of other pages, and the custom events
+        return f"NOT ({applies} AND {_compare(expression, _POSITIVE[operator], name, count)})"
+    return f"{applies} AND {_compare(expression, operator, name, count)}"
 
 
 def _event_facts(dimensions: Sequence[str], parameters: dict[str, str]) -> list[str]:

@@ -20,27 +20,18 @@ SELECT day, visitors, visits, pageviews, events, bounces, duration FROM rollups
 WHERE site_id = ? AND dimension = ? AND value = ? AND day >= ? AND day <= ?
 ORDER BY day
 """
-_HOURS = """
-SELECT value, visitors, visits, pageviews, events, bounces, duration FROM rollups
-WHERE site_id = ? AND dimension = 'hour' AND day >= ? AND day <= ?
-ORDER BY value
-"""
-_BREAKDOWN = """
-SELECT value, sum(visitors), sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration) FROM rollups
-WHERE site_id = ? AND dimension = ? AND day >= ? AND day <= ?
-GROUP BY value
+_DAYS = """
+SELECT day, dimension, value, visitors, visits, pageviews, events, bounces, duration FROM rollups
+WHERE site_id = ? AND dimension IN (?, 'all') AND day >= ? AND day <= ?
 """
 # INDEXED BY: the planner would walk every dimension of those days by the primary key.
 _PROP_KEYS = """
 SELECT DISTINCT substr(dimension, 6) FROM rollups INDEXED BY rollups_by_dimension
-WHERE site_id = ? AND dimension >= 'prop:' AND dimension < 'prop;' AND day >= ? AND day <= ?
+WHERE site_id = ? AND dimension >= 'prop:' AND dimension < 'prop;' AND day >= ? AND day <= ? AND visitors >= ?
 ORDER BY 1
 """
 # Any write or delete of a day's rollups gives that day the next (highest) generation number.
-_FINGERPRINT = """
-SELECT count(*), coalesce(max(generation), 0) FROM rollup_generations
-WHERE site_id = ? AND day >= ? AND day <= ?
-"""
+_GENERATIONS = "SELECT day, generation FROM rollup_generations WHERE site_id = ? AND day >= ? AND day <= ?"
 _REALTIME_VISITORS = "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = ? AND ts >= ? AND ts <= ?"
 _REALTIME_PAGES = """
 SELECT pathname, count(DISTINCT visitor_id) AS visitors FROM events
@@ -59,28 +50,22 @@ async def rollup_series(db: Database, site_id: str, dimension: str, value: str, 
     return [tuple(row) for row in await db.fetch_all(_SERIES, (site_id, dimension, value, first, last))]
 
 
-async def rollup_hours(db: Database, site_id: str, first: str, last: str) -> list[Row]:
-    """``(UTC hour "YYYY-MM-DDTHH", figures...)`` of every hour with events in the local days given.
-
-    An hour at the edge of a local day can appear in two days' rollups (each counts its part);
-    the caller adds them.
-    """
-    return [tuple(row) for row in await db.fetch_all(_HOURS, (site_id, first, last))]
+async def rollup_days(db: Database, site_id: str, dimension: str, first: str, last: str) -> list[Row]:
+    """``(day, dimension, value, figures...)`` of one dimension and of ``all`` on each day from ``first``
+    to ``last``, unsorted: the privacy floor works day by day (``gateway.stats.privacy``)."""
+    return [tuple(row) for row in await db.fetch_all(_DAYS, (site_id, dimension, first, last))]
 
 
-async def rollup_breakdown(db: Database, site_id: str, dimension: str, first: str, last: str) -> list[Row]:
-    """``(value, figures...)`` summed over the days, every value (the caller folds and sorts)."""
-    return [tuple(row) for row in await db.fetch_all(_BREAKDOWN, (site_id, dimension, first, last))]
+async def rollup_generations(db: Database, site_id: str, first: str, last: str) -> dict[str, int]:
+    """``day -> generation`` of the days with rollups: a day's number changes whenever its rollups
+    are rewritten or purged (triggers of migration 0009)."""
+    rows = await db.fetch_all(_GENERATIONS, (site_id, first, last))
+    return {str(row[0]): int(row[1]) for row in rows}
 
 
-async def rollup_fingerprint(db: Database, site_id: str, first: str, last: str) -> tuple[int, int]:
-    """Changes whenever any day's rollups from ``first`` to ``last`` are rewritten or purged."""
-    row = (await db.fetch_all(_FINGERPRINT, (site_id, first, last)))[0]
-    return int(row[0]), int(row[1])
-
-
-async def prop_keys(db: Database, site_id: str, first: str, last: str) -> list[str]:
-    return [str(row[0]) for row in await db.fetch_all(_PROP_KEYS, (site_id, first, last))]
+async def prop_keys(db: Database, site_id: str, first: str, last: str, min_visitors: int) -> list[str]:
+    """Custom property keys with at least one value of ``min_visitors`` visitors on one day."""
+    return [str(row[0]) for row in await db.fetch_all(_PROP_KEYS, (site_id, first, last, min_visitors))]
 
 
 async def raw_figures(

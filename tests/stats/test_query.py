@@ -1,12 +1,15 @@
 """The dashboard's figures against the hand-worked day of traffic of tests/storage/test_rollups.py.
 
 Visitors of a period add up the days' (daily salts), so the two days hold 3 + 1 = 4 visitors and
-the visit across midnight counts on both. The site's privacy floor is k = 2 here, so the hand
-figures stay visible while single-visitor rows fold.
+the visit across midnight counts on both. Three visitors are too few for the privacy floor to
+leave the arithmetic visible, so the tests of the arithmetic use ``exact``: the site with k = 1 (a
+value settings refuse, the floor then changes nothing). The floor's own tests use k = 2 here and
+tests/stats/test_privacy_floor.py.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -33,8 +36,15 @@ def site(tmp_path: Path, **overrides: Any) -> SiteSettings:
     return make_settings(tmp_path, site=site_config(min_visitors=2, **overrides)).sites["shop"]
 
 
-def filled(tmp_path: Path, zone: str = "UTC") -> tuple[Path, SiteSettings]:
+def exact(shop: SiteSettings) -> SiteSettings:
+    """The site with k = 1: no day cell is under the floor, so the figures are the hand-worked ones."""
+    return replace(shop, min_visitors=1)
+
+
+def filled(tmp_path: Path, zone: str = "UTC", *, k: int = 2) -> tuple[Path, SiteSettings]:
     shop = site(tmp_path, timezone=zone)
+    if k == 1:
+        shop = exact(shop)
     path = tmp_path / "gateway.sqlite3"
     store(path, FIRST_DAY, AFTER_MIDNIGHT)
     run(path, lambda db: db.write(lambda c: rebuild_dirty(c, zones={"shop": shop.zone})))
@@ -58,7 +68,7 @@ def test_raw_events_give_the_rollups_figures(tmp_path: Path, day: str, dimension
 
 
 def test_the_top_line_adds_up_the_days_and_compares_with_the_days_before(tmp_path: Path) -> None:
-    path, shop = filled(tmp_path)
+    path, shop = filled(tmp_path, k=1)
     result = ask(path, lambda stats: stats.aggregate(StatsQuery(shop, BOTH_DAYS)))
     assert result.current == figures(4, 5, 8, 11, 1, 4500)
     assert result.current.metrics() == {
@@ -71,7 +81,13 @@ def test_the_top_line_adds_up_the_days_and_compares_with_the_days_before(tmp_pat
     }
     assert result.previous == Figures()  # 8 and 9 March: nothing, so no change to report
     assert result.changes()["visitors"] is None
-    assert not result.withheld
+    assert not result.withheld and result.previous_withheld  # zero is withheld too
+
+
+def test_a_day_under_k_adds_nothing_to_the_top_line(tmp_path: Path) -> None:
+    path, shop = filled(tmp_path)  # k = 2: the 11th has one visitor
+    result = ask(path, lambda stats: stats.aggregate(StatsQuery(shop, BOTH_DAYS)))
+    assert result.current == figures(3, 4, 7, 9, 1, 3000)  # the 10th alone
 
 
 @pytest.mark.parametrize(
@@ -87,29 +103,52 @@ def test_the_top_line_adds_up_the_days_and_compares_with_the_days_before(tmp_pat
     ],
 )
 def test_filters_narrow_the_top_line(tmp_path: Path, filters: list[str], expected: Figures) -> None:
-    path, shop = filled(tmp_path)
+    path, shop = filled(tmp_path, k=1)
     query = StatsQuery(shop, FIRST, parse_filters(filters))
     assert ask(path, lambda stats: stats.aggregate(query)).current == expected
 
 
 def test_a_breakdown_folds_rows_under_k_into_other(tmp_path: Path) -> None:
+    path, shop = filled(tmp_path, k=1)
+    shop = replace(shop, min_visitors=2)
+    more = [event(at(DAY1, "11:00"), visitor, "/pricing") for visitor in ("d", "e")]
+    store(path, more)
+    run(path, lambda db: db.write(lambda c: rebuild_dirty(c, zones={"shop": shop.zone})))
+    result = ask(path, lambda stats: stats.breakdown(StatsQuery(shop, FIRST), "page"))
+    assert [(row.value, row.figures) for row in result.rows] == [
+        ("/pricing", figures(3, 4, 4, 4, 2, 1500)),
+        ("/", figures(2, 3, 3, 3, 0, 3000)),
+    ]
+    # /signup (1, 1, 1, 1, 0, 300) + /blog (1, 1, 1, 1, 1, 0)
+    assert result.other is not None and result.other.label == "(other)"
+    assert result.other.figures == figures(2, 2, 2, 2, 1, 300)
+    assert not result.raw
+
+
+def test_a_row_that_leaves_out_fewer_than_k_takes_the_days_cell(tmp_path: Path) -> None:
+    """/ has 2 of the day's 3 visitors: the day minus / would be one visitor, so / shows the day."""
     path, shop = filled(tmp_path)
     result = ask(path, lambda stats: stats.breakdown(StatsQuery(shop, FIRST), "page"))
-    assert [(row.value, row.figures) for row in result.rows] == [("/", figures(2, 3, 3, 3, 0, 3000))]
-    # /pricing (1, 2, 2, 2, 0, 1500) + /signup (1, 1, 1, 1, 0, 300) + /blog (1, 1, 1, 1, 1, 0)
-    assert result.other is not None and result.other.label == "(other)"
-    assert result.other.figures == figures(3, 4, 4, 4, 1, 1800)
-    assert not result.raw
+    assert [(row.value, row.figures) for row in result.rows] == [("/", figures(3, 4, 7, 9, 1, 3000))]
+    assert result.other is None
 
 
 def test_a_filtered_breakdown_comes_from_raw_events_and_sorts_by_any_column(tmp_path: Path) -> None:
     path, shop = filled(tmp_path)
-    query = StatsQuery(shop, FIRST, parse_filters(["browser==Chrome"]))
+    query = StatsQuery(exact(shop), FIRST, parse_filters(["browser==Chrome"]))
     result = ask(path, lambda stats: stats.breakdown(query, "source", sort="visit_duration", descending=True))
     assert result.raw
-    # Chrome visits: Google (a, 300 s), direct (a, 1200 s), newsletter (c, 1500 s): all single visitors
-    assert result.rows == [] and result.other is not None
-    assert result.other.figures == figures(3, 3, 6, 8, 0, 3000)
+    # Chrome visits: Google (a, 300 s), direct (a, 1200 s), newsletter (c, 1500 s)
+    assert [(row.value, row.figures.visit_duration) for row in result.rows] == [
+        ("newsletter", 1500),
+        ("Direct / None", 1200),
+        ("Google", 300),
+    ]
+    # k = 2: Chrome has 2 of the 10th's 3 visitors, Firefox 1; Chrome named would give Firefox away
+    # (all minus Chrome), so neither is named that day, and a filter on Chrome matches nothing.
+    floored = StatsQuery(shop, FIRST, parse_filters(["browser==Chrome"]))
+    result = ask(path, lambda stats: stats.breakdown(floored, "source"))
+    assert result.rows == [] and result.other is None
 
 
 def test_breakdowns_sort_by_the_column_asked(tmp_path: Path) -> None:
@@ -129,7 +168,10 @@ def test_breakdowns_sort_by_the_column_asked(tmp_path: Path) -> None:
 def test_daily_series_and_withheld_buckets(tmp_path: Path) -> None:
     path, shop = filled(tmp_path)
     buckets = ask(path, lambda stats: stats.timeseries(StatsQuery(shop, BOTH_DAYS), "day"))
-    assert [(b.label, b.figures.visitors, b.withheld) for b in buckets] == [(DAY1, 3, False), (DAY2, 1, True)]
+    assert [(b.label, b.figures, b.withheld) for b in buckets] == [
+        (DAY1, figures(3, 4, 7, 9, 1, 3000), False),
+        (DAY2, Figures(), True),  # one visitor: withheld, and its figures are zeros
+    ]
     previous = ask(path, lambda stats: stats.timeseries(StatsQuery(shop, BOTH_DAYS), "day", previous=True))
     assert [b.label for b in previous] == ["2026-03-08", "2026-03-09"]
 
@@ -138,11 +180,11 @@ def test_monthly_series_adds_days(tmp_path: Path) -> None:
     path, shop = filled(tmp_path)
     period = Period("custom", date(2026, 2, 20), date(2026, 3, 31))
     buckets = ask(path, lambda stats: stats.timeseries(StatsQuery(shop, period), "month"))
-    assert [(b.label, b.figures.visitors) for b in buckets] == [("2026-02", 0), ("2026-03", 4)]
+    assert [(b.label, b.figures.visitors) for b in buckets] == [("2026-02", 0), ("2026-03", 3)]  # the 11th: 1 < k
 
 
 def test_a_day_in_new_york_holds_the_visit_that_crossed_utc_midnight(tmp_path: Path) -> None:
-    path, shop = filled(tmp_path, "America/New_York")  # 10 March 2026: UTC-4 (daylight time began on the 8th)
+    path, shop = filled(tmp_path, "America/New_York", k=1)  # 10 March 2026: UTC-4 (daylight time began on the 8th)
     result = ask(path, lambda stats: stats.aggregate(StatsQuery(shop, FIRST)))
     assert result.current == figures(3, 4, 8, 11, 1, 3000)  # the visit across UTC midnight counts once
     nothing = ask(
@@ -156,7 +198,7 @@ def test_a_day_in_new_york_holds_the_visit_that_crossed_utc_midnight(tmp_path: P
 
 
 def test_a_day_in_paris_starts_the_late_visit_on_the_next_day(tmp_path: Path) -> None:
-    path, shop = filled(tmp_path, "Europe/Paris")  # UTC+1: 23:50 UTC is 00:50 on the 11th
+    path, shop = filled(tmp_path, "Europe/Paris", k=1)  # UTC+1: 23:50 UTC is 00:50 on the 11th
     first = ask(path, lambda stats: stats.aggregate(StatsQuery(shop, FIRST)))
     assert first.current == figures(2, 3, 6, 8, 1, 1500)
     second = StatsQuery(shop, Period("custom", date(2026, 3, 11), date(2026, 3, 11)))
@@ -164,10 +206,10 @@ def test_a_day_in_paris_starts_the_late_visit_on_the_next_day(tmp_path: Path) ->
     entries = ask(
         path,
         lambda stats: stats.breakdown(
-            StatsQuery(site(tmp_path / "k", timezone="Europe/Paris"), second.period), "entry_page"
+            StatsQuery(exact(site(tmp_path / "k", timezone="Europe/Paris")), second.period), "entry_page"
         ),
     )
-    assert entries.other is not None and entries.other.figures.visits == 1  # the visit started on the 11th, local
+    assert [(row.value, row.figures.visits) for row in entries.rows] == [("/", 1)]  # the visit started on the 11th
 
 
 def test_a_dst_day_has_23_hourly_buckets(tmp_path: Path) -> None:
@@ -179,7 +221,9 @@ def test_a_dst_day_has_23_hourly_buckets(tmp_path: Path) -> None:
 
 def test_goals_convert_against_the_periods_visitors(tmp_path: Path) -> None:
     path, _ = filled(tmp_path)
-    shop = site(tmp_path / "goals", goals=[{"name": "Signup", "event": "signup"}, {"name": "Pricing", "page": "/pri*"}])
+    shop = exact(
+        site(tmp_path / "goals", goals=[{"name": "Signup", "event": "signup"}, {"name": "Pricing", "page": "/pri*"}])
+    )
     results = ask(path, lambda stats: stats.goals(StatsQuery(shop, BOTH_DAYS)))
     assert [(r.goal.name, r.visitors, r.events, r.conversion_rate, r.withheld) for r in results] == [
         ("Signup", 2, 3, 50.0, False),  # a on the 10th, c on the 11th (a new id: a new visitor)
@@ -189,20 +233,22 @@ def test_goals_convert_against_the_periods_visitors(tmp_path: Path) -> None:
 
 def test_a_funnel_counts_visits_completing_the_steps_in_order(tmp_path: Path) -> None:
     path, _ = filled(tmp_path)
-    shop = site(
-        tmp_path / "funnel",
-        goals=[
-            {"name": "Pricing", "page": "/pricing"},
-            {"name": "Signup", "event": "signup"},
-            {"name": "Blog", "page": "/blog"},
-        ],
-        funnels=[{"name": "Buy", "steps": ["Pricing", "Signup", "Blog"]}],
+    shop = exact(
+        site(
+            tmp_path / "funnel",
+            goals=[
+                {"name": "Pricing", "page": "/pricing"},
+                {"name": "Signup", "event": "signup"},
+                {"name": "Blog", "page": "/blog"},
+            ],
+            funnels=[{"name": "Buy", "steps": ["Pricing", "Signup", "Blog"]}],
+        )
     )
     steps = ask(path, lambda stats: stats.funnel(StatsQuery(shop, BOTH_DAYS), shop.funnels[0]))
     assert [(s.goal.name, s.visits, s.drop_off, s.conversion_rate) for s in steps] == [
         ("Pricing", 3, 0, 100.0),
         ("Signup", 3, 0, 100.0),
-        ("Blog", 0, 3, 0.0),  # visit 2 read the blog, but never saw the pricing first
+        ("Blog", 0, 0, 0.0),  # visit 2 read the blog, but never saw the pricing first: withheld, so all zeros
     ]
 
 
@@ -210,10 +256,13 @@ def test_realtime_withholds_a_lone_visitor(tmp_path: Path) -> None:
     path, shop = filled(tmp_path)
     now = at(DAY1, "15:22")
     result = ask(path, lambda stats: stats.realtime(shop, now))
-    assert result.visitors == 1 and result.withheld
-    assert result.pages == [] and result.other is not None
-    busy = ask(path, lambda stats: stats.realtime(shop, datetime.fromisoformat(f"{DAY1}T09:04:00+00:00")))
-    assert busy.visitors == 1
+    assert result.visitors == 0 and result.withheld  # one visitor: rounded down to 0
+    assert result.pages == [] and result.other is None
+    busy = ask(path, lambda stats: stats.realtime(exact(shop), datetime.fromisoformat(f"{DAY1}T09:04:00+00:00")))
+    assert busy.visitors == 1 and [(row.value, row.figures.visitors) for row in busy.pages] == [
+        ("/", 1),
+        ("/pricing", 1),
+    ]
 
 
 def test_every_dimension_has_a_breakdown(tmp_path: Path) -> None:
@@ -221,13 +270,17 @@ def test_every_dimension_has_a_breakdown(tmp_path: Path) -> None:
     for dimension in DIMENSIONS:
         result = ask(path, lambda stats, d=dimension: stats.breakdown(StatsQuery(shop, FIRST), d))
         assert result.total.visitors >= 0
-    assert ask(path, lambda stats: stats.prop_keys(StatsQuery(shop, FIRST))) == ["plan"]
+    assert ask(path, lambda stats: stats.prop_keys(StatsQuery(exact(shop), FIRST))) == ["plan"]
+    assert ask(path, lambda stats: stats.prop_keys(StatsQuery(shop, FIRST))) == []  # each plan: one visitor
 
 
 def test_no_change_is_shown_against_a_withheld_previous_period(tmp_path: Path) -> None:
     path, shop = filled(tmp_path)
     day2 = Period("custom", date(2026, 3, 11), date(2026, 3, 11))  # previous: the 10th, 3 visitors
-    assert ask(path, lambda stats: stats.aggregate(StatsQuery(shop, day2))).changes()["visitors"] == -66.7
+    assert ask(path, lambda stats: stats.aggregate(StatsQuery(exact(shop), day2))).changes()["visitors"] == -66.7
+    withheld_now = ask(path, lambda stats: stats.aggregate(StatsQuery(shop, day2)))  # k = 2: the 11th is withheld
+    assert withheld_now.withheld and withheld_now.current == Figures()
+    assert set(withheld_now.changes().values()) == {None}
     day3 = Period("custom", date(2026, 3, 12), date(2026, 3, 12))  # previous: the 11th, 1 visitor < k
     result = ask(path, lambda stats: stats.aggregate(StatsQuery(shop, day3)))
     assert result.previous_withheld and set(result.changes().values()) == {None}
@@ -237,7 +290,7 @@ def test_a_filtered_answer_remembers_settled_days_and_reads_the_last_two_afresh(
     """No event is stamped in the past, so a day before yesterday cannot change: its raw answer is
     remembered. Deleting its events behind the gateway's back shows which days were read again."""
     path, shop = filled(tmp_path)
-    query = StatsQuery(shop, BOTH_DAYS, parse_filters(["browser==Chrome", "os==Linux"]))  # two: raw events
+    query = StatsQuery(exact(shop), BOTH_DAYS, parse_filters(["browser==Chrome", "os==Linux"]))  # two: raw events
     today = FixedClock(datetime(2026, 3, 12, 9, 0, tzinfo=UTC))  # the 10th is settled, yesterday (11th) not
 
     async def twice(db: Database) -> tuple[Figures, Figures]:
@@ -257,12 +310,12 @@ def test_a_remembered_sum_of_settled_days_is_read_again_after_they_are_rebuilt(t
 
     async def scenario(db: Database) -> tuple[int, int]:
         stats = Stats(db, FixedClock(datetime(2026, 3, 12, 9, 0, tzinfo=UTC)))
-        before = await stats.breakdown(StatsQuery(shop, week), "page")
+        before = await stats.breakdown(StatsQuery(exact(shop), week), "page")
         # Rebuild the 10th with fewer events (as a rebuild after a purge of raw events would):
         # the same number of rows may come back under the same rowids, the generation still moves.
         await db.write(lambda c: c.execute("DELETE FROM events WHERE pathname = '/blog'"))
         await db.write(lambda c: rebuild_day(c, "shop", DAY1))
-        after = await stats.breakdown(StatsQuery(shop, week), "page")
+        after = await stats.breakdown(StatsQuery(exact(shop), week), "page")
         return before.total.pageviews, after.total.pageviews
 
     assert run(path, scenario) == (8, 7)
