@@ -2,6 +2,8 @@
 
 The snippet sends short keys (``{"s","n","u","r","w","p","c"}``); the long names (site,
 name, url, referrer, width, props, consent) are accepted too, for server-side senders.
+The page's path is kept scrubbed of emails, phone numbers and tokens (gateway/ingest/scrub.py),
+and so is the referrer's query string; the pipeline scrubs the name and props it stores.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit
 
 from gateway.categories import CONSENT_CATEGORIES, Category
 from gateway.ingest.event import IncomingEvent
+from gateway.ingest.scrub import scrub_text, scrub_url
 
 MAX_PROPS = 30
 MAX_PROP_VALUE = 300
@@ -72,7 +75,7 @@ def parse_event(
         hostname=hostname,
         pathname=pathname,
         page_url=page_url,
-        referrer=referrer.translate(_CONTROL) if referrer else None,
+        referrer=scrub_url(referrer.translate(_CONTROL)) if referrer else None,
         screen_width=width,
         props=_props(data.get("p")),
         consent=_consent(data.get("c")),
@@ -101,7 +104,7 @@ def _read_page_url(url: str) -> tuple[str, str | None, str]:
         return page_url, None, "/"
     if not hostname or parts.scheme not in ("http", "https"):
         return page_url, None, "/"
-    return page_url, hostname[:253], (parts.path or "/")[:MAX_PATH]
+    return page_url, hostname[:253], scrub_text(parts.path or "/")[:MAX_PATH]  # scrubbed, then cut: no half email
 
 
 def _text(data: Mapping[str, Any], key: str, label: str, *, limit: int, required: bool) -> str:

@@ -97,3 +97,28 @@ def test_any_json_object_is_an_event_or_a_payload_error(raw: dict[str, Any]) -> 
         parse(raw)
     except PayloadError as error:
         assert error.status == 400 and str(error)
+
+
+@pytest.mark.parametrize(
+    ("url", "pathname"),
+    [
+        pytest.param("https://shop.example.com/unsubscribe/alice@example.com", "/unsubscribe/[email]", id="email"),
+        pytest.param("https://shop.example.com/u/alice%40example.com/", "/u/[email]/", id="encoded-email"),
+        pytest.param(
+            "https://shop.example.com/reset/550e8400-e29b-41d4-a716-446655440000", "/reset/[token]", id="uuid"
+        ),
+        pytest.param("https://shop.example.com/call/+14155552671", "/call/[phone]", id="phone"),
+        pytest.param("https://shop.example.com/2026-03-10/sale", "/2026-03-10/sale", id="date-stays"),
+        pytest.param("https://shop.example.com/p/" + "x" * 1010 + "/bob@example.com", None, id="email-across-the-cut"),
+    ],
+)
+def test_the_kept_path_is_scrubbed_before_it_is_cut(url: str, pathname: str | None) -> None:
+    event = parse({**GOOD, "u": url})
+    if pathname is not None:
+        assert event.pathname == pathname
+    assert "@" not in event.pathname and "example.com" not in event.pathname
+
+
+def test_the_referrer_keeps_its_host_and_loses_what_its_query_names() -> None:
+    event = parse({**GOOD, "r": "https://mail.example.org/inbox?u=alice@example.com#tel=0612345678"})
+    assert event.referrer == "https://mail.example.org/inbox?u=[email]#tel=[phone]"
