@@ -15,6 +15,7 @@ from gateway.ingest.bots import IgnoreList, detect_noise
 from gateway.ingest.event import AnonymousEvent, Dropped, DropReason, IncomingEvent
 from gateway.ingest.geo import NO_GEO, Geo, GeoLookup
 from gateway.ingest.referrer import TrafficSource, classify_source, is_referrer_spam
+from gateway.ingest.scrub import scrub_props, scrub_repeated
 from gateway.ingest.useragent import UAInfo, parse_user_agent
 from gateway.ingest.visitor import DailySalts, visitor_id
 from gateway.settings import SiteSettings
@@ -95,7 +96,8 @@ def screen_class(width: int | None) -> str | None:
 
 
 def anonymise(draft: Draft, context: PipelineContext) -> AnonymousEvent:
-    """The stored event: the visitor as keyed hashes, the IP address and user agent forgotten."""
+    """The stored (and forwarded) event: the visitor as keyed hashes, the IP address and user agent
+    forgotten, and emails, phone numbers and tokens scrubbed from the name, path and props."""
     event, source, agent, geo = draft.incoming, draft.source, draft.agent, draft.geo
     assert source is not None and agent is not None  # noqa: S101 - set by the steps above
     ip = event.client_ip or ""
@@ -105,11 +107,11 @@ def anonymise(draft: Draft, context: PipelineContext) -> AnonymousEvent:
     return AnonymousEvent(
         site_id=event.site_id,
         ts=event.received_at,
-        name=event.name,
+        name=scrub_repeated(event.name),
         visitor_id=visitor_id(salts.current, event.site_id, ip, event.user_agent),
         previous_visitor_id=previous,
         hostname=event.hostname,
-        pathname=event.pathname,
+        pathname=scrub_repeated(event.pathname),  # payload scrubbed it; the server-side path too
         referrer_host=source.referrer_host,
         source=source.source,
         channel=source.channel,
@@ -127,7 +129,7 @@ def anonymise(draft: Draft, context: PipelineContext) -> AnonymousEvent:
         os_version=agent.os_version,
         device=agent.device,
         screen=screen_class(event.screen_width),
-        props=event.props,
+        props=scrub_props(event.props),
         consent=event.consent or frozenset(),
     )
 

@@ -24,6 +24,7 @@ from gateway.ingest.buffer import QueueFull, WriteBuffer
 from gateway.ingest.event import Dropped, IncomingEvent
 from gateway.ingest.geo import GeoLookup, open_geo
 from gateway.ingest.pipeline import PipelineContext, run_pipeline
+from gateway.ingest.scrub import scrub_text, scrub_url
 from gateway.ingest.visitor import SaltKeeper
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -128,9 +129,9 @@ class PageviewMiddleware:
             site_id=self.site.id,
             name="pageview",
             hostname=host.rsplit(":", 1)[0] if host.count(":") == 1 else host,
-            pathname=path[:1024],
+            pathname=scrub_text(path)[:1024],  # scrubbed, then cut: no half email
             page_url=f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else ""),
-            referrer=headers.get("referer"),
+            referrer=scrub_url(referer) if (referer := headers.get("referer")) else None,
             screen_width=None,
             props={},
             consent=decision.allowed if decision is not None and decision.has_decision else None,

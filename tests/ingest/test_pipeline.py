@@ -148,3 +148,42 @@ def test_visitor_ids_differ_by_salt_site_ip_and_user_agent() -> None:
 )
 def test_screen_classes(width: int | None, size: str | None) -> None:
     assert screen_class(width) == size
+
+
+def test_nothing_personal_in_tags_path_name_or_props_reaches_the_stored_event(tmp_path: Path) -> None:
+    """An attacker (or a careless site) puts an email, a phone number and a token everywhere it can."""
+    event = run_pipeline(
+        incoming(
+            name="Signup alice@inbox.test",
+            pathname="/welcome/+14155552671",  # a server-side path is not scrubbed by the payload
+            page_url="https://shop.example.com/?ref=alice%40inbox.test&utm_campaign=bob@example.org"
+            "&utm_content=0612345678&utm_term=550e8400-e29b-41d4-a716-446655440000",
+            referrer="https://mail.example.net/read?to=carol@inbox.test",
+            props={"email": "dave@inbox.test", "erin@inbox.test": "x", "plan": "pro", "day": "2026-03-10"},
+        ),
+        context(tmp_path),
+    )
+    assert isinstance(event, AnonymousEvent)
+    assert (event.source, event.utm_source, event.utm_campaign, event.utm_content, event.utm_term) == (
+        "[email]",
+        "[email]",
+        "[email]",
+        "[phone]",
+        "[token]",
+    )
+    assert (event.name, event.pathname) == ("Signup [email]", "/welcome/[phone]")
+    assert event.props == {"email": "[email]", "[email]": "x", "plan": "pro", "day": "2026-03-10"}
+    stored = repr(event)
+    for secret in (
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+        "erin",
+        "inbox.test",
+        "example.org",
+        "@",
+        "4155552671",
+        "0612345678",
+    ):
+        assert secret not in stored
