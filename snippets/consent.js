@@ -1,4 +1,4 @@
-/*! consent-gateway. Sends: site id, language, b=1 if no decision is stored (a banner impression); on a decision: choices, method, policy revision, page path, GPC, consent token. */
+/*! consent-gateway. Sends: site id, language, b=1 if no decision is stored (a banner impression); on a decision: choices, method, policy revision, page path, GPC, consent token. Never cookies: requests omit credentials. */
 // Google Consent Mode v2: everything but security storage is denied until a decision exists.
 window.dataLayer = window.dataLayer || [];
 function gtag() {
@@ -51,22 +51,25 @@ function serviceCategory(id) {
   return categories().find((cat) => (cat.services || []).some((svc) => svc.id == id));
 }
 
+// GPC sent now but not when the visitor decided refuses analytics and advertising (their services
+// too), as the gateway's ConsentMiddleware decides; a choice made while sending GPC stands.
 function allows(id) {
   var cat = categories().find((c) => c.id == id);
   var owner = cat || serviceCategory(id);
   if (id == "essential" || (cat && cat.required)) return true;
-  if (!state || !owner) return false;
+  if (!state || !owner || (gpc && !state.gpc && /^(analytics|advertising)$/.test(owner.id))) return false;
   return cat ? state.categories[id] === true : (owner.required || state.categories[owner.id] === true) && state.services[id] === true;
 }
 
-// Choices as sent to the gateway: the current decision (all off before one), or all set to value.
+// Choices as sent to the gateway: what the current decision allows (all off before one; GPC
+// applied, so no switch shows on that GPC turned off), or all set to value.
 function choices(value) {
   var chosen = {categories: {}, services: {}};
-  var pick = (kind, id) => (value == null ? !!state && state[kind][id] === true : value);
+  var pick = (id) => (value == null ? allows(id) : value);
   categories().forEach((cat) => {
-    if (!cat.required) chosen.categories[cat.id] = pick("categories", cat.id);
+    if (!cat.required) chosen.categories[cat.id] = pick(cat.id);
     (cat.services || []).forEach((svc) => {
-      chosen.services[svc.id] = pick("services", svc.id);
+      chosen.services[svc.id] = pick(svc.id);
     });
   });
   return chosen;
@@ -75,7 +78,7 @@ function choices(value) {
 // The gateway's answer (POST /consent, /consent/withdraw or GET /consent): stored, then applied.
 function adopt(token, answer) {
   var given = answer.state;
-  var next = {token, revision: given.revision, categories: given.categories, services: given.services || {}, method: given.method, expires: given.expires_at};
+  var next = {token, revision: given.revision, categories: given.categories, services: given.services || {}, method: given.method, gpc: given.gpc, expires: given.expires_at};
   try {
     localStorage.cg_state = JSON.stringify(next);
   } catch (e) {
@@ -95,7 +98,7 @@ function store(answer) {
 function post(path, body, chosen) {
   request(config.endpoints.consent + path, body).then(store, (error) => {
     warn("not recorded", error);
-    apply(Object.assign({revision: config.revision}, chosen));
+    apply(Object.assign({revision: config.revision, gpc}, chosen));
   });
 }
 
@@ -151,6 +154,7 @@ function matches(patterns, name) {
   return (patterns || []).some((pattern) => (pattern.slice(-1) == "*" ? name.startsWith(pattern.slice(0, -1)) : pattern == name));
 }
 
+// Max-Age=0 alone deletes (RFC 6265 5.2.2: it wins over Expires), in every browser this script runs in.
 function expire(name) {
   var parts = location.pathname.split("/");
   var labels = location.hostname.split(".");
@@ -159,7 +163,7 @@ function expire(name) {
   for (var i = 2; i <= parts.length; i++) paths.push(parts.slice(0, i).join("/"));
   for (var j = 0; j < labels.length - 1; j++) domains.push(labels.slice(j).join("."), "." + labels.slice(j).join("."));
   paths.forEach((path) => domains.forEach((domain) => {
-    document.cookie = name + "=; Max-Age=0; Expires=" + new Date(0).toUTCString() + "; Path=" + path + (domain && "; Domain=" + domain) + secure;
+    document.cookie = name + "=; Max-Age=0; Path=" + path + (domain && "; Domain=" + domain) + secure;
   }));
 }
 
@@ -260,7 +264,8 @@ function loadDecision() {
     saved = null;
   }
   if (!token) return showBanner();
-  if (saved && saved.token == token && saved.revision === config.revision && Date.parse(saved.expires) > Date.now()) return apply(saved);
+  // A state saved before it recorded GPC (no "gpc" key) is asked for again: GPC may decide it.
+  if (saved && saved.token == token && "gpc" in saved && saved.revision === config.revision && Date.parse(saved.expires) > Date.now()) return apply(saved);
   return request(config.endpoints.consent + "?site=" + encodeURIComponent(site) + "&token=" + encodeURIComponent(token)).then((answer) => {
     if (answer.decision && answer.state.revision === config.revision) adopt(token, answer);
     else showBanner();

@@ -1,9 +1,11 @@
-/*! consent-gateway tracker. Sends: event name, page URL, referrer, screen width, custom props, allowed consent categories (bundle). Never: cookies, storage IDs, form data, full user agent. */
+/*! consent-gateway tracker. Sends: event name, page URL (#fragment only with data-hash), data-hash flag, referrer, screen width, custom props, allowed consent categories (bundle). Never: cookies, storage IDs, form data, full user agent. */
 var core = typeof CG_CORE != "undefined";
 var tag = core ? script : document.currentScript;
 var outbox = [];
 var lastPage, shown;
 var has = (name) => tag.hasAttribute("data-" + name);
+// The page as sent and counted: no #fragment unless data-hash asks for hash routes (a handed-back #cg_consent= token never).
+var here = () => location.href.split(has("hash") ? "#cg_consent=" : "#")[0];
 
 // The opt-out flag localStorage cg_ignore ("true" = opted out): cg.optOut(true|false) sets it, cg.optOut() reads it.
 function optOut(out) {
@@ -18,13 +20,14 @@ function optOut(out) {
 function trackEvent(name, props) {
   var skip = /^(localhost|127\.0\.0\.1|\[::1\])$|\.local$/.test(location.hostname) && !has("allow-localhost") ? "localhost" : navigator.webdriver && !has("allow-webdriver") ? "webdriver" : window != top ? "frame" : optOut() && "opt-out";
   if (skip) return has("debug") && console.info("consent-gateway: skipped: " + skip);
-  outbox.push({s: tag.dataset.site, n: name, u: location.href, r: document.referrer || null, w: innerWidth, p: props});
+  outbox.push({s: tag.dataset.site, n: name, u: here(), h: has("hash"), r: document.referrer, w: innerWidth, p: props});
   trackerFlush();
 }
 
 // The bundle sends once the site configuration loaded (and analytics consent, when required).
-// sendBeacon to a gateway on another origin (none of the site's cookies can go along); on the
-// site's own origin fetch with keepalive, which survives unload too and can omit the cookies.
+// fetch with keepalive survives the page's unload, and credentials: "omit" keeps every cookie
+// out, also where the gateway shares the site (cookies ignore ports). sendBeacon always sends
+// them, so it is not used: without keepalive (Firefox before 133) an event sent while leaving may be lost.
 // A string body is sent as text/plain: no CORS preflight.
 function trackerFlush() {
   if (core && !trackingAllowed()) return;
@@ -32,14 +35,13 @@ function trackerFlush() {
   while (outbox.length) {
     var event = outbox.shift();
     if (core) event.c = allowedCategories();
-    var body = JSON.stringify(event);
-    if (url.origin == location.origin || !navigator.sendBeacon(url, body)) fetch(url, {method: "POST", body, keepalive: true, credentials: "omit"}).catch(() => 0);
+    fetch(url, {method: "POST", body: JSON.stringify(event), keepalive: true, credentials: "omit"}).catch(() => 0);
   }
 }
 
 // Without data-hash the page key ignores the hash, so a hashchange alone sends nothing.
 function pageview(force) {
-  var page = has("hash") ? location.href : location.href.split("#")[0];
+  var page = here();
   if (shown && (force || page != lastPage)) {
     lastPage = page;
     trackEvent("pageview");
@@ -47,7 +49,7 @@ function pageview(force) {
 }
 
 function linkClick(event) {
-  var link = event.target.closest && event.target.closest("a[href]");
+  var link = event.target.closest?.("a[href]");
   if (!link || !/^http/.test(link.protocol)) return;
   if (has("downloads") && /\.(pdf|zip|docx?|xlsx?|pptx?|csv|dmg|exe|mp[34])$/i.test(link.pathname)) trackEvent("File Download", {url: link.href});
   else if (has("outbound") && link.host != location.host) trackEvent("Outbound Link: Click", {url: link.href});
@@ -59,7 +61,7 @@ function firstPageview() {
   if (waitFor) return document.addEventListener(waitFor, firstPageview, {once: true});
   shown = true;
   pageview();
-  if (has("404") && document.querySelector("meta[name=cg-status][content='404']")) trackEvent("404", {path: location.pathname});
+  if (has("404") && document.querySelector('meta[name=cg-status][content="404"]')) trackEvent("404", {path: location.pathname});
 }
 
 try {

@@ -4,6 +4,8 @@ The snippet sends short keys (``{"s","n","u","r","w","p","c"}``); the long names
 name, url, referrer, width, props, consent) are accepted too, for server-side senders.
 The page's path is kept scrubbed of emails, phone numbers and tokens (gateway/ingest/scrub.py),
 and so is the referrer's query string; the pipeline scrubs the name and props it stores.
+``"h": true`` (a tag with ``data-hash``) keeps the URL's fragment in the page path, so each route
+of a hash-routed app is its own page; without it fragments are dropped (anchors are no pages).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ MAX_NAME = 120
 MAX_URL = 2048
 MAX_PATH = 1024
 _LONG_KEYS = {"site": "s", "name": "n", "url": "u", "referrer": "r", "width": "w", "props": "p", "consent": "c"}
-_KNOWN = set(_LONG_KEYS.values()) | {"h"}  # h: hash routing flag (kept for the snippet)
+_KNOWN = set(_LONG_KEYS.values()) | {"h"}  # h: hash routing (the tag's data-hash)
+#: The privacy center hands a consent token back in the fragment: never a route to store.
+_HANDOFF_FRAGMENT = "cg_consent="
 _CONTROL = dict.fromkeys([*range(32), 127])
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -62,7 +66,10 @@ def parse_event(
     if _CONTROL_CHAR.search(name):
         raise PayloadError("'name' contains control characters")
     url = _text(data, "u", "url", limit=MAX_URL, required=True)
-    page_url, hostname, pathname = _read_page_url(url)
+    hash_routes = data.get("h", False)
+    if not isinstance(hash_routes, bool):
+        raise PayloadError(f"'h' (hash routing) must be true or false, found {hash_routes!r:.40}")
+    page_url, hostname, pathname = _read_page_url(url, hash_routes)
     if not hostname:
         raise PayloadError(f"'url' must be the page's absolute http(s) URL, found {url[:80]!r}")
     referrer = _text(data, "r", "referrer", limit=MAX_URL, required=False) or None
@@ -91,8 +98,10 @@ def parse_event(
 
 
 @lru_cache(maxsize=4096)
-def _read_page_url(url: str) -> tuple[str, str | None, str]:
+def _read_page_url(url: str, hash_routes: bool) -> tuple[str, str | None, str]:
     """(the URL without control characters, its host or None when not absolute http(s), its path).
+
+    With ``hash_routes`` the path ends with the URL's ``#fragment``, if it has one.
 
     Cached in memory: a site's visitors send the same page URLs over and over.
     """
@@ -104,7 +113,10 @@ def _read_page_url(url: str) -> tuple[str, str | None, str]:
         return page_url, None, "/"
     if not hostname or parts.scheme not in ("http", "https"):
         return page_url, None, "/"
-    return page_url, hostname[:253], scrub_text(parts.path or "/")[:MAX_PATH]  # scrubbed, then cut: no half email
+    path = parts.path or "/"
+    if hash_routes and parts.fragment and not parts.fragment.startswith(_HANDOFF_FRAGMENT):
+        path = f"{path}#{parts.fragment}"
+    return page_url, hostname[:253], scrub_text(path)[:MAX_PATH]  # scrubbed, then cut: no half email
 
 
 def _text(data: Mapping[str, Any], key: str, label: str, *, limit: int, required: bool) -> str:
