@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from gateway.accounts.passwords import PasswordHasher
 from gateway.clock import Clock, SystemClock
 from gateway.consent.impressions import ImpressionCounter
 from gateway.consent.middleware import load_catalog
@@ -33,6 +35,7 @@ from gateway.web.consent_api import consent_routes
 from gateway.web.dashboard import DashboardPages
 from gateway.web.dashboard_auth import DashboardAuth
 from gateway.web.dashboard_reports import ReportPages
+from gateway.web.errors import QuietDisconnects
 from gateway.web.events_api import EventEndpoint, GatewayApp, event_routes, metrics_routes
 from gateway.web.health import health_routes
 from gateway.web.privacy_center import privacy_routes
@@ -90,6 +93,7 @@ def create_app(
         salts=SaltKeeper(database),
         buffer=buffer,
         ignore_lists={site_id: IgnoreList.parse(site.ignore_ips) for site_id, site in settings.sites.items()},
+        passwords=PasswordHasher(concurrency=settings.password_hash_concurrency),
     )
 
     maintenance = Maintenance(database, settings, clock, context.salts)
@@ -119,6 +123,7 @@ def create_app(
             await impressions.close()  # the banner impressions counted since the last flush
             await context.database.close()
             context.geo.close()
+            context.passwords.close()
 
     auth = DashboardAuth(context)
     pages = DashboardPages(context, auth)  # one instance: the signed-in pages and the shared links serve it
@@ -141,7 +146,12 @@ def create_app(
     event_endpoint = next(
         route.endpoint for route in routes if isinstance(route, Route) and isinstance(route.endpoint, EventEndpoint)
     )
-    app = GatewayApp(routes=routes, lifespan=lifespan, event_endpoint=event_endpoint)
+    app = GatewayApp(
+        routes=routes,
+        lifespan=lifespan,
+        event_endpoint=event_endpoint,
+        middleware=[Middleware(QuietDisconnects, metrics=metrics)],  # a client gone mid-body is counted, not logged
+    )
     app.state.context = context
     return app
 

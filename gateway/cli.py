@@ -219,9 +219,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.logs import log_config
+    from gateway.serving import FILES_RESERVED, ServingLimits, raise_open_file_limit, run_server
 
     settings = _settings(args)
     if not settings.secret_keys:
@@ -237,18 +236,33 @@ def _serve(args: argparse.Namespace) -> int:
         "access_log": False,  # uvicorn's access log prints the client address: never log a raw IP
         "log_config": log_config(),  # JSON lines, addresses cut to their network
     }
-    logging.config.dictConfig(log_config())
-    logging.getLogger("gateway").info(
-        "serving", extra={"sites": sorted(settings.sites), "port": port, "workers": workers}
+    limits = ServingLimits(
+        head_timeout=settings.head_timeout_seconds,
+        max_head_bytes=settings.max_head_bytes,
+        max_connections=settings.max_connections,
     )
+    logging.config.dictConfig(log_config())
+    log = logging.getLogger("gateway")
+    log.info("serving", extra={"sites": sorted(settings.sites), "port": port, "workers": workers})
+    before, files, hard = raise_open_file_limit()  # the workers inherit it
+    log.info(
+        f"open file limit {files} (was {before}, hard limit {hard})",
+        extra={"open_files": files, "open_files_before": before, "open_files_hard": hard},
+    )
+    if files < settings.max_connections + FILES_RESERVED:
+        log.warning(
+            f"open file limit {files} is below max_connections + {FILES_RESERVED}: raise the hard limit "
+            "(ulimit -Hn, systemd LimitNOFILE) or lower max_connections",
+            extra={"open_files": files, "max_connections": settings.max_connections},
+        )
     if workers > 1:
         if args.config:
             os.environ["CONSENT_GATEWAY_CONFIG"] = str(args.config.resolve())
-        uvicorn.run("gateway.app:app_from_environment", factory=True, workers=workers, **common)
+        run_server("gateway.app:app_from_environment", limits=limits, factory=True, workers=workers, **common)
     else:
         from gateway.app import create_app
 
-        uvicorn.run(create_app(settings, freeze_heap=True, writer_process=True), **common)
+        run_server(create_app(settings, freeze_heap=True, writer_process=True), limits=limits, **common)
     return 0
 
 

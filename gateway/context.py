@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.accounts.passwords import PasswordHasher
 from gateway.clock import Clock
 from gateway.consent.token import ConsentTokenCodec
 from gateway.cookies.catalog import CookieCatalog
@@ -30,6 +31,8 @@ class GatewayContext:
     salts: SaltKeeper
     buffer: WriteBuffer
     ignore_lists: Mapping[str, IgnoreList]
+    #: scrypt for logins and passwords, a bounded number at once (memory).
+    passwords: PasswordHasher
 
     def site(self, site_id: object) -> SiteSettings | None:
         return self.settings.site(site_id) if isinstance(site_id, str) else None

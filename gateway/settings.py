@@ -159,6 +159,14 @@ class Settings:
     max_body_bytes: int = 4096
     #: How often the days that received events are rolled up again.
     rollup_interval: Lifetime = parse_lifetime("5m")
+    #: ``serve``: seconds a connection has to send a complete request head before it is closed.
+    head_timeout_seconds: int = 5
+    #: ``serve``: the largest request head (request line and headers); larger ones are answered 431.
+    max_head_bytes: int = 16 * 1024
+    #: ``serve``: open connections per worker beyond which a request is answered 503 with Retry-After.
+    max_connections: int = 1000
+    #: Password hashes (scrypt, ~32 MB each) computed at once per worker; more logins wait their turn.
+    password_hash_concurrency: int = 2
     retention: Retention = field(default_factory=Retention)
     #: Webhooks that receive the anonymised events (``[[forward]]``).
     forwarders: tuple[ForwarderSettings, ...] = ()
@@ -316,6 +324,10 @@ _TOP_KEYS = {
     "debug",
     "max_body_bytes",
     "rollup_interval",
+    "head_timeout_seconds",
+    "max_head_bytes",
+    "max_connections",
+    "password_hash_concurrency",
     "retention",
     "forward",
     "site_defaults",
@@ -373,6 +385,10 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
         debug=top.boolean("debug", False),
         max_body_bytes=top.integer("max_body_bytes", 4096, low=512, high=1_048_576),
         rollup_interval=top.lifetime("rollup_interval", "5m", least=parse_lifetime("10s"), most=parse_lifetime("1d")),
+        head_timeout_seconds=top.integer("head_timeout_seconds", 5, low=1, high=300),
+        max_head_bytes=top.integer("max_head_bytes", 16 * 1024, low=1024, high=1_048_576),
+        max_connections=top.integer("max_connections", 1000, low=1, high=1_000_000),
+        password_hash_concurrency=top.integer("password_hash_concurrency", 2, low=1, high=64),
         retention=_retention(top),
         sites=MappingProxyType(sites),
         forwarders=parse_forwarders(raw.get("forward", []), source=source, known_sites=sites.keys()),

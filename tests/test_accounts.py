@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -11,7 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.accounts.passwords import check_new_password, hash_password, needs_rehash, verify_password
+from gateway.accounts.passwords import (
+    PasswordHasher,
+    check_new_password,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 from gateway.cli import main
 from tests.conftest import site_config
 
@@ -24,6 +32,21 @@ def test_a_password_verifies_and_a_wrong_one_does_not() -> None:
     assert not verify_password("correct horse batterY", STORED)
     assert not needs_rehash(STORED)
     assert STORED.startswith("scrypt$") and "correct" not in STORED
+
+
+def test_concurrent_hashes_run_at_most_concurrency_at_once() -> None:
+    """Six logins at once on a hasher bounded to two: every answer right, never more than two scrypt threads."""
+    hasher = PasswordHasher(concurrency=2)
+
+    async def six_logins() -> list[bool]:
+        guesses = ["correct horse battery", "wrong horse battery"] * 3
+        return list(await asyncio.gather(*(hasher.verify(guess, STORED) for guess in guesses)))
+
+    try:
+        assert asyncio.run(six_logins()) == [True, False] * 3
+        assert len([t for t in threading.enumerate() if t.name.startswith("scrypt")]) == 2
+    finally:
+        hasher.close()
 
 
 def test_each_hash_has_its_own_salt() -> None:

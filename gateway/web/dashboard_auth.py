@@ -10,7 +10,6 @@ so another site cannot log a visitor into an account of its choosing (login CSRF
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import hmac
@@ -214,7 +213,7 @@ class DashboardAuth:
         user = await get_user(self.context.database, name) if 0 < len(name) <= 64 else None
         # An unknown name still costs one scrypt, so the answer's timing does not tell which names exist.
         stored = user.password_hash if user is not None else self._unmatchable_hash
-        matches = await asyncio.to_thread(passwords.verify_password, form.get("password", ""), stored)
+        matches = await self.context.passwords.verify(form.get("password", ""), stored)  # bounded: ~32 MB each
         if user is None or not matches:
             await self.throttle.failed(name, client, now)
             return self._login_form_response(request, next_path=next_path, name=name, error=WRONG_LOGIN, status=401)
