@@ -42,11 +42,18 @@ What it costs in accuracy, precisely:
   day for each condition ignored;
 - hours not named on their day are missing from the hourly chart;
 - realtime figures are under-counted by up to k-1.
+
+"(other)" adds its values' cells, as rows over several days add theirs: a visitor with visits
+from two unnamed sources counts in both. What the floor does not hide: that some visitors are
+outside the named values (a value moved into "(other)", a filter ignored by drop-one is a sign
+that a small group exists, never of its size, values or figures); and today's figures grow as
+people arrive (the rollups of today follow every ``rollup_interval``; raw-event answers of today
+are live, so a filtered view of today may differ from the rollups by the arrivals in between).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Literal, NamedTuple, TypeVar
 
 from gateway.stats.figures import Figures
@@ -89,29 +96,30 @@ def floor(cell: Figures, k: int) -> Figures:
 
 
 def named_values(
-    cells: Mapping[str, Figures], k: int, allowed: Collection[str] | None = None
+    cells: Mapping[str, Sequence[int]], k: int, allowed: Collection[str] | None = None
 ) -> tuple[list[tuple[str, Figures]], Figures]:
     """Rule 2: the values of at least k visitors (and in ``allowed``, when given), the smallest moved
     into "(other)" while it holds 1..k-1 visitors.
 
     Returns the named ``(value, cell)`` pairs, smallest first, and "(other)": the sum of the rest.
+    ``cells`` may be plain tuples of the six figures: a Figures is made only for the named ones.
     """
     named = sorted(
-        ((v, c) for v, c in cells.items() if c.visitors >= k and (allowed is None or v in allowed)),
-        key=lambda vc: (vc[1].visitors, vc[0]),
+        ((v, c) for v, c in cells.items() if c[0] >= k and (allowed is None or v in allowed)),
+        key=lambda vc: (vc[1][0], vc[0]),
     )
     chosen = {v for v, _ in named}
-    rest = [c for v, c in cells.items() if v not in chosen]
+    rest = [c for v, c in cells.items() if v not in chosen] if len(chosen) < len(cells) else []
     other = Figures(*map(sum, zip(*rest, strict=True))) if rest else ZERO
     moved = 0
     while 0 < other.visitors < k and moved < len(named):
-        other += named[moved][1]
+        other += Figures(*named[moved][1])
         moved += 1
-    return named[moved:], other
+    return [(v, c if isinstance(c, Figures) else Figures(*c)) for v, c in named[moved:]], other
 
 
 def publish_rows(
-    cells: Mapping[str, Figures], parent: Figures, k: int, *, allowed: Collection[str] | None = None
+    cells: Mapping[str, Sequence[int]], parent: Figures, k: int, *, allowed: Collection[str] | None = None
 ) -> DayRows:
     """One day's breakdown under a view whose (unfloored) day cell is ``parent``.
 

@@ -118,14 +118,13 @@ class PublishedCells:
         return Summed(rows, settled.other + last_day.other)
 
     async def _read(self, site_id: str, dimension: str, first: date, last: date, k: int) -> dict[date, PublishedDay]:
-        cells: dict[str, dict[str, Figures]] = defaultdict(dict)
+        cells: dict[str, dict[str, tuple[int, ...]]] = defaultdict(dict)
         totals: dict[str, Figures] = {}
         for row in await sql.rollup_days(self._db, site_id, dimension, first.isoformat(), last.isoformat()):
-            figures = Figures(*row[3:9])
             if row[1] == dimension:
-                cells[row[0]][row[2]] = figures
+                cells[row[0]][row[2]] = row[3:9]
             if row[1] == "all":
-                totals[row[0]] = figures
+                totals[row[0]] = Figures(*row[3:9])
         return {
             date.fromisoformat(day): PublishedDay(total, publish_rows(cells.get(day, {}), total, k))
             for day, total in totals.items()
