@@ -64,7 +64,8 @@ class _CookiePolicy:
         return self.service is None or decision.services.get(self.service, False)
 
 
-Verdict = Literal["deletion", "blocked", "kept", "capped"]
+# "ignored": a header with neither name nor value, which browsers ignore (RFC 6265bis 5.7): dropped, not reported.
+Verdict = Literal["deletion", "blocked", "kept", "capped", "ignored"]
 
 
 class _Outcome:
@@ -132,6 +133,12 @@ def _capped_attributes(attributes: str, seconds: int | None, now_second: int) ->
     now = datetime.fromtimestamp(now_second, UTC)
     capped = cap_lifetime(cookie, Lifetime(seconds), now)
     return attributes if capped is None else capped[3:]
+
+
+def _nameless_key(pair: bytes) -> bytes | None:
+    """The name to judge a pair without one by: b"" when a browser stores it as a nameless cookie
+    (RFC 6265bis 5.6: ``foo`` and ``=foo`` both are), None when it ignores the header."""
+    return b"" if parse_set_cookie(pair.decode("latin-1")) is not None else None
 
 
 def load_catalog(settings: Settings) -> CookieCatalog:
@@ -270,9 +277,17 @@ class ConsentMiddleware:
             self._policies[(name, domain)] = policy
         return policy
 
-    def _judge(self, name: str, attributes: str, decision: ConsentDecision, hostname: str, now: datetime) -> _Outcome:
-        """What becomes of a ``Set-Cookie`` with this name and these attributes under ``decision``."""
+    def _judge(
+        self, name: str | None, attributes: str, decision: ConsentDecision, hostname: str, now: datetime
+    ) -> _Outcome:
+        """What becomes of a ``Set-Cookie`` with this name and these attributes under ``decision``.
+
+        ``name`` is "" for a nameless cookie, judged like any other unknown one (a browser stores it),
+        and None for a header the browser ignores.
+        """
         parsed = _attributes(attributes)
+        if name is None:
+            return _Outcome("", "ignored", self.policy("", parsed.domain or hostname), None)
         policy = self.policy(name, parsed.domain or hostname)
         if parsed.max_age is not None:
             asked: int | None = parsed.max_age
@@ -280,9 +295,9 @@ class ConsentMiddleware:
             asked = int((parsed.expires - now).total_seconds())
         else:
             asked = None
-        if name and asked is not None and asked <= 0:
+        if asked is not None and asked <= 0:
             return _Outcome(name, "deletion", policy, asked)  # deletions always pass untouched
-        if not name or not policy.allowed(decision):
+        if not policy.allowed(decision):
             return _Outcome(name, "blocked", policy, asked)
         limit = policy.seconds
         if asked is not None and (limit is None or asked > limit):
@@ -329,11 +344,13 @@ class ConsentMiddleware:
             semicolon = value.find(b";")
             pair, attributes = (value, b"") if semicolon < 0 else (value[:semicolon], value[semicolon:])
             equals = pair.find(b"=")
-            raw_name = pair[:equals] if equals >= 0 else None  # no "=": browsers ignore it (5.2)
+            raw_name: bytes | None = pair[:equals]
+            if equals <= 0 or (pair[0] in b" \t" and not pair[:equals].strip(b" \t")):  # rare: no name
+                raw_name = _nameless_key(pair)
             cache_key = (raw_name, attributes, decision_key, hostname)
             outcome = outcomes.get(cache_key)
             if outcome is None:
-                name = raw_name.decode("latin-1").strip(" \t") if raw_name is not None else ""
+                name = raw_name.decode("latin-1").strip(" \t") if raw_name is not None else None
                 outcome = self._judge(name, attributes.decode("latin-1"), decision, hostname, now)
                 if len(outcomes) >= 16384:  # many kinds this second: count what is there, start afresh
                     self._report_outcomes(now)
@@ -341,9 +358,9 @@ class ConsentMiddleware:
                 outcomes[cache_key] = outcome
             outcome.uses += 1
             verdict = outcome.verdict
-            if verdict == "blocked":
+            if verdict == "blocked" or verdict == "ignored":
                 if notes is not None:
-                    notes.append(f"{outcome.name}=blocked:{outcome.label}")
+                    notes.append(f"{outcome.name}={verdict}:{outcome.label}")
                 continue
             if answered is not None:
                 answered.add(outcome.name)  # kept or deleted by the app: a deletion of a stale copy would undo it
@@ -373,7 +390,7 @@ class ConsentMiddleware:
         site_id = self.site.id
         seen = self._outcomes_since  # the second the counted uses happened in
         for outcome in self._outcomes.values():
-            if outcome.uses and outcome.verdict != "deletion":
+            if outcome.uses and outcome.verdict != "deletion" and outcome.verdict != "ignored":
                 self.report.observe(
                     site_id, outcome.name, outcome.category, outcome.verdict, outcome.asked, seen, outcome.uses
                 )

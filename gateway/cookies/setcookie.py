@@ -4,6 +4,10 @@ The gateway decides what a browser will store, so it must parse exactly like one
 would let a cookie through unnoticed, a looser one would "fix" headers the browser ignores anyway.
 Rewrites touch only ``Max-Age``/``Expires`` and keep every other byte, so the browser stores the same
 cookie (name, value, domain, path, flags) with a shorter life.
+
+Nameless cookies follow RFC 6265bis, as Chromium, Firefox and Safari do: ``Set-Cookie: foo`` is a
+cookie with an empty name and the value ``foo`` (RFC 6265 ignored it), and the browser sends it back
+as a bare ``foo`` in the ``Cookie`` header.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ _MAX_AGE_DIGITS = 15  # 10**15 s is ~31.7 million years, past _LATEST from any n
 _CENTURY = 100 * 366 * 86400  # shifts this small cannot overflow a datetime far from year 1 and 9999
 _LIFETIME_ATTRIBUTES = frozenset(("max-age", "expires"))
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+_MAX_PAIR = 4096  # RFC 6265bis 5.6 step 5: a longer name and value together are ignored
+_PREFIXES = ("__secure-", "__host-")  # cookie name prefixes (RFC 6265bis 4.1.3), compared lowercased
+_NAMELESS_DELETED = "deleted"  # any value will do: only name, domain and path pick the cookie to delete
 _UNSAFE_IN_HEADER = frozenset(";\r\n\x00")
 # The SameSite enforcement values of RFC 6265bis section 5.6.7 (RFC 6265 itself has no SameSite).
 _SAME_SITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
@@ -31,7 +38,7 @@ class SetCookie:
     """One ``Set-Cookie`` header value as a browser understands it (RFC 6265 section 5.2)."""
 
     raw: str  # the header value exactly as received
-    name: str  # WSP-trimmed, never empty
+    name: str  # WSP-trimmed; empty for a nameless cookie (RFC 6265bis 5.6 step 3), and then value is not
     value: str  # WSP-trimmed, quotes kept (5.2 keeps them; they are part of the value)
     max_age: int | None  # the last valid Max-Age (5.2.2); values past ~31 million years are clamped
     expires: datetime | None  # the last Expires that parses (5.2.1), aware UTC
@@ -83,20 +90,31 @@ def _max_age(value: str) -> int | None:
     return -number if value[0] == "-" else number
 
 
+def _may_be_nameless(value: str) -> bool:
+    """Whether a browser stores a nameless cookie with this (trimmed) value; see ``parse_set_cookie``."""
+    return bool(value) and "=" not in value and not value[:9].lower().startswith(_PREFIXES)
+
+
 def parse_set_cookie(raw: str) -> SetCookie | None:
     """Parse a ``Set-Cookie`` value exactly as RFC 6265 section 5.2 says; None when a browser ignores it.
 
-    A name-value pair without '=' or with an empty name is ignored (5.2 steps 2 and 5); unknown
-    attributes are skipped; for Max-Age, Expires, Domain and Path the last one the browser accepts
-    wins (5.3 steps 3, 4 and 7). Never raises. Attribute names compare with str.lower(): the only
-    non-ASCII character that lowercases to an ASCII letter is U+212A (to "k"), in no attribute name.
+    The name-value pair follows RFC 6265bis section 5.6 steps 2-5, which browsers implement and RFC
+    6265 did not: a pair without '=' is a nameless cookie whose value is the whole pair, '=x' is a
+    nameless cookie with the value 'x', and a name and value longer than 4096 together are ignored.
+    So is a nameless cookie the browser refuses to store (RFC 6265bis 5.7, measured in Chromium 156):
+    one with an empty value too, one whose value starts like a ``__Secure-``/``__Host-`` name, and one
+    whose value holds '=' (it would come back as ``Cookie: a=b``, a cookie named "a"). Unknown attributes
+    are skipped; for Max-Age, Expires, Domain and Path the last one the browser accepts wins (5.3 steps
+    3, 4 and 7). Never raises. Attribute names compare with str.lower(): the only non-ASCII character
+    that lowercases to an ASCII letter is U+212A (to "k"), in no attribute name. Lengths count
+    characters, which are octets when the header was decoded as latin-1 (the middleware does).
     """
     pair, semicolon, attributes = raw.partition(";")
     name, equals, value = pair.partition("=")
     if not equals:
-        return None
-    name = name.strip(_WSP)
-    if not name:
+        name, value = "", name
+    name, value = name.strip(_WSP), value.strip(_WSP)
+    if len(name) + len(value) > _MAX_PAIR or (not name and not _may_be_nameless(value)):
         return None
     max_age: int | None = None
     expires: datetime | None = None
@@ -132,7 +150,7 @@ def parse_set_cookie(raw: str) -> SetCookie | None:
     return SetCookie(
         raw=raw,
         name=name,
-        value=value.strip(_WSP),
+        value=value,
         max_age=max_age,
         expires=expires,
         domain=domain,
@@ -188,25 +206,31 @@ def deletion_header(name: str, *, path: str = "/", domain: str | None = None) ->
 
     The cookie must be named with the same path and domain it was set with, or the browser deletes
     nothing (5.3 step 11 replaces only a cookie with the same name, domain and path). Expires is
-    added for clients that ignore Max-Age. Raises ValueError on characters that would break the header.
+    added for clients that ignore Max-Age. An empty ``name`` deletes the nameless cookie: its header
+    needs a value, since a browser ignores one whose name and value are both empty (RFC 6265bis 5.7).
+    Raises ValueError on characters that would break the header or name a different cookie.
     """
     parts = [name, path] if domain is None else [name, path, domain]
-    if not name or "=" in name or any(not _UNSAFE_IN_HEADER.isdisjoint(part) for part in parts):
+    if "=" in name or name != name.strip(_WSP) or any(not _UNSAFE_IN_HEADER.isdisjoint(part) for part in parts):
         raise ValueError(f"cannot build a Set-Cookie header for name={name!r}, path={path!r}, domain={domain!r}")
-    header = f"{name}=; Max-Age=0; Expires={_EPOCH}; Path={path}"
+    header = f"{name}={'' if name else _NAMELESS_DELETED}; Max-Age=0; Expires={_EPOCH}; Path={path}"
     return header if domain is None else f"{header}; Domain={domain}"
 
 
 def parse_cookie_header(header: str) -> list[tuple[str, str]]:
     """The (name, value) pairs of a request ``Cookie`` header (RFC 6265 section 5.4 step 4), in order.
 
-    Tolerant of whatever clients send: pairs without '=' or with an empty name are skipped, since no
-    RFC 6265 cookie can carry them, and surrounding whitespace is trimmed. Never raises.
+    A browser sends a nameless cookie as its bare value (RFC 6265bis 5.8.3), so an item without '='
+    is the pair ("", item); '=x' is read the same way. Empty items are skipped and surrounding
+    whitespace is trimmed. Never raises. A nameless cookie whose value holds '=' reads as a named one:
+    the header cannot tell them apart.
     """
     pairs: list[tuple[str, str]] = []
     for item in header.split(";"):
         name, equals, value = item.partition("=")
-        name = name.strip(_WSP)
-        if equals and name:
-            pairs.append((name, value.strip(_WSP)))
+        if not equals:
+            name, value = "", name
+        name, value = name.strip(_WSP), value.strip(_WSP)
+        if name or value:
+            pairs.append((name, value))
     return pairs

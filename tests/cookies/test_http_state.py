@@ -1,37 +1,27 @@
 """The IETF http-state conformance suite (``parser.json``) run through an RFC 6265 user agent model.
 
 (a) The model, parsing with ``parse_set_cookie``, must send back exactly the cookies the suite
-expects: our parser reads headers the way browsers do. (b) Feeding the model the headers after
+expects (by RFC 6265bis where it departs from the suite: nameless cookies): our parser reads headers
+the way browsers do. (b) Feeding the model the headers after
 ``cap_lifetime`` must send exactly the same cookies, in the same order: a lifetime cap changes how
 long a cookie lives, never which cookie a browser stores.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
 from browser_model import UserAgent
+from http_state import CASES, MISSING, case_urls, expected_sent
 
 from gateway.cookies.lifetimes import SESSION, Lifetime
 from gateway.cookies.setcookie import cap_lifetime, parse_set_cookie
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "http-state"
-PARSER_CASES = DATA / "parser.json"
-
 # The suite's Expires dates were written around 2011 (0002 expects 2019 to be in the future).
 NOW = datetime(2011, 1, 1, tzinfo=UTC)
 THIRTEEN_MONTHS = Lifetime(34186698)
-# The suite's harness set cookies from /cookie-parser?NNNN (default-path "/") and read them back on
-# /cookie-parser-result?NNNN (e.g. ATTRIBUTE0023 sends a cookie with Path=/cookie-parser-result);
-# "sent-to" overrides the second URL and is relative to it.
-SET_URL = "http://home.example.org:8888/cookie-parser?{test}"
-RESULT_URL = "http://home.example.org:8888/cookie-parser-result?{test}"
-
 # Cases whose expectations no RFC 6265 user agent meets; the suite itself names them DISABLED_*.
 OBSOLETE = {
     "DISABLED_CHROMIUM0022": "expects old Chromium's truncation of the value at NUL ('BB'); RFC 6265 5.2 keeps "
@@ -43,27 +33,8 @@ OBSOLETE = {
 }
 
 
-def _load_cases() -> list[dict[str, Any]]:
-    if not PARSER_CASES.is_file():
-        return []
-    cases: list[dict[str, Any]] = json.loads(PARSER_CASES.read_text(encoding="utf-8"))
-    return cases
-
-
-CASES = _load_cases()
-MISSING = pytest.mark.skipif(
-    not CASES, reason=f"http-state conformance data not found at {PARSER_CASES} (a checkout of ../shared/testdata)"
-)
-
-
-def _urls(case: dict[str, Any]) -> tuple[str, str]:
-    number = case["test"].lower()
-    result_url = RESULT_URL.format(test=number)
-    return SET_URL.format(test=number), urljoin(result_url, case.get("sent-to", result_url))
-
-
 def _sent(case: dict[str, Any], headers: list[str]) -> list[tuple[str, str]]:
-    set_url, result_url = _urls(case)
+    set_url, result_url = case_urls(case)
     agent = UserAgent(now=NOW)
     for header in headers:
         agent.receive(set_url, header)
@@ -94,8 +65,7 @@ def _params(*, mark_obsolete: bool) -> list[Any]:
 @MISSING
 @pytest.mark.parametrize("case", _params(mark_obsolete=True))
 def test_user_agent_sends_what_the_suite_expects(case: dict[str, Any]) -> None:
-    expected = [(cookie["name"], cookie["value"]) for cookie in case["sent"]]
-    assert _sent(case, case["received"]) == expected
+    assert _sent(case, case["received"]) == expected_sent(case)
 
 
 @MISSING

@@ -1,4 +1,5 @@
-"""``Set-Cookie`` parsing (RFC 6265 section 5.2), lifetime caps, deletion headers and ``Cookie`` headers."""
+"""``Set-Cookie`` parsing (RFC 6265 section 5.2, nameless cookies by RFC 6265bis), lifetime caps, deletion headers
+and ``Cookie`` headers."""
 
 from __future__ import annotations
 
@@ -68,12 +69,15 @@ def _expect(**changes: Any) -> dict[str, Any]:
     "raw",
     [
         pytest.param("", id="empty-header"),
-        pytest.param("foo", id="no-equals-sign"),
-        pytest.param("foo; a=b", id="equals-sign-only-in-an-attribute"),
-        pytest.param("=bar", id="empty-name"),
-        pytest.param(" \t=bar", id="name-of-whitespace-only"),
+        pytest.param(" \t ", id="whitespace-only"),
         pytest.param("=", id="lone-equals-sign"),
+        pytest.param(" = \t; Path=/", id="empty-name-and-value"),
         pytest.param(";a=b", id="nothing-before-the-first-semicolon"),
+        pytest.param("=a=b", id="nameless-value-holding-an-equals-sign"),
+        pytest.param("__Host-x", id="nameless-value-like-a-host-prefix"),
+        pytest.param("=__secure-x; Secure", id="nameless-value-like-a-secure-prefix-any-case"),
+        pytest.param("a=" + "b" * 4096, id="name-and-value-over-4096"),
+        pytest.param("b" * 4097, id="nameless-value-over-4096"),
     ],
 )
 def test_parse_set_cookie_ignores_what_a_browser_ignores(raw: str) -> None:
@@ -140,6 +144,29 @@ def test_parse_set_cookie_ignores_what_a_browser_ignores(raw: str) -> None:
     ],
 )
 def test_parse_set_cookie_follows_rfc6265_5_2(raw: str, expected: dict[str, Any]) -> None:
+    assert _fields(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("foo", _expect(name="", value="foo"), id="no-equals-sign-is-all-value"),
+        pytest.param("=bar", _expect(name="", value="bar"), id="empty-name"),
+        pytest.param(" \t=bar", _expect(name="", value="bar"), id="name-of-whitespace-only"),
+        pytest.param(" \tfoo \t", _expect(name="", value="foo"), id="value-trimmed-of-wsp"),
+        pytest.param("foo; a=b", _expect(name="", value="foo"), id="equals-sign-only-in-an-attribute"),
+        pytest.param('"foo;bar"=baz', _expect(name="", value='"foo'), id="semicolon-ends-the-pair-even-in-quotes"),
+        pytest.param(
+            "foo; Max-Age=60; Path=/x; Secure",
+            _expect(name="", value="foo", max_age=60, path="/x", secure=True),
+            id="attributes-read-as-for-any-cookie",
+        ),
+        pytest.param("=__Hostx", _expect(name="", value="__Hostx"), id="prefix-needs-its-dash"),
+        pytest.param("b" * 4096, _expect(name="", value="b" * 4096), id="value-of-4096"),
+        pytest.param("a=" + "b" * 4095 + " ", _expect(value="b" * 4095), id="name-and-value-of-4096-after-trimming"),
+    ],
+)
+def test_parse_set_cookie_reads_nameless_cookies_by_rfc6265bis_5_6(raw: str, expected: dict[str, Any]) -> None:
     assert _fields(raw) == expected
 
 
@@ -277,6 +304,11 @@ def test_cap_lifetime_never_overflows() -> None:
             "sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/shop",
             id="with-path",
         ),
+        pytest.param(
+            {"name": ""},
+            "=deleted; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
+            id="nameless-needs-a-value-or-the-browser-ignores-it",
+        ),
     ],
 )
 def test_deletion_header(kwargs: dict[str, Any], expected: str) -> None:
@@ -291,7 +323,7 @@ def test_deletion_header(kwargs: dict[str, Any], expected: str) -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        pytest.param({"name": ""}, id="empty-name"),
+        pytest.param({"name": " a"}, id="whitespace-around-the-name"),
         pytest.param({"name": "a=b"}, id="equals-sign-in-name"),
         pytest.param({"name": "a;b"}, id="semicolon-in-name"),
         pytest.param({"name": "a\r\nSet-Cookie: x"}, id="header-injection-in-name"),
@@ -314,8 +346,9 @@ def test_deletion_header_refuses_what_would_break_the_header(kwargs: dict[str, A
         pytest.param('a="x y"', [("a", '"x y"')], id="quotes-kept"),
         pytest.param("a=", [("a", "")], id="empty-value"),
         pytest.param("a=1; a=2", [("a", "1"), ("a", "2")], id="duplicates-kept"),
-        pytest.param("junk; a=b", [("a", "b")], id="pair-without-equals-skipped"),
-        pytest.param("=x; a=b", [("a", "b")], id="empty-name-skipped"),
+        pytest.param("junk; a=b", [("", "junk"), ("a", "b")], id="bare-value-is-a-nameless-cookie"),
+        pytest.param("=x; a=b", [("", "x"), ("a", "b")], id="empty-name-is-a-nameless-cookie"),
+        pytest.param("a=b; = ;c=d", [("a", "b"), ("c", "d")], id="empty-name-and-value-skipped"),
         pytest.param(";;; ;", [], id="only-separators"),
         pytest.param("", [], id="empty-header"),
     ],
@@ -371,6 +404,10 @@ def test_parsers_never_raise(text: str) -> None:
 TOKEN = st.text(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~", min_size=1, max_size=12)
 COOKIE_OCTETS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '",;\\')
 VALUE = st.text(COOKIE_OCTETS, max_size=16) | st.text(COOKIE_OCTETS, max_size=16).map(lambda text: f'"{text}"')
+# A nameless cookie's value: no '=' (the browser refuses it) and no __Secure-/__Host- start (likewise).
+NAMELESS_VALUE = (VALUE | st.text(string.ascii_letters + string.digits + "_-", max_size=12)).filter(
+    lambda value: bool(value) and "=" not in value and not value.lower().startswith(("__secure-", "__host-"))
+)
 LABEL = st.text(string.ascii_letters + string.digits, min_size=1, max_size=8)
 PATH_TEXT = st.text("".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != ";"), max_size=12).map(lambda p: "/" + p)
 WSP = st.sampled_from(["", " ", "  ", "\t"])
@@ -383,7 +420,7 @@ MOMENT = st.builds(
 
 @dataclass(frozen=True, slots=True)
 class Generated:
-    """A valid Set-Cookie header and what RFC 6265 says a browser reads from it."""
+    """A valid Set-Cookie header and what RFC 6265 (RFC 6265bis for a nameless one) says a browser reads from it."""
 
     raw: str
     name: str
@@ -397,8 +434,14 @@ class Generated:
 
 @st.composite
 def generated_cookies(draw: st.DrawFn) -> Generated:
-    name, value = draw(TOKEN), draw(VALUE)
-    raw = f"{draw(WSP)}{name}{draw(WSP)}={draw(WSP)}{value}{draw(WSP)}"
+    form = draw(st.sampled_from(["named", "bare-value", "empty-name"]))
+    if form == "named":
+        name, value = draw(TOKEN), draw(VALUE)
+        raw = f"{draw(WSP)}{name}{draw(WSP)}={draw(WSP)}{value}{draw(WSP)}"
+    else:  # RFC 6265bis 5.6: "foo" and "=foo" both set the nameless cookie "foo"
+        name, value = "", draw(NAMELESS_VALUE)
+        equals = f"{draw(WSP)}={draw(WSP)}" if form == "empty-name" else draw(WSP)
+        raw = f"{equals}{value}{draw(WSP)}"
     domain = path = same_site = None
     secure = http_only = False
     for kind in draw(
@@ -488,3 +531,35 @@ def test_cap_lifetime_keeps_the_cookie_and_bounds_its_life(
         assert new_expiry is not None and new_expiry <= limit
         assert capped.expires is not None and capped.expires <= limit
     assert cap_lifetime(capped, allowed, now) is None  # idempotent
+
+
+@given(generated_cookies(), ALLOWED, NOWS)
+@example(Generated("foo; Max-Age=99999999", "", "foo", None, None, False, False, None), SESSION, NOW)
+@example(Generated(" =foo ;Max-Age=99999999", "", "foo", None, None, False, False, None), THIRTEEN_MONTHS, NOW)
+def test_a_rewritten_header_keeps_its_name_value_pair_byte_for_byte(
+    generated: Generated, allowed: Lifetime, now: datetime
+) -> None:
+    """What the middleware forwards is the app's pair, untouched, so a nameless cookie stays nameless."""
+    cookie = parse_set_cookie(generated.raw)
+    assert cookie is not None
+    rewritten = cap_lifetime(cookie, allowed, now)
+    forwarded = generated.raw if rewritten is None else rewritten
+    assert forwarded.split(";")[0] == generated.raw.split(";")[0]
+    again = parse_set_cookie(forwarded)
+    assert again is not None and (again.name, again.value) == (generated.name, generated.value)
+
+
+@given(st.lists(generated_cookies(), max_size=6))
+def test_cookie_header_round_trip(cookies: list[Generated]) -> None:
+    """A browser sends each cookie as name=value, a nameless one as its bare value (RFC 6265bis 5.8.3)."""
+    header = "; ".join(f"{c.name}={c.value}" if c.name else c.value for c in cookies)
+    assert parse_cookie_header(header) == [(c.name, c.value) for c in cookies]
+
+
+@given(generated_cookies())
+def test_deletion_header_deletes_the_cookie_it_names(generated: Generated) -> None:
+    """A deletion must name the cookie's name, domain and path (5.3 step 11), nameless cookies included."""
+    header = deletion_header(generated.name, path=generated.path or "/", domain=generated.domain)
+    deletion = parse_set_cookie(header)
+    assert deletion is not None and deletion.is_deletion(NOW)
+    assert (deletion.name, deletion.path, deletion.domain) == (generated.name, generated.path or "/", generated.domain)
