@@ -138,7 +138,7 @@ def create_app(
         *auth.routes(),
         *admin_routes(context, auth),
         *pages.routes(),
-        *ReportPages(context, auth, pages).routes(),
+        *ReportPages(context, auth, pages, impressions=impressions).routes(),  # flushed before the report reads
         *SiteSettingsPages(context, auth, pages, bundles).routes(),
         *SharedDashboard(context, auth, pages).routes(),
         *stats_api_routes(context),

@@ -159,6 +159,8 @@ class Settings:
     max_body_bytes: int = 4096
     #: How often the days that received events are rolled up again.
     rollup_interval: Lifetime = parse_lifetime("5m")
+    #: Filtered queries (any ``f=``) a shared link or an API key may make per 10 minutes (then 429).
+    filtered_query_limit: int = 60
     #: ``serve``: seconds a connection has to send a complete request head before it is closed.
     head_timeout_seconds: int = 5
     #: ``serve``: the largest request head (request line and headers); larger ones are answered 431.
@@ -324,6 +326,7 @@ _TOP_KEYS = {
     "debug",
     "max_body_bytes",
     "rollup_interval",
+    "filtered_query_limit",
     "head_timeout_seconds",
     "max_head_bytes",
     "max_connections",
@@ -385,6 +388,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
         debug=top.boolean("debug", False),
         max_body_bytes=top.integer("max_body_bytes", 4096, low=512, high=1_048_576),
         rollup_interval=top.lifetime("rollup_interval", "5m", least=parse_lifetime("10s"), most=parse_lifetime("1d")),
+        filtered_query_limit=top.integer("filtered_query_limit", 60, low=1, high=100_000),
         head_timeout_seconds=top.integer("head_timeout_seconds", 5, low=1, high=300),
         max_head_bytes=top.integer("max_head_bytes", 16 * 1024, low=1024, high=1_048_576),
         max_connections=top.integer("max_connections", 1000, low=1, high=1_000_000),

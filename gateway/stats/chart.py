@@ -1,7 +1,9 @@
 """The time-series chart as server-side SVG: readable without JavaScript, printable, no chart library.
 
 The current period is a line over a soft area; the previous period is a faint dashed line on the
-same buckets (bucket i against bucket i). Withheld buckets (under the privacy floor) leave a gap.
+same buckets (bucket i against bucket i). A bucket under the privacy floor, zero included, is drawn
+as no data (a gap, no point) with "< k" as its title, and never counts towards the y axis: withheld
+and zero read the same, and the axis's top comes from published buckets only.
 Only presentation attributes are used (``fill``, ``stroke``): the dashboard's CSP refuses inline
 ``style``. Every bucket carries a ``<title>`` so a hover or a screen reader gets the figure.
 """
@@ -84,10 +86,15 @@ class Plot:
 
 
 def render_chart(
-    current: Sequence[Bucket], previous: Sequence[Bucket], *, metric: str = "visitors", title: str = "Visitors"
+    current: Sequence[Bucket],
+    previous: Sequence[Bucket],
+    *,
+    k: int,
+    metric: str = "visitors",
+    title: str = "Visitors",
 ) -> Chart:
-    values = [_value(bucket, metric) for bucket in current]
-    before = [_value(bucket, metric) for bucket in previous]
+    values = [_value(bucket, metric, k) for bucket in current]
+    before = [_value(bucket, metric, k) for bucket in previous]
     top = nice_ceiling(max([v for v in values + before if v is not None], default=0))
     plot = Plot(len(values), top)
     parts = plot.opening("chart", title)
@@ -103,13 +110,14 @@ def render_chart(
     labels = label_indexes(len(current))
     for index, bucket in enumerate(current):
         value = values[index]
-        shown = "withheld (under the privacy floor)" if value is None else f"{value:,}"
+        shown = f"< {k}" if value is None else f"{value:,}"
         compared = ""
         if index < len(before) and before[index] is not None:
             compared = f"; previous period {before[index]:,}"
         parts.append(
             f'<circle cx="{plot.x(index):.1f}" cy="{plot.y(value or 0):.1f}" r="{3 if value is not None else 0}" '
-            f'fill="#2563eb"><title>{escape(bucket.label)}: {shown} {escape(title.lower())}{compared}</title></circle>'
+            f'fill="#2563eb"><title>{escape(bucket.label)}: {escape(shown)} {escape(title.lower())}{compared}'
+            "</title></circle>"
         )
         if index in labels:
             parts.append(plot.tick(index, bucket.label))
@@ -125,8 +133,11 @@ def render_chart(
     return Chart("".join(parts), summary)
 
 
-def _value(bucket: Bucket, metric: str) -> int | None:
-    return None if bucket.withheld else int(getattr(bucket.figures, metric))
+def _value(bucket: Bucket, metric: str, k: int) -> int | None:
+    """The bucket's figure, or None when it stands for fewer than k visitors (zero included)."""
+    if bucket.withheld or bucket.figures.visitors < k:
+        return None
+    return int(getattr(bucket.figures, metric))
 
 
 def segments(values: Sequence[T | None]) -> list[list[tuple[int, T]]]:

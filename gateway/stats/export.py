@@ -2,7 +2,9 @@
 
 Values come from visitors' browsers (paths, referrers, custom props), so a cell that a spreadsheet
 would run as a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return first) is prefixed with
-``'`` (OWASP, CSV injection). The rows are the dashboard's: folded and withheld the same way.
+``'`` (OWASP, CSV injection). The rows are the dashboard's: folded and withheld the same way. A
+withheld figure is the text ``< k`` whether it stood for nobody or for a few, a row or an "(other)"
+under k visitors is not written at all: the files read the same with or without a lone visitor.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from gateway.stats.privacy import BreakdownRow
 from gateway.stats.query import Breakdown, Bucket
 
 BREAKDOWN_COLUMNS = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration")
@@ -35,8 +38,16 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return buffer.getvalue()
 
 
-def breakdown_csv(breakdown: Breakdown) -> str:
-    rows = [*breakdown.rows, *([breakdown.other] if breakdown.other else [])]
+def published_rows(breakdown: Breakdown, k: int) -> list[BreakdownRow]:
+    """The rows, then "(other)", that stand for at least ``k`` visitors (the core folds so; this is the check)."""
+    rows = [row for row in breakdown.rows if row.figures.visitors >= k]
+    if breakdown.other is not None and breakdown.other.figures.visitors >= k:
+        rows.append(breakdown.other)
+    return rows
+
+
+def breakdown_csv(breakdown: Breakdown, k: int) -> str:
+    rows = published_rows(breakdown, k)
     return _csv(
         (breakdown.dimension, *BREAKDOWN_COLUMNS),
         (
@@ -54,12 +65,14 @@ def breakdown_csv(breakdown: Breakdown) -> str:
     )
 
 
-def series_csv(buckets: Sequence[Bucket]) -> str:
-    """One row per bucket; a withheld bucket (under the privacy floor) has empty figures."""
+def series_csv(buckets: Sequence[Bucket], k: int) -> str:
+    """One row per bucket; a bucket under the privacy floor, zero included, reads ``< k`` in every column."""
     rows = []
+    hidden = f"< {k}"
     for bucket in buckets:
         metrics = bucket.figures.metrics()
-        rows.append((bucket.label, *(("" if bucket.withheld else metrics[name]) for name in SERIES_COLUMNS)))
+        withheld = bucket.withheld or bucket.figures.visitors < k
+        rows.append((bucket.label, *((hidden if withheld else metrics[name]) for name in SERIES_COLUMNS)))
     return _csv(("bucket", *SERIES_COLUMNS), rows)
 
 

@@ -1,5 +1,9 @@
 """SQL for the consent report: banner impressions and consent decisions, by time, country and device.
 
+The dashboard's report reads day cells (``consent_cells``: one row per local day and country,
+device or nothing) and impressions per UTC day (``impressions_by_day``), so that the privacy
+floor can be applied to each day before anything is added up (``gateway/stats/consent.py``).
+
 Decisions come from the proof log (``consent_records``, read through its ``(site_id,
 recorded_at)`` index); impressions from ``banner_impressions`` (migrations/0007). Impressions
 have **day resolution**: a range counts every impression of each UTC day it touches, so a
@@ -13,6 +17,7 @@ still counts: its decision, country and device are anonymous and kept.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -81,6 +86,89 @@ FROM banner_impressions
 WHERE site_id = ?2 AND day >= ?3 AND day <= ?4
 GROUP BY key
 """
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentCell:
+    """The decisions of one bucket (a local day) and one key (a country, a device, or "" for all)."""
+
+    label: str
+    key: str
+    #: Distinct consent ids that decided in the cell: what the privacy floor counts.
+    deciders: int
+    decisions: int
+    accept_all: int
+    reject_all: int
+    custom: int
+    gpc: int
+    withdrawals: int
+    #: Decisions that allowed each of CONSENT_CATEGORIES, in that order.
+    allowed: tuple[int, ...]
+
+
+# The buckets come as one JSON parameter ([[label, since, until], ...]) so the statement is the
+# same whatever their number; each bucket is a range read of the (site_id, recorded_at) index.
+_CELLS = """
+WITH buckets AS (
+    SELECT json_extract(value, '$[0]') AS label, json_extract(value, '$[1]') AS since,
+           json_extract(value, '$[2]') AS until
+    FROM json_each(?2)
+)
+SELECT
+    buckets.label AS label,
+    CASE ?1 WHEN 'country' THEN COALESCE(r.country, '') WHEN 'device' THEN COALESCE(r.device, '') ELSE '' END AS key,
+    COUNT(DISTINCT CASE WHEN r.method IN ('accept_all', 'reject_all', 'custom', 'gpc') THEN r.consent_id END)
+        AS deciders,
+    COALESCE(SUM(r.method IN ('accept_all', 'reject_all', 'custom', 'gpc')), 0) AS decisions,
+    COALESCE(SUM(r.method = 'accept_all'), 0) AS accept_all,
+    COALESCE(SUM(r.method = 'reject_all'), 0) AS reject_all,
+    COALESCE(SUM(r.method = 'custom'), 0) AS custom,
+    COALESCE(SUM(r.method = 'gpc'), 0) AS gpc,
+    COALESCE(SUM(r.method = 'withdraw'), 0) AS withdrawals,
+    COALESCE(SUM(r.method != 'withdraw' AND json_extract(r.categories, ?4) IS 1), 0) AS allowed1,
+    COALESCE(SUM(r.method != 'withdraw' AND json_extract(r.categories, ?5) IS 1), 0) AS allowed2,
+    COALESCE(SUM(r.method != 'withdraw' AND json_extract(r.categories, ?6) IS 1), 0) AS allowed3
+FROM buckets JOIN consent_records AS r
+    ON r.site_id = ?3 AND r.recorded_at >= buckets.since AND r.recorded_at < buckets.until AND r.method != 'erase'
+GROUP BY buckets.label, key
+"""
+_IMPRESSIONS_BY_DAY = """
+SELECT day, SUM(count) AS impressions FROM banner_impressions
+WHERE site_id = ? AND day >= ? AND day <= ? GROUP BY day ORDER BY day
+"""
+
+
+async def consent_cells(
+    db: Database, site_id: str, group: Literal["", "country", "device"], buckets: list[tuple[str, datetime, datetime]]
+) -> list[ConsentCell]:
+    """One cell per ``(label, start, end)`` bucket and key that holds any record; "" is an unknown key."""
+    if group not in ("", "country", "device"):
+        raise ValueError(f"group must be '', 'country' or 'device', not {group!r}")
+    spans = [[label, *_range(start, end)[:2]] for label, start, end in buckets]
+    paths = tuple(f"$.{category}" for category in CONSENT_CATEGORIES)
+    rows = await db.fetch_all(_CELLS, (group, json.dumps(spans), site_id, *paths))
+    return [
+        ConsentCell(
+            row["label"],
+            row["key"],
+            row["deciders"],
+            row["decisions"],
+            row["accept_all"],
+            row["reject_all"],
+            row["custom"],
+            row["gpc"],
+            row["withdrawals"],
+            (row["allowed1"], row["allowed2"], row["allowed3"]),
+        )
+        for row in rows
+    ]
+
+
+async def impressions_by_day(db: Database, site_id: str, start: datetime, end: datetime) -> dict[date, int]:
+    """Banner impressions of each UTC day that ``[start, end)`` touches (impressions have day resolution)."""
+    _, _, first_day, last_day = _range(start, end)
+    rows = await db.fetch_all(_IMPRESSIONS_BY_DAY, (site_id, first_day, last_day))
+    return {date.fromisoformat(row["day"]): int(row["impressions"]) for row in rows}
 
 
 async def add_impressions(db: Database, counts: Iterable[ImpressionCount]) -> None:

@@ -20,10 +20,10 @@ from starlette.routing import BaseRoute, Route
 from gateway.context import GatewayContext
 from gateway.settings import SiteSettings
 from gateway.stats.chart import render_chart
-from gateway.stats.export import breakdown_csv, export_zip, series_csv
+from gateway.stats.export import breakdown_csv, export_zip, published_rows, series_csv
 from gateway.stats.filters import FilterError
 from gateway.stats.period import PeriodError
-from gateway.stats.query import Breakdown, SortKey, Stats
+from gateway.stats.query import Breakdown, FunnelStep, GoalResult, Realtime, SortKey, Stats
 from gateway.storage.aggregates import PROP_PREFIX, Condition, is_dimension
 from gateway.web.dashboard_auth import DashboardAuth, Viewer
 from gateway.web.dashboard_view import DIMENSION_LABELS, PANELS, View, dimension_label, parse_view
@@ -106,7 +106,8 @@ class DashboardPages:
         aggregate = await self.stats.aggregate(query)
         current = await self.stats.timeseries(query, view.interval)
         previous = await self.stats.timeseries(query, view.interval, previous=True)
-        chart = render_chart(current, previous)
+        k = audience.site.min_visitors
+        chart = render_chart(current, previous, k=k)
         panels = []
         for title, key, tabs in PANELS:
             dimension = view.tab(key)
@@ -122,7 +123,7 @@ class DashboardPages:
                     "rows": self._rows(view, result, limit=PANEL_ROWS),
                     "more": view.url(f"/breakdown/{dimension}"),
                     "csv": view.url(f"/export/{dimension}.csv"),
-                    "count": len(result.rows),
+                    "count": sum(row.figures.visitors >= k for row in result.rows),
                 }
             )
         props = await self.stats.prop_keys(query)
@@ -135,7 +136,7 @@ class DashboardPages:
             "chart_summary": chart.summary,
             "panels": panels,
             "props": [(key, view.url(f"/breakdown/{PROP_PREFIX}{key}")) for key in props],
-            "realtime": realtime,
+            "realtime": _realtime(realtime, k),
             "export_all": view.url("/export.zip"),
             "series_csv": view.url("/export/timeseries.csv"),
         }
@@ -149,7 +150,8 @@ class DashboardPages:
         if isinstance(view, Response):
             return view
         result = await self.stats.breakdown(view.query, dimension, sort=view.sort, descending=view.descending)
-        pages = max(1, -(-len(result.rows) // BREAKDOWN_PAGE_ROWS))
+        named = [row for row in result.rows if row.figures.visitors >= audience.site.min_visitors]
+        pages = max(1, -(-len(named) // BREAKDOWN_PAGE_ROWS))
         number = _page_number(request.query_params.get("page"), pages)
         here = view.url(f"/breakdown/{dimension}")
         joiner = "&" if "?" in here else "?"
@@ -191,11 +193,12 @@ class DashboardPages:
         view = self.view(request, audience)
         if isinstance(view, Response):
             return view
+        k = audience.site.min_visitors
         if name == "timeseries":
-            text = series_csv(await self.stats.timeseries(view.query, view.interval))
+            text = series_csv(await self.stats.timeseries(view.query, view.interval), k)
         elif is_dimension(name) and name not in ("all", "hour"):
             text = breakdown_csv(
-                await self.stats.breakdown(view.query, name, sort=view.sort, descending=view.descending)
+                await self.stats.breakdown(view.query, name, sort=view.sort, descending=view.descending), k
             )
         else:
             return self._error(request, audience, 404, f"There is no export named {name[:80]!r}.")
@@ -206,12 +209,13 @@ class DashboardPages:
         view = self.view(request, audience)
         if isinstance(view, Response):
             return view
-        files = {"timeseries.csv": series_csv(await self.stats.timeseries(view.query, view.interval))}
+        k = audience.site.min_visitors
+        files = {"timeseries.csv": series_csv(await self.stats.timeseries(view.query, view.interval), k)}
         for dimension in _EXPORT_DIMENSIONS:
-            files[f"{dimension}.csv"] = breakdown_csv(await self.stats.breakdown(view.query, dimension))
+            files[f"{dimension}.csv"] = breakdown_csv(await self.stats.breakdown(view.query, dimension), k)
         for key in await self.stats.prop_keys(view.query):
             files[f"prop-{_file_part(key)}.csv"] = breakdown_csv(
-                await self.stats.breakdown(view.query, PROP_PREFIX + key)
+                await self.stats.breakdown(view.query, PROP_PREFIX + key), k
             )
         body = export_zip(files, self.context.clock.now())
         filename = f"{audience.site.id}-{view.period.first}-{view.period.last}.zip"
@@ -222,17 +226,24 @@ class DashboardPages:
         if isinstance(view, Response):
             return view
         realtime = await self.stats.realtime(audience.site, self.context.clock.now())
-        context = {**self.common(view, audience, "realtime"), "realtime": realtime, "refresh": 30}
+        context = {
+            **self.common(view, audience, "realtime"),
+            "realtime": _realtime(realtime, audience.site.min_visitors),
+            "refresh": 30,
+        }
         return self._render(request, audience, "realtime.html", context)
 
     async def goals(self, request: Request, audience: Audience) -> Response:
         view = self.view(request, audience)
         if isinstance(view, Response):
             return view
-        funnels = [(funnel, await self.stats.funnel(view.query, funnel)) for funnel in audience.site.funnels]
+        k = audience.site.min_visitors
+        funnels = [
+            (funnel, _funnel_steps(await self.stats.funnel(view.query, funnel), k)) for funnel in audience.site.funnels
+        ]
         context = {
             **self.common(view, audience, "goals"),
-            "goals": await self.stats.goals(view.query),
+            "goals": [_goal(result, k) for result in await self.stats.goals(view.query)],
             "funnels": funnels,
         }
         return self._render(request, audience, "goals.html", context)
@@ -269,13 +280,18 @@ class DashboardPages:
     def _rows(
         self, view: View, result: Breakdown, *, offset: int = 0, limit: int | None = None, other: bool = True
     ) -> list[dict[str, Any]]:
-        """Rows for a table, each with its bar's share of the largest row and the link that filters by it."""
-        scale = max((row.figures.visitors for row in result.rows), default=0)
-        if result.other is not None:
-            scale = max(scale, result.other.figures.visitors)
-        chosen = result.rows[offset : offset + limit if limit is not None else None]
+        """Rows for a table, each with its bar's share of the largest row and the link that filters by it.
+
+        Only rows and an "(other)" of at least k visitors are shown, and the bars' scale comes from
+        them alone: a withheld row leaves no trace, not even in another row's bar.
+        """
+        published = published_rows(result, view.site.min_visitors)
+        scale = max((row.figures.visitors for row in published), default=0)
+        named = [row for row in published if not row.other]
+        folded = [row for row in published if row.other]
+        chosen = named[offset : offset + limit if limit is not None else None]
         rows = []
-        for row in [*chosen, *([result.other] if result.other and other else [])]:
+        for row in [*chosen, *(folded if other else [])]:
             visitors = row.figures.visitors
             rows.append(
                 {
@@ -294,6 +310,48 @@ class DashboardPages:
 
     def _error(self, request: Request, audience: Audience, status: int, message: str) -> Response:
         return self.auth.error_page(request, status, message, viewer=audience.viewer)
+
+
+def _realtime(realtime: Realtime, k: int) -> dict[str, Any]:
+    """The realtime count and pages as shown: under k visitors, zero included, reads "< k"."""
+    pages = [*realtime.pages, *([realtime.other] if realtime.other else [])]
+    return {
+        "visitors": f"< {k}" if realtime.withheld or realtime.visitors < k else f"{realtime.visitors:,}",
+        "rows": [row for row in pages if row.figures.visitors >= k],
+    }
+
+
+def _goal(result: GoalResult, k: int) -> dict[str, Any]:
+    """A goal's row; under k converting visitors (zero included) nothing but "< k" is shown, no rate either."""
+    hidden = result.withheld or result.visitors < k
+    return {
+        "goal": result.goal,
+        "withheld": hidden,
+        "visitors": None if hidden else f"{result.visitors:,}",
+        "events": None if hidden else f"{result.events:,}",
+        "conversion_rate": None if hidden else result.conversion_rate,
+    }
+
+
+def _funnel_steps(steps: list[FunnelStep], k: int) -> list[dict[str, Any]]:
+    """A funnel's steps as shown: a step under k visits (zero included) reads "< k", with no bar and no
+    rate; a drop-off is shown only between two shown steps (it is their difference, which the core keeps
+    at zero or k and more)."""
+    shown = []
+    for index, step in enumerate(steps):
+        hidden = step.withheld or step.visits < k
+        before_hidden = index > 0 and (steps[index - 1].withheld or steps[index - 1].visits < k)
+        drop = f"{step.drop_off:,}" if index and not hidden and not before_hidden else None
+        shown.append(
+            {
+                "goal": step.goal,
+                "withheld": hidden,
+                "visits": None if hidden else f"{step.visits:,}",
+                "conversion_rate": None if hidden else step.conversion_rate,
+                "drop_off": drop,
+            }
+        )
+    return shown
 
 
 def _metrics(aggregate: Any) -> list[dict[str, Any]]:

@@ -1,12 +1,15 @@
 """The consent report, the cookie report and the classify helper of a site's dashboard.
 
 The consent report reads the proof log and the banner impressions
-(``gateway/storage/consent_report.py``) under the same privacy floor as the statistics: a
-country or device with fewer than k decisions is folded into "(other)", a time bucket or a top
-line under k decisions is withheld. The cookie report lists what the middleware saw
-(``gateway/storage/cookie_report.py``); cookie names say nothing about visitors, so nothing is
-folded there. The classify page writes the TOML block an operator pastes into the site's config:
-the config is a file, so the web page never changes anything.
+(``gateway/storage/consent_report.py``) under the same privacy floor as the statistics, applied
+per day cell (``gateway/stats/consent.py``): every count it shows stands for at least k distinct
+consent ids, "(other)" included, and withheld reads like zero ("< k"). It first writes this
+worker's buffered banner impressions, so the decision rate is not read against impressions still
+in memory. The cookie report lists what the middleware saw (``gateway/storage/cookie_report.py``):
+cookie names say nothing about visitors, but a count does, so a count under k (zero included)
+reads "< k", and a cookie seen fewer than k times shows no first or last time. The classify page
+writes the TOML block an operator pastes into the site's config: the config is a file, so the web
+page never changes anything.
 """
 
 from __future__ import annotations
@@ -25,27 +28,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.categories import CATEGORIES, CONSENT_CATEGORIES, Category
+from gateway.consent.impressions import ImpressionCounter
 from gateway.context import GatewayContext
 from gateway.cookies.catalog import CatalogError, CookieCatalog, CookieRule, rules_from_entries
 from gateway.cookies.lifetimes import Lifetime, parse_lifetime, shorter
 from gateway.settings import SiteSettings
-from gateway.stats.consent import (
-    CATEGORY_COLOURS,
-    consent_buckets,
-    fold_consent_rows,
-    percent,
-    rate_buckets,
-    render_rate_chart,
-)
+from gateway.stats.consent import CATEGORY_COLOURS, ConsentReport, consent_buckets, percent, render_rate_chart
 from gateway.stats.period import Interval
-from gateway.stats.privacy import below_floor
-from gateway.storage.consent_report import (
-    ConsentFigures,
-    Dimension,
-    consent_by,
-    consent_figures,
-    consent_over_time,
-)
+from gateway.storage.consent_report import ConsentFigures, consent_cells, impressions_by_day
 from gateway.storage.cookie_report import CookieTally, cookie_report
 from gateway.web.dashboard import Audience, DashboardPages
 from gateway.web.dashboard_auth import DashboardAuth
@@ -62,24 +52,46 @@ class CookieRow:
     category: Category | None
     vendor: str
     longest: str  # "2 years", "session"
-    first_seen: str  # "2026-03-10 09:30" in the site's time zone
+    first_seen: str  # "2026-03-10 09:30" in the site's time zone; "–" for a cookie seen fewer than k times
     last_seen: str
+    #: The counts as shown: "< k" under the floor, zero included.
+    times_set: str
+    times_blocked: str
+    times_capped: str
 
 
-def cookie_rows(tallies: Iterable[CookieTally], catalog: CookieCatalog, zone: tzinfo) -> list[CookieRow]:
+def cookie_rows(tallies: Iterable[CookieTally], catalog: CookieCatalog, zone: tzinfo, k: int) -> list[CookieRow]:
     """Every cookie seen, unknown ones first, then the most often set.
 
     The category is the catalog's today (a rule added since is shown at once), else the one the
-    middleware recorded (a rule bound to a domain the report does not keep).
+    middleware recorded (a rule bound to a domain the report does not keep). Counts under ``k``
+    read "< k"; the order among those does not depend on their exact counts.
     """
     rows = []
     for tally in tallies:
         rule = catalog.classify(tally.name).rule
         category = rule.category if rule else _category_or_none(tally.category)
         longest = "session" if tally.longest_asked is None else human_duration(tally.longest_asked)
-        seen = [moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") for moment in (tally.first_seen, tally.last_seen)]
-        rows.append(CookieRow(tally, category, rule.vendor if rule else "", longest, *seen))
-    return sorted(rows, key=lambda row: (row.category is not None, -row.tally.times_set, row.tally.name))
+        observed = tally.times_set + tally.times_blocked
+        seen = (
+            [moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") for moment in (tally.first_seen, tally.last_seen)]
+            if observed >= k
+            else ["–", "–"]
+        )
+        counts = [_floored(count, k) for count in (tally.times_set, tally.times_blocked, tally.times_capped)]
+        rows.append(CookieRow(tally, category, rule.vendor if rule else "", longest, *seen, *counts))
+    return sorted(
+        rows,
+        key=lambda row: (
+            row.category is not None,
+            -(row.tally.times_set if row.tally.times_set >= k else 0),
+            row.tally.name,
+        ),
+    )
+
+
+def _floored(count: int, k: int) -> str:
+    return f"{count:,}" if count >= k else f"< {k}"
 
 
 def human_duration(seconds: int) -> str:
@@ -110,10 +122,19 @@ def rule_toml(site_id: str, entry: Mapping[str, str]) -> str:
 class ReportPages:
     """``/dashboard/{site_id}/consent``, ``/cookies`` and ``/cookies/classify``, for signed-in users."""
 
-    def __init__(self, context: GatewayContext, auth: DashboardAuth, pages: DashboardPages) -> None:
+    def __init__(
+        self,
+        context: GatewayContext,
+        auth: DashboardAuth,
+        pages: DashboardPages,
+        *,
+        impressions: ImpressionCounter | None = None,
+    ) -> None:
         self.context = context
         self.auth = auth
         self.pages = pages
+        #: This worker's banner impression counter, flushed before the report reads (None in tests of the page only).
+        self.impressions = impressions
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -134,21 +155,35 @@ class ReportPages:
         if isinstance(view, Response):
             return view
         db, site, k = self.context.database, audience.site, audience.site.min_visitors
+        if self.impressions is not None:
+            # Impressions are counted in memory and written in batches; decisions are written at once.
+            # Reading before this worker's batch is written would put decisions over impressions.
+            await self.impressions.flush()
         start, end = view.period.bounds(site.zone)
-        top = await consent_figures(db, site.id, start, end)
         interval: Interval = "month" if view.interval == "month" else "day"
-        series = await consent_over_time(db, site.id, consent_buckets(view.period, interval, site.zone))
-        chart = render_rate_chart(rate_buckets(series, k))
-        tables = []
-        dimensions: tuple[tuple[Dimension, str], ...] = (("country", "Country"), ("device", "Device"))
-        for dimension, title in dimensions:
-            kept, other = fold_consent_rows(await consent_by(db, site.id, dimension, start, end), k)
-            tables.append({"title": title, "rows": [*kept, *([other] if other else [])]})
+        days = consent_buckets(view.period, "day", site.zone)
+        report = ConsentReport.build(
+            days=[label for label, _, _ in days],
+            totals=await consent_cells(db, site.id, "", days),
+            by={
+                "country": await consent_cells(db, site.id, "country", days),
+                "device": await consent_cells(db, site.id, "device", days),
+            },
+            impressions=await impressions_by_day(db, site.id, start, end),
+            interval=interval,
+            k=k,
+        )
+        chart = render_rate_chart(report.series, k=k)
+        tables = [
+            {"title": "Country", "rows": report.tables["country"]},
+            {"title": "Device", "rows": report.tables["device"]},
+        ]
         context = {
             **self.pages.common(view, audience, "consent"),
-            "top": top,
-            "withheld": below_floor(top.decisions, k),
-            "shares": _shares(top),
+            "top": report.top,
+            "report": report,
+            "withheld": report.top is None,
+            "shares": _shares(report.top) if report.top is not None else [],
             "categories": CONSENT_CATEGORIES,
             "colours": CATEGORY_COLOURS,
             "chart": Markup(chart.svg),  # noqa: S704 - built by render_rate_chart, every text in it escaped
@@ -167,7 +202,9 @@ class ReportPages:
         if isinstance(view, Response):
             return view
         site = audience.site
-        rows = cookie_rows(await cookie_report(self.context.database, site.id), self._catalog(site), site.zone)
+        rows = cookie_rows(
+            await cookie_report(self.context.database, site.id), self._catalog(site), site.zone, site.min_visitors
+        )
         classify = f"{audience.base}/cookies/classify"
         context = {
             **self.pages.common(view, audience, "cookies"),

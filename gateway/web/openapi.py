@@ -50,8 +50,11 @@ def _document() -> dict[str, Any]:
             "description": (
                 "Privacy-first statistics of one site, read with a per-site API key "
                 "(`consent-gateway apikey create --site ID --name NAME`). Every figure stands for at "
-                "least the site's `min_visitors` (k) visitors: smaller top lines and buckets are null "
-                "with `withheld: true`, smaller breakdown rows are folded into `other`."
+                "least the site's `min_visitors` (k) visitors: smaller top lines and buckets, zero "
+                "included, are null with `withheld: true` (withheld and zero read the same), smaller "
+                "breakdown rows are folded into `other`, and `other` is null unless it stands for at "
+                "least k visitors. Requests with a filter (`f`) are limited per API key "
+                "(`filtered_query_limit` per 10 minutes, default 60): beyond, 429 with `Retry-After`."
             ),
         },
         "security": [{"bearerKey": []}],
@@ -86,10 +89,14 @@ def _operation(operation_id: str, summary: str, extra: list[dict[str, Any]], sch
         "403": "The key belongs to another site than `site_id`.",
         "404": "There is no site `site_id`.",
         "405": "Only GET and HEAD are allowed.",
+        "429": "Too many filtered requests (`f`) for this API key: wait the seconds `Retry-After` gives.",
     }
     responses: dict[str, Any] = {
         "200": {"description": "The statistics.", "content": _json(schema)},
         **{status: {"description": words, "content": _json("Error")} for status, words in errors.items()},
+    }
+    responses["429"]["headers"] = {
+        "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 1}}
     }
     return {
         "get": {
@@ -167,8 +174,11 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "required": ["value", "previous", "change"],
         "properties": {
-            "value": {**nullable_number, "description": "Null when withheld."},
-            "previous": {**nullable_number, "description": "The previous period's; null when it stood for under k."},
+            "value": {**nullable_number, "description": "Null when withheld (under k visitors, zero included)."},
+            "previous": {
+                **nullable_number,
+                "description": "The previous period's; null when it stood for under k visitors (zero included).",
+            },
             "change": {**nullable_number, "description": "Percent change; null when either side is null or 0."},
         },
     }
@@ -200,7 +210,11 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "site_id": {"type": "string"},
                 "period": {"$ref": "#/components/schemas/Period"},
-                "withheld": {"type": "boolean", "description": "True when the period had 1 to k-1 visitors."},
+                "withheld": {
+                    "type": "boolean",
+                    "description": "True when the period had fewer than k visitors, none included: then every "
+                    "`value` is null.",
+                },
                 "results": {
                     "type": "object",
                     "required": list(METRICS),
@@ -214,8 +228,14 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "bucket": {"type": "string", "description": "`2026-03-10`, `2026-03` or `2026-03-10 14:00` (local)."},
                 "start": {"type": "string", "format": "date-time", "description": "The local start, with offset."},
-                "withheld": {"type": "boolean"},
-                **{name: {"type": ["number", "null"], "description": _FIGURE_WORDS[name]} for name in bucket_figures},
+                "withheld": {
+                    "type": "boolean",
+                    "description": "True under k visitors, none included: its figures are null.",
+                },
+                **{
+                    name: {"type": ["number", "null"], "description": f"{_FIGURE_WORDS[name]} Null when withheld."}
+                    for name in bucket_figures
+                },
             },
         },
         "Timeseries": {
@@ -242,7 +262,8 @@ def _schemas() -> dict[str, Any]:
                 "page": {"type": "integer"},
                 "results": {"type": "array", "items": {"$ref": "#/components/schemas/BreakdownRow"}},
                 "other": {
-                    "description": "The rows under k visitors added up (value `(other)`), on every page; null if none.",
+                    "description": "The rows under k visitors added up (value `(other)`), on every page; null "
+                    "unless they stand for at least k visitors.",
                     "oneOf": [{"$ref": "#/components/schemas/BreakdownRow"}, {"type": "null"}],
                 },
                 "total_rows": {"type": "integer", "description": "Rows of at least k visitors, over all pages."},

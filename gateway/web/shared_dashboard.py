@@ -18,12 +18,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.accounts.shared_links import UNLOCK_LIFETIME, SharedLink, SharedLinks
-from gateway.accounts.throttle import LoginThrottle
+from gateway.accounts.throttle import LoginThrottle, Refused
 from gateway.context import GatewayContext
 from gateway.settings import SiteSettings
 from gateway.web.dashboard import Audience, DashboardPages, Page
 from gateway.web.dashboard_auth import DashboardAuth, read_form
 from gateway.web.errors import ClientError
+from gateway.web.rate_limit import FilteredQueryLimit
 from gateway.web.security import apply_security_headers
 
 NOT_VALID = "This link is not valid: it may have been revoked or have expired."
@@ -37,10 +38,19 @@ def unlock_cookie_name(link: SharedLink) -> str:
 
 
 class SharedDashboard:
-    def __init__(self, context: GatewayContext, auth: DashboardAuth, pages: DashboardPages) -> None:
+    def __init__(
+        self,
+        context: GatewayContext,
+        auth: DashboardAuth,
+        pages: DashboardPages,
+        *,
+        limit: FilteredQueryLimit | None = None,
+    ) -> None:
         self.context = context
         self.auth = auth
         self.pages = pages
+        #: Filtered queries per link (``gateway/web/rate_limit.py``); made from the settings unless given.
+        self.limit = limit or FilteredQueryLimit(limit=context.settings.filtered_query_limit, clock=context.clock)
         self.throttle: LoginThrottle = auth.throttle
         self.links = (
             SharedLinks(context.database, context.settings.secret_keys) if context.settings.secret_keys else None
@@ -64,6 +74,10 @@ class SharedDashboard:
             link, site = opened
             if not self.links or not self.links.unlocked(link, request.cookies.get(unlock_cookie_name(link)), now):
                 return self._password_form(request, token, status=401)
+            if request.query_params.getlist("f"):
+                wait = self.limit.reserve(f"shared-link:{link.id}")
+                if wait:
+                    return self._too_many(request, wait)
             return await page(request, Audience(site, base=f"/share/{token}"))
 
         return endpoint
@@ -82,10 +96,11 @@ class SharedDashboard:
         if not link.has_password:
             return _see_other(back)
         now = self.context.clock.now()
-        name = f"share-link-{link.id}"
+        name = f"shared-link:{link.id}"  # ':' is in no user name: a link never shares an account's count
         client = request.client.host if request.client else None  # the throttle keeps only its network
-        wait = await self.throttle.retry_after(name, client, now)
-        if wait > 0:
+        reservation = await self.throttle.reserve(name, client, now)  # before scrypt: parallel tries queue here
+        if isinstance(reservation, Refused):
+            wait = reservation.retry_after
             minutes = -(-wait // 60)
             problem = f"Too many wrong passwords. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
             response = self._password_form(request, token, status=429, error=problem, next_page=form.get("next", ""))
@@ -93,9 +108,8 @@ class SharedDashboard:
             return response
         password = form.get("password", "")[:_PASSWORD_LIMIT]
         if not await asyncio.to_thread(self.links.password_ok, link, password):  # scrypt: off the event loop
-            await self.throttle.failed(name, client, now)
             return self._password_form(request, token, status=401, error=WRONG_PASSWORD, next_page=form.get("next", ""))
-        await self.throttle.succeeded(name)
+        await self.throttle.release(reservation)
         response = _see_other(back)
         response.set_cookie(
             unlock_cookie_name(link),
@@ -107,6 +121,14 @@ class SharedDashboard:
             secure=request.url.scheme == "https",
         )
         return response
+
+    def _too_many(self, request: Request, wait: int) -> Response:
+        minutes = -(-wait // 60)
+        message = (
+            f"Too many filtered views from this link: at most {self.limit.limit} every 10 minutes. "
+            f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or remove the filters."
+        )
+        return self.auth.error_page(request, 429, message, headers={"retry-after": str(wait)})
 
     async def _open(self, token: str) -> tuple[SharedLink, SiteSettings] | None:
         """The live link behind ``token`` and its configured site, or None (one answer for every reason)."""

@@ -43,6 +43,7 @@ from gateway.web.openapi import (
     STATS_PREFIX,
     openapi_document,
 )
+from gateway.web.rate_limit import FilteredQueryLimit
 
 Answer = Callable[[Request], Awaitable[Response]]
 _ALLOWED = "GET, HEAD"
@@ -51,9 +52,13 @@ _MAX_PAGE = 1_000_000
 _BUCKET_FIGURES = ("visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration")
 
 
-def stats_api_routes(context: GatewayContext) -> list[BaseRoute]:
-    """The three stats endpoints, the OpenAPI document, and a JSON 404 for other paths under the prefix."""
-    api = _StatsApi(context)
+def stats_api_routes(context: GatewayContext, *, limit: FilteredQueryLimit | None = None) -> list[BaseRoute]:
+    """The three stats endpoints, the OpenAPI document, and a JSON 404 for other paths under the prefix.
+
+    ``limit``: the per-key limit on filtered queries (made here from the settings unless given).
+    """
+    limit = limit or FilteredQueryLimit(limit=context.settings.filtered_query_limit, clock=context.clock)
+    api = _StatsApi(context, limit)
     document = json.dumps(openapi_document(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     async def openapi(request: Request) -> Response:
@@ -108,16 +113,18 @@ async def _no_such_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class _StatsApi:
-    def __init__(self, context: GatewayContext) -> None:
+    def __init__(self, context: GatewayContext, limit: FilteredQueryLimit) -> None:
         self.context = context
         self.stats = Stats(context.database, context.clock)
+        self.limit = limit
 
     async def aggregate(self, request: Request) -> Response:
         site, query = await self._query(request)
         result = await self.stats.aggregate(query)
         now, before = result.current.metrics(), result.previous.metrics()
-        # The previous period is under the same floor: a change of +50% next to a shown value tells it.
-        previous_withheld = withheld(result.previous, query.k)
+        # The previous period is under the same floor (zero included: withheld and zero read the same),
+        # and a change of +50% next to a shown value would tell a withheld one.
+        previous_withheld = result.previous_withheld or withheld(result.previous, query.k)
         changes = result.changes()
         metrics = {}
         for name in METRICS:
@@ -160,7 +167,12 @@ class _StatsApi:
         limit = _number(params.get("limit"), "limit", DEFAULT_LIMIT, MAX_LIMIT)
         page = _number(params.get("page"), "page", 1, _MAX_PAGE)
         result = await self.stats.breakdown(query, dimension, sort=sort, descending=order == "desc")
-        chosen = result.rows[(page - 1) * limit : page * limit]
+        k = query.k
+        # Only rows and an "(other)" of at least k visitors leave (the core folds them so; this is the
+        # last check before the wire): "(other)" under k is null, exactly as when there is none.
+        published = [row for row in result.rows if row.figures.visitors >= k]
+        other = result.other if result.other is not None and result.other.figures.visitors >= k else None
+        chosen = published[(page - 1) * limit : page * limit]
         return JSONResponse(
             {
                 "site_id": site.id,
@@ -171,16 +183,26 @@ class _StatsApi:
                 "limit": limit,
                 "page": page,
                 "results": [_row(row) for row in chosen],
-                "other": _row(result.other) if result.other is not None else None,
-                "total_rows": len(result.rows),
+                "other": _row(other) if other is not None else None,
+                "total_rows": len(published),
             }
         )
 
     # What every endpoint checks first.
 
     async def _query(self, request: Request) -> tuple[SiteSettings, StatsQuery]:
-        site = await self._site(request)
+        site, key_id = await self._site(request)
         params = request.query_params
+        if params.getlist("f"):
+            # Before anything else is parsed: a malformed filter costs a probe as much as a good one.
+            wait = self.limit.reserve(f"api-key:{key_id}")
+            if wait:
+                raise ClientError(
+                    429,
+                    f"too many filtered queries for this API key: at most {self.limit.limit} per 10 minutes; "
+                    f"retry in {wait} seconds",
+                    headers={"retry-after": str(wait)},
+                )
         today = self.context.clock.now().astimezone(site.zone).date()
         try:
             period = parse_period(params, today)
@@ -190,7 +212,7 @@ class _StatsApi:
         _check_in_calendar(period, site)
         return site, StatsQuery(site, period, filters)
 
-    async def _site(self, request: Request) -> SiteSettings:
+    async def _site(self, request: Request) -> tuple[SiteSettings, int]:
         """The site asked for, once the key is valid and belongs to it (401, then 400, 404, 403)."""
         header = request.headers.get("authorization")
         presented = bearer_key(header)
@@ -209,7 +231,7 @@ class _StatsApi:
             raise ClientError(404, f"there is no site {site_id[:80]!r}")
         if key.site_id != site.id:
             raise ClientError(403, f"this API key belongs to another site than {site.id!r}")
-        return site
+        return site, key.id
 
 
 _CHALLENGE = {"www-authenticate": 'Bearer realm="consent-gateway"'}

@@ -6,10 +6,11 @@ The consent traffic is counted by hand below, under a privacy floor of k = 3 dec
     2026-03-10  DE mobile: accept_all; US mobile: gpc (functional only); FR desktop: a withdrawal
     impressions: 03-09 FR desktop 8; 03-10 DE mobile 3, US mobile 1 (12 in all)
 
-So the two days hold 6 decisions of 12 impressions (50.0 %): accept all 3 (50.0 %), reject all,
-custom and GPC 1 each (16.7 %); functional allowed by 5 (83.3 %), analytics by 4 (66.7 %),
-advertising by 3 (50.0 %). France (4 decisions) shows; Germany and the US (1 each) fold into
-"(other)". The 10th alone (2 decisions) is under the floor.
+The floor applies per day to people who decided: the 10th (2 people) is under it and adds nothing
+to any figure. So the two days publish the 9th: 4 decisions by 4 people of 12 impressions (33.3 %):
+accept all 2 (50.0 %), reject all and custom 1 each (25.0 %), GPC 0.0 %; functional allowed by 3
+(75.0 %), analytics by 3 (75.0 %), advertising by 2 (50.0 %); the withdrawal (on the 10th) reads
+"< 3". France (4) shows; Germany and the US are nowhere, not even in "(other)".
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from gateway import create_app
 from gateway.clock import FixedClock
 from gateway.consent.records import ConsentRecord
 from gateway.settings import settings_from_dict
-from gateway.stats.consent import combine, consent_buckets, fold_consent_rows
+from gateway.stats.consent import ConsentReport, Tally, consent_buckets, fold_day
 from gateway.stats.period import Period
 from gateway.storage.consent_log import append_record
-from gateway.storage.consent_report import ConsentFigures, ImpressionCount, add_impressions
+from gateway.storage.consent_report import ConsentCell, ImpressionCount, add_impressions
 from gateway.storage.cookie_report import CookieTally, add_cookie_tallies
 from gateway.storage.db import Database
 from gateway.web.dashboard_reports import human_duration, rule_toml, toml_string
@@ -137,15 +138,15 @@ def test_the_consent_top_line_matches_the_figures_counted_by_hand(
     words = text_of(page.text)
     for expected in (
         "Banner impressions 12",
-        "Decisions 6",
-        "Decision rate 50.0%",
+        "Decisions 4",
+        "Decision rate 33.3%",
         "Accept all 50.0%",
-        "Reject all 16.7%",
-        "Custom 16.7%",
-        "GPC 16.7%",
-        "Withdrawals 1",
-        "Functional 83.3%",
-        "Analytics 66.7%",
+        "Reject all 25.0%",
+        "Custom 25.0%",
+        "GPC 0.0%",
+        "Withdrawals &lt; 3",
+        "Functional 75.0%",
+        "Analytics 75.0%",
         "Advertising 50.0%",
     ):
         assert expected in words, expected
@@ -158,9 +159,9 @@ def test_small_countries_and_devices_fold_into_other(reports: tuple[ReportDashbo
     words = text_of(client.get("/dashboard/shop/consent", params=TWO_DAYS).text)
     # FR: 4 decisions, 2 accept all; functional 3/4, analytics 3/4, advertising 2/4.
     assert "FR 4 50.0% 75.0% 75.0% 50.0%" in words
-    # DE + US: 2 decisions, 1 accept all; functional 2/2, analytics 1/2, advertising 1/2.
-    assert "(other) 2 50.0% 100.0% 50.0% 50.0%" in words
-    assert " DE " not in words and " US " not in words
+    # DE + US decided on the 10th, a day of 2 people: not even an "(other)" of 2.
+    page = client.get("/dashboard/shop/consent", params=TWO_DAYS).text
+    assert "other-row" not in page and " DE " not in words and " US " not in words
     assert "desktop 4 50.0%" in words and " mobile " not in words
 
 
@@ -170,20 +171,20 @@ def test_a_bucket_under_the_floor_is_a_gap_and_a_thin_period_is_withheld(
     _, client = reports
     page = client.get("/dashboard/shop/consent", params=TWO_DAYS)
     assert "2026-03-09: functional 75.0%, analytics 75.0%, advertising 50.0% of 4 decisions" in page.text
-    assert "2026-03-10: withheld (under the privacy floor)" in page.text
+    assert "2026-03-10: &lt; 3 decisions" in page.text
     assert '<svg class="chart"' in page.text
     thin = text_of(client.get("/dashboard/shop/consent", params=MARCH_10).text)
-    assert "Fewer than 3 consent decisions in this period" in thin
+    assert "&lt; 3 consent decisions" in thin
     assert "Decisions 2" not in thin and "50.0%" not in thin and "(other) 2" not in thin  # no table either
     monthly = client.get("/dashboard/shop/consent", params={**TWO_DAYS, "interval": "month"})
-    assert "2026-03: functional 83.3%, analytics 66.7%, advertising 50.0% of 6 decisions" in monthly.text
+    assert "2026-03: functional 75.0%, analytics 75.0%, advertising 50.0% of 4 decisions" in monthly.text
 
 
 def test_filters_do_not_apply_and_the_page_says_so(reports: tuple[ReportDashboard, httpx.Client]) -> None:
     _, client = reports
     page = client.get("/dashboard/shop/consent", params={**TWO_DAYS, "f": "country==DE"})
     words = text_of(page.text)
-    assert "Filters do not apply to the consent report" in words and "Decisions 6" in words
+    assert "Filters do not apply to the consent report" in words and "Decisions 4" in words
     assert "Filters do not apply" not in text_of(client.get("/dashboard/shop/consent", params=TWO_DAYS).text)
 
 
@@ -196,10 +197,11 @@ def test_the_cookie_report_lists_unknown_cookies_first_with_a_classify_link(
     names = [html.unescape(name) for name in re.findall(r'<th scope="row"><code>(.*?)</code></th>', page.text, re.S)]
     assert names == ["sid", "mystery", HOSTILE, "_ga", "shop_theme"]  # unknown by times set, then known
     words = text_of(page.text)
-    assert "_ga analytics Google 40 20 1 2 years 2026-03-01 12:00 2026-03-09 12:00" in words
-    assert "shop_theme functional Shop 9 4 1 1 year" in words
-    assert "mystery unknown Classify – 5 2 1 1 month" in words
-    assert "no row is folded under the privacy floor" in words
+    # k = 3: a count under it, here "capped 1" and "blocked 2", reads "< 3".
+    assert "_ga analytics Google 40 20 &lt; 3 2 years 2026-03-01 12:00 2026-03-09 12:00" in words
+    assert "shop_theme functional Shop 9 4 &lt; 3 1 year" in words
+    assert "mystery unknown Classify – 5 &lt; 3 &lt; 3 1 month" in words
+    assert "so no row is folded" in words
     assert len(re.findall(r">Classify</a>", page.text)) == 3
     assert "<script>alert" not in page.text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
 
@@ -275,20 +277,37 @@ def test_a_viewer_without_a_role_and_an_unknown_site_get_404(
 # The pure pieces.
 
 
-def figures(decisions: int, accept_all: int, functional: int, impressions: int = 0) -> ConsentFigures:
-    opt_in = {"functional": functional / decisions if decisions else 0.0, "analytics": 0.0, "advertising": 0.0}
-    return ConsentFigures(impressions, decisions, accept_all, decisions - accept_all, 0, 0, 0, opt_in)
+def cell(label: str, key: str, people: int, accept_all: int = 0) -> ConsentCell:
+    return ConsentCell(label, key, people, people, accept_all, people - accept_all, 0, 0, 0, (accept_all, 0, 0))
 
 
-def test_fold_keeps_rows_at_k_and_adds_up_the_rest_reweighting_the_shares() -> None:
-    rows = [("FR", figures(5, 4, 5)), ("DE", figures(2, 2, 2)), ("US", figures(1, 0, 0)), ("", figures(0, 0, 0, 9))]
-    kept, other = fold_consent_rows(rows, 5)
-    assert [row.label for row in kept] == ["FR"]
-    assert other is not None and other.label == "(other)"
-    assert (other.figures.decisions, other.figures.accept_all, other.figures.impressions) == (3, 2, 9)
-    assert other.figures.opt_in["functional"] == pytest.approx(2 / 3)
-    assert fold_consent_rows(rows[:1], 5) == (kept, None)
-    assert combine([]).decisions == 0 and combine([]).opt_in["analytics"] == 0.0
+def test_fold_day_folds_the_smallest_named_row_until_other_reaches_k() -> None:
+    cells = {"FR": Tally.of(cell("d", "FR", 9)), "DE": Tally.of(cell("d", "DE", 6)), "US": Tally.of(cell("d", "US", 1))}
+    named, other = fold_day(cells, 5)
+    assert list(named) == ["FR"] and other.deciders == 7  # US alone (1) would be an "(other)" of one person
+    named, other = fold_day({"FR": Tally.of(cell("d", "FR", 9))}, 5)
+    assert list(named) == ["FR"] and other.deciders == 0
+
+
+def _report(cells: list[ConsentCell], k: int = 5) -> ConsentReport:
+    days = ["2026-03-09", "2026-03-10"]
+    totals = [cell(label, "", sum(c.deciders for c in cells if c.label == label), 0) for label in days]
+    return ConsentReport.build(
+        days=days, totals=[t for t in totals if t.deciders], by={"country": cells}, impressions={}, interval="day", k=k
+    )
+
+
+def test_a_lone_decision_changes_nothing_published() -> None:
+    """World A has one more decision (a lone visitor from CN) than world B, on a busy day or alone."""
+    busy = [cell("2026-03-09", "FR", 6, 3), cell("2026-03-09", "DE", 5, 1)]
+    for lone in (cell("2026-03-09", "CN", 1, 1), cell("2026-03-10", "CN", 1, 1)):
+        world_a, world_b = _report([*busy, lone]), _report(busy)
+        if lone.label == "2026-03-10":  # a day of one person adds nothing: the two worlds read the same
+            assert world_a == world_b
+        else:  # the busy day takes the lone decision into a folded "(other)" of at least k, never alone
+            rows = world_a.tables["country"]
+            assert all(row.figures.decisions >= 5 for row in rows) and "CN" not in [row.value for row in rows]
+            assert world_b.tables["country"][-1].value != "(other)"
 
 
 @pytest.mark.parametrize(

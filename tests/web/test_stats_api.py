@@ -57,7 +57,8 @@ class Api:
             "blog": site_config(name="Blog", origins=["https://blog.example.com"]),
         }
         tmp_path.mkdir(exist_ok=True)
-        self.settings: Settings = make_settings(tmp_path, sites=sites)
+        # Many filtered requests from one key on a pinned clock: the limit is tested in test_rate_limit.py.
+        self.settings: Settings = make_settings(tmp_path, sites=sites, filtered_query_limit=100_000)
         self.path = Path(self.settings.database)
         store(self.path, FIRST_DAY, AFTER_MIDNIGHT, *([list(extra)] if extra else []))
         run(self.path, lambda db: db.write(lambda c: rebuild_dirty(c, zones=self.settings.zones)))
@@ -299,7 +300,7 @@ def test_breakdowns_match_the_core(api: Api, property: str, filters: list[str]) 
     assert [(row["value"], row["visitors"], row["visits"]) for row in body["results"]] == [
         (row.value, row.figures.visitors, row.figures.visits) for row in expected.rows
     ]
-    if expected.other is None:
+    if expected.other is None or expected.other.figures.visitors < 2:  # "(other)" under k = 2 is never published
         assert body["other"] is None
     else:
         assert body["other"]["visitors"] == expected.other.figures.visitors
