@@ -93,8 +93,8 @@ class Server(LiveServer):
         self.socket.bind(("127.0.0.1", self.port))
 
 
-def allow_everything(settings: Settings) -> tuple[ConsentMiddleware, str]:
-    """The middleware with unknown cookies allowed, and a token consenting to every category and service."""
+def consenting_to_everything(settings: Settings) -> tuple[ConsentMiddleware, str]:
+    """The middleware over the case server, and a token consenting to every category and service."""
     clock = SystemClock()
     middleware = ConsentMiddleware(case_app, settings=settings, site="shop", clock=clock, report=CookieReport(None))
     site = settings.sites["shop"]
@@ -124,14 +124,14 @@ def browser() -> Iterator[Any]:
 Jar = tuple[tuple[Any, ...], ...]
 
 
-def replay(browser: Any, port: int, token: str) -> dict[str, tuple[bytes, Jar]]:
+def replay(browser: Any, port: int, token: str, cases: list[dict[str, Any]] = CASES) -> dict[str, tuple[bytes, Jar]]:
     """Each case's ``Cookie`` header at its result URL and the cookies Chromium then holds, by case."""
     here = f"http://home.example.org:{port}"
     seen: dict[str, tuple[bytes, Jar]] = {}
     context = browser.new_context()
     page = context.new_page()
     try:
-        for case in CASES:
+        for case in cases:
             if any(not UNSENDABLE.isdisjoint(header) for header in case["received"]):
                 continue
             context.clear_cookies()
@@ -168,7 +168,7 @@ def _shown(seen: tuple[bytes, Jar]) -> str:
 
 def test_chromium_stores_the_same_cookies_behind_the_middleware(browser: Any, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, site=site_config(unknown_cookies="allow"))
-    middleware, token = allow_everything(settings)
+    middleware, token = consenting_to_everything(settings)
     with Server(case_app) as bare, Server(middleware) as gated:
         expected = replay(browser, bare.port, token)
         got = replay(browser, gated.port, token)
@@ -185,3 +185,36 @@ def test_chromium_stores_the_same_cookies_behind_the_middleware(browser: Any, tm
         for test in RFC6265BIS_SENT
     }
     assert nameless == RFC6265BIS_SENT
+
+
+def test_nameless_cookies_reach_no_browser_while_unknown_cookies_are_blocked(browser: Any, tmp_path: Path) -> None:
+    """The attack: leave the name out so the cookie cannot be classified. It stays unknown, so it is blocked."""
+    settings = make_settings(tmp_path, site=site_config(unknown_cookies="block"))
+    middleware, token = consenting_to_everything(settings)
+    nameless = [case for case in CASES if case["test"] in RFC6265BIS_SENT]
+    with Server(middleware) as gated:
+        seen = replay(browser, gated.port, token, nameless)
+    assert sorted(seen) == sorted(RFC6265BIS_SENT)
+    leaked = {
+        test: _shown((header, jar))
+        for test, (header, jar) in seen.items()
+        if any(cookie[0] == "" for cookie in jar) or any(not name for name, _ in parse_cookie_header(header.decode()))
+    }
+    assert not leaked
+
+
+def test_a_stored_nameless_cookie_is_deleted_while_unknown_cookies_are_blocked(browser: Any, tmp_path: Path) -> None:
+    """Set before the policy (here: by the bare server on the same host), it goes on the next gated response."""
+    settings = make_settings(tmp_path, site=site_config(unknown_cookies="block"))
+    middleware, token = consenting_to_everything(settings)
+    context = browser.new_context()
+    try:
+        with Server(case_app) as bare, Server(middleware) as gated:
+            page = context.new_page()
+            page.goto(f"http://home.example.org:{bare.port}/cookie-parser?0004")  # Set-Cookie: foo
+            assert [(c["name"], c["value"]) for c in context.cookies()] == [("", "foo")]
+            response = page.goto(f"http://home.example.org:{gated.port}/cookie-parser-result?0004")
+            assert response is not None and response.body() == b"foo"  # the browser sent it once more
+            assert context.cookies() == []
+    finally:
+        context.close()
