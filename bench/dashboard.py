@@ -36,7 +36,7 @@ from dashboard_data import cached_database
 
 from gateway import create_app
 from gateway.accounts.passwords import hash_password
-from gateway.accounts.sessions import SESSION_COOKIE, SessionCodec
+from gateway.accounts.sessions import SESSION_COOKIE, Sessions
 from gateway.clock import FixedClock
 from gateway.settings import Settings, settings_from_dict
 from gateway.storage.db import Database
@@ -89,9 +89,9 @@ async def session_cookie(settings: Settings) -> str:
             await add_user(database, "bench", hash_password("bench password 1"), is_admin=True, now=NOW)
             user = await get_user(database, "bench")
         assert user is not None
+        return (await Sessions(database, settings.secret_keys).start(user.id, NOW, network=None))[1]
     finally:
         await database.close()
-    return SessionCodec(settings.secret_keys).start(user.id, NOW)[1]
 
 
 async def timed(fetch: Callable[[], Awaitable[httpx.Response]], runs: int) -> tuple[list[float], httpx.Response]:

@@ -1,104 +1,184 @@
-"""Dashboard sessions (signed cookie, idle and absolute timeouts, CSRF) and login throttling."""
+"""Dashboard sessions (server-side rows behind a signed id, timeouts, CSRF) and login throttling, on real SQLite."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from gateway.accounts.sessions import SessionCodec, SessionPolicy
-from gateway.accounts.throttle import LoginThrottle, ThrottlePolicy
+from gateway.accounts.sessions import SessionCodec, SessionPolicy, Sessions, purge_expired_sessions
+from gateway.accounts.throttle import LoginThrottle, Refused, Reservation, ThrottlePolicy
 from gateway.settings import Secret
 from gateway.storage.db import Database
+from gateway.storage.users import add_user, grant, remove_user, set_password
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 KEYS = [Secret("old-key-for-sessions"), Secret("new-key-for-sessions")]
-codec = SessionCodec(KEYS, SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12)))
+POLICY = SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))
+codec = SessionCodec(KEYS, POLICY)
+T = TypeVar("T")
 
 
-def test_a_session_survives_the_round_trip_and_refreshes_its_idle_clock() -> None:
-    session, cookie = codec.start(7, NOW)
-    loaded = codec.load(cookie, NOW + timedelta(minutes=29))
-    assert loaded is not None and loaded.user_id == 7 and loaded.session_id == session.session_id
-    assert (
-        loaded.csrf_matches(session.csrf_token) and not loaded.csrf_matches("forged") and not loaded.csrf_matches(None)
-    )
-    _, touched = codec.touch(loaded, NOW + timedelta(minutes=29))
-    assert codec.load(touched, NOW + timedelta(minutes=58)) is not None  # 29 idle minutes again
+def on_database(tmp_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = await Database(tmp_path / "db.sqlite3").open()
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
 
 
-@pytest.mark.parametrize(
-    ("later", "why"),
-    [(timedelta(minutes=31), "idle too long"), (timedelta(hours=12, seconds=1), "past the absolute limit")],
-)
-def test_timeouts_end_a_session(later: timedelta, why: str) -> None:
-    session, cookie = codec.start(7, NOW)
-    if later > timedelta(hours=1):  # active all along, but not forever
-        for minute in range(0, int(later.total_seconds() // 60) - 1, 20):
-            session, cookie = codec.touch(session, NOW + timedelta(minutes=minute))
-    assert codec.load(cookie, NOW + later) is None, why
+def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as connection:
+        return connection.execute(sql).fetchall()
 
 
-def test_every_login_gets_fresh_ids_and_keys_rotate() -> None:
+def test_every_login_gets_fresh_256_bit_ids_and_keys_rotate() -> None:
     first, _ = codec.start(7, NOW)
     second, cookie = codec.start(7, NOW)
     assert first.session_id != second.session_id and first.csrf_token != second.csrf_token
-    older = SessionCodec(KEYS[:1])
-    _, old_cookie = older.start(7, NOW)
-    assert codec.load(old_cookie, NOW) is not None  # signed with a key still listed
-    assert SessionCodec([Secret("another-key-entirely")]).load(cookie, NOW) is None
+    assert len(first.session_id) >= 43  # 32 random bytes in base64url
+    _, old_cookie = SessionCodec(KEYS[:1]).start(7, NOW)
+    assert codec.session_id_of(old_cookie) is not None  # signed with a key still listed
+    assert SessionCodec([Secret("another-key-entirely")]).session_id_of(cookie) is None
 
 
 @pytest.mark.parametrize("cookie", [None, "", "garbage", "x" * 2000, "eyJ1Ijo3fQ.forged-signature"])
 def test_a_forged_or_broken_cookie_is_no_session(cookie: str | None) -> None:
-    assert codec.load(cookie, NOW) is None
+    assert codec.session_id_of(cookie) is None
 
 
 def test_a_tampered_cookie_is_no_session() -> None:
     _, cookie = codec.start(7, NOW)
     payload, signature = cookie.rsplit(".", 1)
-    assert codec.load(payload + "." + signature[::-1], NOW) is None
+    assert codec.session_id_of(payload + "." + signature[::-1]) is None
 
 
-def test_a_password_change_ends_older_sessions() -> None:
-    _, cookie = codec.start(7, NOW)
-    assert codec.load(cookie, NOW + timedelta(minutes=5), password_changed_at=NOW + timedelta(minutes=1)) is None
-    assert codec.load(cookie, NOW + timedelta(minutes=5), password_changed_at=NOW - timedelta(days=1)) is not None
+def test_a_session_is_a_row_found_by_the_ids_hash_and_the_id_is_never_stored(tmp_path: Path) -> None:
+    async def work(db: Database) -> tuple[str, str, bool, bool]:
+        sessions = Sessions(db, KEYS, POLICY)
+        user = await add_user(db, "ann", "x", is_admin=True, now=NOW)
+        session, cookie = await sessions.start(user, NOW, network="203.0.113.0/24")
+        loaded = await sessions.load(cookie, NOW + timedelta(minutes=29))
+        assert loaded is not None and loaded.user_id == user
+        forged = await sessions.load(codec.start(user, NOW)[1], NOW)  # well signed, never stored
+        return session.session_id, session.csrf_token, loaded.csrf_matches(session.csrf_token), forged is None
 
-
-def test_throttling_per_account_and_per_network(tmp_path: Path) -> None:
-    policy = ThrottlePolicy(window=timedelta(minutes=15), per_account=3, per_network=5)
-
-    async def scenario() -> list[int]:
-        db = await Database(tmp_path / "db.sqlite3").open()
-        try:
-            throttle = LoginThrottle(db, policy)
-            waits = [await throttle.retry_after("ada", "203.0.113.7", NOW)]
-            for minute in range(3):
-                await throttle.failed("ADA", "203.0.113.7", NOW + timedelta(minutes=minute))
-            waits.append(await throttle.retry_after("ada", "198.51.100.1", NOW + timedelta(minutes=3)))  # account
-            waits.append(await throttle.retry_after("bob", "203.0.113.9", NOW + timedelta(minutes=3)))  # network ok
-            for _ in range(2):
-                await throttle.failed("bob", "203.0.113.9", NOW + timedelta(minutes=4))
-            waits.append(await throttle.retry_after("carol", "203.0.113.200", NOW + timedelta(minutes=4)))  # /24 full
-            waits.append(await throttle.retry_after("ada", "198.51.100.1", NOW + timedelta(minutes=15, seconds=1)))
-            await throttle.succeeded("ada")
-            waits.append(await throttle.retry_after("ada", "198.51.100.1", NOW + timedelta(minutes=3)))
-            return waits
-        finally:
-            await db.close()
-
-    waits = asyncio.run(scenario())
-    assert waits[0] == 0
-    assert 0 < waits[1] <= 12 * 60 + 1  # the oldest of the 3 failures leaves the window at 15 min
-    assert waits[2] == 0
-    assert waits[3] > 0  # five failures from 203.0.113.0/24, whoever the account
-    assert waits[4] == 0  # the first failure has left the window: two of three remain
-    assert waits[5] == 0  # a good password cleared the account
+    session_id, csrf, csrf_ok, forged_refused = on_database(tmp_path, work)
+    assert csrf_ok and forged_refused
+    stored = rows(tmp_path, "SELECT id_hash, network, csrf_token FROM sessions")
+    assert stored == [(hashlib.sha256(session_id.encode()).hexdigest(), "203.0.113.0/24", csrf)]
     with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as connection:
-        keys = {row[0] for row in connection.execute("SELECT key FROM login_failures")}
-    assert "network:203.0.113.0/24" in keys and not any("203.0.113.7" in key for key in keys)
+        dump = "\n".join(connection.iterdump())
+    assert session_id not in dump
+
+
+def test_timeouts_end_a_session_and_last_seen_is_written_once_a_minute(tmp_path: Path) -> None:
+    async def work(db: Database) -> list[bool]:
+        sessions = Sessions(db, KEYS, POLICY)
+        user = await add_user(db, "ann", "x", is_admin=True, now=NOW)
+        _, idle = await sessions.start(user, NOW, network=None)
+        _, active = await sessions.start(user, NOW, network=None)
+        seen = [await sessions.load(idle, NOW + timedelta(minutes=29)) is not None]
+        seen.append(await sessions.load(idle, NOW + timedelta(minutes=29, seconds=30)) is not None)
+        seen.append(await sessions.load(idle, NOW + timedelta(minutes=60)) is not None)  # 31 idle minutes
+        for minute in range(0, 12 * 60, 20):  # active all along, but not forever
+            assert await sessions.load(active, NOW + timedelta(minutes=minute)) is not None
+        seen.append(await sessions.load(active, NOW + timedelta(hours=12, seconds=1)) is not None)
+        return seen
+
+    assert on_database(tmp_path, work) == [True, True, False, False]
+
+
+def test_logout_password_role_and_removal_end_the_sessions(tmp_path: Path) -> None:
+    async def work(db: Database) -> list[bool]:
+        sessions = Sessions(db, KEYS, POLICY)
+        ann = await add_user(db, "ann", "x", is_admin=False, now=NOW)
+        cookies = [(await sessions.start(ann, NOW, network=None))[1] for _ in range(4)]
+        await sessions.end(cookies[0])
+        ended = [await sessions.load(cookies[0], NOW) is None, await sessions.load(cookies[1], NOW) is None]
+        await set_password(db, "ann", "y", now=NOW)
+        ended.append(all([await sessions.load(cookie, NOW) is None for cookie in cookies]))
+        fresh = (await sessions.start(ann, NOW, network=None))[1]
+        await grant(db, "ann", "shop", "viewer")
+        ended.append(await sessions.load(fresh, NOW) is None)
+        fresh = (await sessions.start(ann, NOW, network=None))[1]
+        await remove_user(db, "ann")
+        ended.append(await sessions.load(fresh, NOW) is None)
+        return ended
+
+    assert on_database(tmp_path, work) == [True, False, True, True, True]
+    assert rows(tmp_path, "SELECT count(*) FROM sessions") == [(0,)]
+
+
+def test_maintenance_purges_expired_sessions(tmp_path: Path) -> None:
+    async def work(db: Database) -> int:
+        sessions = Sessions(db, KEYS, POLICY)
+        user = await add_user(db, "ann", "x", is_admin=True, now=NOW)
+        await sessions.start(user, NOW - timedelta(hours=1), network=None)  # idle too long
+        await sessions.start(user, NOW, network=None)
+        return await purge_expired_sessions(db, NOW, POLICY)
+
+    assert on_database(tmp_path, work) == 1
+    assert rows(tmp_path, "SELECT count(*) FROM sessions") == [(1,)]
+
+
+STRICT = ThrottlePolicy(window=timedelta(minutes=15), per_pair=3, account_slow_after=5, network_slow_after=8)
+
+
+def test_the_pair_is_refused_the_account_slowed_and_a_success_clears_the_pair(tmp_path: Path) -> None:
+    async def work(db: Database) -> list[Reservation | Refused]:
+        throttle = LoginThrottle(db, STRICT)
+        results = [await throttle.reserve("ADA", "203.0.113.7", NOW + timedelta(minutes=m)) for m in range(3)]
+        results.append(await throttle.reserve("ada", "203.0.113.99", NOW + timedelta(minutes=3)))  # pair full
+        results.append(await throttle.reserve("ada", "198.51.100.1", NOW + timedelta(minutes=3)))  # other network
+        results.append(await throttle.reserve("ada", "203.0.113.7", NOW + timedelta(minutes=15, seconds=1)))
+        good = await throttle.reserve("bob", "192.0.2.1", NOW)
+        assert isinstance(good, Reservation)
+        await throttle.release(good)
+        return results
+
+    results = on_database(tmp_path, work)
+    assert [type(r).__name__ for r in results] == ["Reservation"] * 3 + ["Refused", "Reservation", "Reservation"]
+    refused = results[3]
+    assert isinstance(refused, Refused) and refused.retry_after == 12 * 60  # the oldest leaves at 15 min
+    keys = {str(row[0]) for row in rows(tmp_path, "SELECT key FROM login_attempts")}
+    assert "pair:ada|203.0.113.0/24" in keys and "network:203.0.113.0/24" in keys
+    assert not any("203.0.113.7" in key for key in keys) and not any("bob" in key for key in keys)
+
+
+def test_failures_from_many_networks_slow_the_account_with_a_growing_capped_delay(tmp_path: Path) -> None:
+    async def work(db: Database) -> list[int]:
+        throttle = LoginThrottle(db, STRICT)
+        for network in range(5):  # five networks, one failure each: at the threshold
+            assert isinstance(await throttle.reserve("ada", f"198.51.{network}.1", NOW), Reservation)
+        waits = []
+        at = NOW
+        for network in range(5, 14):
+            result = await throttle.reserve("ada", f"198.51.{network}.1", at)
+            assert isinstance(result, Refused)  # slowed, even from a network that never failed
+            waits.append(result.retry_after)
+            at += timedelta(seconds=result.retry_after)
+            assert isinstance(await throttle.reserve("ada", f"198.51.{network}.1", at), Reservation)
+        return waits
+
+    waits = on_database(tmp_path, work)
+    assert waits[:7] == [1, 2, 4, 8, 16, 32, 60] and waits[7:] == [60, 60]  # never locked: at most a minute
+
+
+def test_concurrent_reservations_never_pass_the_limit(tmp_path: Path) -> None:
+    async def work(db: Database) -> list[Reservation | Refused]:
+        throttle = LoginThrottle(db)
+        return list(await asyncio.gather(*[throttle.reserve("ada", "203.0.113.7", NOW) for _ in range(40)]))
+
+    results = on_database(tmp_path, work)
+    assert sum(isinstance(r, Reservation) for r in results) == ThrottlePolicy().per_pair

@@ -1,4 +1,8 @@
-"""SQL for dashboard accounts and their roles per site (see migrations/0005_users.sql)."""
+"""SQL for dashboard accounts and their roles per site (see migrations/0005_users.sql).
+
+Removing a user, changing a password and changing a role end the user's sessions in the same
+transaction (``storage/sessions.py``): whoever held a session signs in again under the new terms.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 from gateway.storage.db import Database
+from gateway.storage.sessions import end_sessions_of
 
 Role = Literal["owner", "viewer"]
 ROLES: tuple[Role, ...] = ("owner", "viewer")
@@ -56,6 +61,7 @@ async def remove_user(db: Database, name: str) -> None:
         if row is None:
             raise UserError(f"no user named {name!r}")
         connection.execute("DELETE FROM site_roles WHERE user_id = ?", (row[0],))
+        end_sessions_of(connection, row[0])
         connection.execute("DELETE FROM users WHERE id = ?", (row[0],))
 
     await db.write(remove)
@@ -63,18 +69,21 @@ async def remove_user(db: Database, name: str) -> None:
 
 async def set_password(db: Database, name: str, password_hash: str, *, now: datetime) -> None:
     def update(connection: sqlite3.Connection) -> None:
-        changed = connection.execute(
-            "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE name = ?",
-            (password_hash, now.isoformat(), name),
-        ).rowcount
-        if not changed:
+        row = connection.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
             raise UserError(f"no user named {name!r}")
+        connection.execute(
+            "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+            (password_hash, now.isoformat(), row[0]),
+        )
+        end_sessions_of(connection, row[0])
 
     await db.write(update)
 
 
 async def grant(db: Database, name: str, site_id: str, role: Role | None) -> None:
-    """Give ``name`` a role on ``site_id`` (replacing any), or take it away with ``role=None``."""
+    """Give ``name`` a role on ``site_id`` (replacing any), or take it away with ``role=None``; either ends
+    the user's sessions."""
 
     def change(connection: sqlite3.Connection) -> None:
         row = connection.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
@@ -88,6 +97,7 @@ async def grant(db: Database, name: str, site_id: str, role: Role | None) -> Non
                 "ON CONFLICT (user_id, site_id) DO UPDATE SET role = excluded.role",
                 (row[0], site_id, role),
             )
+        end_sessions_of(connection, row[0])
 
     await db.write(change)
 

@@ -1,9 +1,10 @@
 """Dashboard login: ``/login``, ``/logout``, ``/dashboard`` and the guard every dashboard page sits behind.
 
 ``DashboardAuth.login_required`` turns ``endpoint(request, viewer)`` into a route endpoint:
-it loads the signed session cookie (``gateway.accounts.sessions``), checks the CSRF token
-of every state-changing request (OWASP's synchronizer token: form field ``csrf`` or header
-``X-CSRF-Token``), refreshes the idle timeout on the way out and adds the security headers.
+it loads the session behind the cookie (server-side: ``gateway.accounts.sessions``), checks the
+CSRF token of every state-changing request (OWASP's synchronizer token, bound to the session: form
+field ``csrf`` or header ``X-CSRF-Token``) and adds the security headers. A login reserves its
+attempt with the throttle before scrypt runs (``gateway.accounts.throttle``).
 The login form itself is protected by a double-submit token in a signed ``cg_login`` cookie,
 so another site cannot log a visitor into an account of its choosing (login CSRF).
 """
@@ -26,8 +27,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.accounts import passwords
-from gateway.accounts.sessions import SESSION_COOKIE, Session, SessionCodec
-from gateway.accounts.throttle import LoginThrottle
+from gateway.accounts.sessions import SESSION_COOKIE, Session, Sessions
+from gateway.accounts.throttle import LoginThrottle, Refused
+from gateway.anonymise import truncate_ip
 from gateway.context import GatewayContext
 from gateway.resources import resource_dir
 from gateway.settings import Secret, Settings, SiteSettings
@@ -74,7 +76,7 @@ class Viewer:
 class DashboardAuth:
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
-        self.sessions = SessionCodec(context.settings.secret_keys)
+        self.sessions = Sessions(context.database, context.settings.secret_keys)
         self.throttle = LoginThrottle(context.database)
         self.templates = template_environment()
         self._login_form = _LoginFormToken(context.settings.secret_keys)
@@ -92,17 +94,13 @@ class DashboardAuth:
 
     async def viewer(self, request: Request) -> Viewer | None:
         """The signed-in user behind the request's session cookie, or None."""
-        now = self.context.clock.now()
-        unchecked = self.sessions.load(request.cookies.get(SESSION_COOKIE), now)
-        if unchecked is None:
+        session = await self.sessions.load(request.cookies.get(SESSION_COOKIE), self.context.clock.now())
+        if session is None:
             return None
-        user = await get_user_by_id(self.context.database, unchecked.user_id)
-        if user is None:  # removed since
+        user = await get_user_by_id(self.context.database, session.user_id)
+        if user is None:  # removed since (its sessions went with it; this is belt and braces)
             return None
-        session = self.sessions.load(
-            request.cookies.get(SESSION_COOKIE), now, password_changed_at=user.password_changed_at
-        )
-        return Viewer(user, session, frozenset(self.context.settings.sites)) if session else None
+        return Viewer(user, session, frozenset(self.context.settings.sites))
 
     def login_required(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         """``endpoint(request, viewer)`` for signed-in users only, CSRF-checked when it changes state."""
@@ -130,10 +128,7 @@ class DashboardAuth:
                         "(CSRF check failed). Go back, reload the page and try again.",
                         viewer=viewer,
                     )
-            response = await endpoint(request, viewer)
-            if not _sets_cookie(response, SESSION_COOKIE):  # logout and re-login set their own
-                _, cookie = self.sessions.touch(viewer.session, self.context.clock.now())
-                self._set_session_cookie(response, request, cookie)
+            response = await endpoint(request, viewer)  # the idle clock is kept in the row: no cookie to refresh
             return apply_security_headers(response, replace=False)
 
         return guarded
@@ -177,13 +172,17 @@ class DashboardAuth:
         response.headers.update(headers or {})
         return response
 
-    def start_session(self, response: Response, request: Request, user_id: int) -> None:
-        """Sign ``user_id`` in on ``response`` with fresh session and CSRF ids (never the request's)."""
-        _, cookie = self.sessions.start(user_id, self.context.clock.now())
+    async def start_session(self, response: Response, request: Request, user_id: int) -> None:
+        """Sign ``user_id`` in on ``response`` with fresh session and CSRF ids (never the request's).
+
+        The session keeps the login's network (/24 or /48) for the admin's list, never the address.
+        """
+        network = truncate_ip(request.client.host if request.client else None)
+        _, cookie = await self.sessions.start(user_id, self.context.clock.now(), network=network)
         self._set_session_cookie(response, request, cookie)
 
     def _set_session_cookie(self, response: Response, request: Request, cookie: str) -> None:
-        # No Max-Age: a session cookie, gone when the browser closes; the timeouts live inside it.
+        # No Max-Age: a session cookie, gone when the browser closes; the timeouts live in its row.
         response.set_cookie(
             SESSION_COOKIE, cookie, path="/", httponly=True, samesite="lax", secure=request.url.scheme == "https"
         )
@@ -204,8 +203,9 @@ class DashboardAuth:
             problem = "This login form expired or was not opened on this site. It has been reloaded: please try again."
             return self._login_form_response(request, next_path=next_path, name=name, error=problem, status=403)
         client = request.client.host if request.client else None  # the throttle keeps only its network
-        wait = await self.throttle.retry_after(name, client, now)
-        if wait > 0:
+        reservation = await self.throttle.reserve(name, client, now)  # before scrypt: parallel tries queue here
+        if isinstance(reservation, Refused):
+            wait = reservation.retry_after
             problem = f"Too many failed logins. Try again in {_duration(wait)}."
             return self._login_form_response(
                 request, next_path=next_path, name=name, error=problem, status=429, headers={"retry-after": str(wait)}
@@ -214,12 +214,11 @@ class DashboardAuth:
         # An unknown name still costs one scrypt, so the answer's timing does not tell which names exist.
         stored = user.password_hash if user is not None else self._unmatchable_hash
         matches = await self.context.passwords.verify(form.get("password", ""), stored)  # bounded: ~32 MB each
-        if user is None or not matches:
-            await self.throttle.failed(name, client, now)
+        if user is None or not matches:  # the reserved attempt stays counted as a failure
             return self._login_form_response(request, next_path=next_path, name=name, error=WRONG_LOGIN, status=401)
-        await self.throttle.succeeded(name)
+        await self.throttle.release(reservation)
         response = _see_other(next_path)
-        self.start_session(response, request, user.id)
+        await self.start_session(response, request, user.id)
         response.delete_cookie(LOGIN_COOKIE, path="/login", httponly=True, samesite="lax")
         return response
 
@@ -254,6 +253,7 @@ class DashboardAuth:
         return response
 
     async def _logout(self, request: Request, viewer: Viewer) -> Response:
+        await self.sessions.end(request.cookies.get(SESSION_COOKIE))  # a saved copy of the cookie opens nothing
         response = _see_other("/login")
         response.delete_cookie(
             SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=request.url.scheme == "https"
@@ -335,10 +335,6 @@ def _local_path(candidate: str | None) -> str:
 
 def _see_other(location: str) -> Response:
     return apply_security_headers(RedirectResponse(location, status_code=303))
-
-
-def _sets_cookie(response: Response, name: str) -> bool:
-    return any(value.startswith(f"{name}=") for value in response.headers.getlist("set-cookie"))
 
 
 def _duration(seconds: int) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -73,16 +75,20 @@ def test_signed_out_visitors_are_sent_to_the_login(dashboard: Dashboard) -> None
         ("remove", {"name": "vic"}),
         ("password", {"name": "vic", "password": NEW_PASSWORD}),
         ("role", {"name": "vic", "site": "shop", "role": "owner"}),
+        ("sessions/end", {"name": "vic", "session": "all"}),
     ],
 )
 @pytest.mark.parametrize("csrf", [None, "forged-token"], ids=["missing", "wrong"])
 def test_every_admin_form_needs_the_csrf_token(
     dashboard: Dashboard, admin: httpx.Client, action: str, form: dict[str, str], csrf: str | None
 ) -> None:
-    before = on_database(dashboard.settings, list_users)
-    response = admin.post(f"/admin/users/{action}", data=form if csrf is None else {"csrf": csrf, **form})
-    assert response.status_code == 403 and "CSRF check failed" in response.text
-    assert on_database(dashboard.settings, list_users) == before
+    with dashboard.client() as vic:
+        dashboard.login(vic, "vic")
+        before = on_database(dashboard.settings, list_users)
+        response = admin.post(f"/admin/users/{action}", data=form if csrf is None else {"csrf": csrf, **form})
+        assert response.status_code == 403 and "CSRF check failed" in response.text
+        assert on_database(dashboard.settings, list_users) == before
+        assert vic.get("/dashboard").status_code == 200  # still signed in
 
 
 def test_the_admin_adds_a_user_who_can_then_log_in(dashboard: Dashboard, admin: httpx.Client) -> None:
@@ -134,8 +140,11 @@ def test_roles_are_granted_and_revoked_on_configured_sites(dashboard: Dashboard,
     with dashboard.client() as vic:
         dashboard.login(vic, "vic")
         assert post(dashboard, admin, "role", name="vic", site="shop", role="owner").status_code == 303
+        assert vic.get("/dashboard").status_code == 303  # a role change ends the user's sessions at once
+        assert dashboard.login(vic, "vic").status_code == 303
         assert 'href="/dashboard/shop"' in vic.get("/dashboard").text
         assert post(dashboard, admin, "role", name="vic", site="blog", role="none").status_code == 303
+        assert dashboard.login(vic, "vic").status_code == 303
         page = vic.get("/dashboard").text
         assert 'href="/dashboard/shop"' in page and "/dashboard/blog" not in page
     unknown_site = post(dashboard, admin, "role", name="vic", site="elsewhere", role="owner")
@@ -167,3 +176,57 @@ def test_hostile_user_names_are_escaped(dashboard: Dashboard, admin: httpx.Clien
     assert page.status_code == 200
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert(1)" not in page.text
     assert "<img src=x" not in page.text and "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in page.text
+
+
+def sessions_section(page: str, name: str) -> str:
+    found = re.search(rf"<caption>Sessions of {name} \(UTC\)</caption>(.*?)</table>", page, re.S)
+    assert found, f"no sessions of {name} on the page"
+    return found.group(1)
+
+
+def test_the_admin_sees_each_session_with_its_network_and_ends_one_or_all(
+    dashboard: Dashboard, admin: httpx.Client
+) -> None:
+    with (
+        dashboard.client(**{"x-forwarded-for": "203.0.113.77"}) as laptop,
+        dashboard.client(**{"x-forwarded-for": "2001:db8:1234:5678::9"}) as phone,
+    ):
+        dashboard.login(laptop, "vic")
+        dashboard.clock.advance(timedelta(minutes=5, seconds=30))
+        dashboard.login(phone, "vic")
+        page = admin.get("/admin/users").text
+        listed = sessions_section(page, "vic")
+        assert "203.0.113.0/24" in listed and "2001:db8:1234::/48" in listed
+        assert "203.0.113.77" not in page and "5678" not in page  # networks, never addresses
+        assert "2026-03-10 09:30" in listed and "2026-03-10 09:35" in listed  # to the minute
+        assert "2 signed in" in page
+        ids = re.findall(r'name="session" value="(\d+)"', listed)
+        assert len(ids) == 2
+        phone_id = ids[0]  # newest activity first
+        ended = post(dashboard, admin, "sessions/end", name="vic", session=phone_id)
+        assert (
+            ended.status_code == 303
+            and "Ended the chosen sessions of vic." in admin.get(ended.headers["location"]).text
+        )
+        assert phone.get("/dashboard").status_code == 303 and laptop.get("/dashboard").status_code == 200
+        assert post(dashboard, admin, "sessions/end", name="vic", session="all").status_code == 303
+        assert laptop.get("/dashboard").status_code == 303
+        after = admin.get("/admin/users").text
+        assert "Sessions of vic" not in after and "this one" in sessions_section(after, "ann")  # the admin's own
+
+
+def test_a_session_of_another_user_cannot_be_ended_by_naming_the_wrong_user(
+    dashboard: Dashboard, admin: httpx.Client
+) -> None:
+    with dashboard.client() as vic:
+        dashboard.login(vic, "vic")
+        listed = sessions_section(admin.get("/admin/users").text, "vic")
+        vic_session = re.findall(r'name="session" value="(\d+)"', listed)[0]
+        refused = post(dashboard, admin, "sessions/end", name="ann", session=vic_session)
+        assert refused.status_code == 400 and "no such session" in refused.text
+        assert vic.get("/dashboard").status_code == 200
+
+
+def test_the_admin_changing_their_own_role_stays_signed_in(dashboard: Dashboard, admin: httpx.Client) -> None:
+    assert post(dashboard, admin, "role", name="ann", site="shop", role="viewer").status_code == 303
+    assert admin.get("/admin/users").status_code == 200

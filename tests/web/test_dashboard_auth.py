@@ -1,5 +1,8 @@
 """Dashboard login on a real uvicorn: sessions, timeouts, throttling, CSRF, redirects, security headers.
 
+The throttle tests play the attacker: parallel guesses that must not all reach scrypt, and a
+stranger who must not lock the owner out.
+
 The server runs behind uvicorn's proxy-header handling (trusted from 127.0.0.1), so a test can
 play a visitor from another network (``X-Forwarded-For``) or behind TLS (``X-Forwarded-Proto``).
 """
@@ -18,13 +21,14 @@ import pytest
 
 from gateway import create_app
 from gateway.accounts.passwords import hash_password
-from gateway.accounts.sessions import SESSION_COOKIE, SessionCodec
-from gateway.accounts.throttle import LoginThrottle
+from gateway.accounts.sessions import SESSION_COOKIE
+from gateway.accounts.shared_links import SharedLinks
+from gateway.accounts.throttle import LoginThrottle, Refused, Reservation, ThrottlePolicy
 from gateway.clock import FixedClock
 from gateway.demo import demo_login_notice
 from gateway.settings import Settings
 from gateway.storage.db import Database
-from gateway.storage.users import Role, add_user, count_users, get_user, grant, set_password
+from gateway.storage.users import Role, add_user, count_users, grant, set_password
 from gateway.web.dashboard_auth import LOGIN_COOKIE, WRONG_LOGIN
 from tests.conftest import LiveServer, make_settings, site_config
 
@@ -62,7 +66,6 @@ class Dashboard:
         self.settings = make_settings(tmp_path, sites=sites)
         self.clock = clock
         self.server = start(create_app(self.settings, clock=clock))
-        self.sessions = SessionCodec(self.settings.secret_keys)
 
     def client(self, **headers: str) -> httpx.Client:
         return httpx.Client(base_url=self.server.url, timeout=30, follow_redirects=False, headers=headers)
@@ -134,48 +137,125 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(
         assert client.get("/dashboard").status_code == 303
 
 
-def test_an_account_is_throttled_after_five_failures_even_with_the_right_password(dashboard: Dashboard) -> None:
+def test_five_failures_refuse_the_account_from_that_network_even_with_the_right_password(dashboard: Dashboard) -> None:
     with dashboard.client() as client:
         for _ in range(5):
             assert dashboard.login(client, "ann", "wrong password!").status_code == 401
         refused = dashboard.login(client, "ann")
         assert refused.status_code == 429 and "Too many failed logins" in refused.text
-        assert 0 < int(refused.headers["retry-after"]) <= 15 * 60 + 1
-    with dashboard.client(**{"x-forwarded-for": "198.51.100.7"}) as elsewhere:  # the account, from anywhere
-        assert dashboard.login(elsewhere, "ann").status_code == 429
+        assert 0 < int(refused.headers["retry-after"]) <= 15 * 60
+    with dashboard.client(**{"x-forwarded-for": "127.0.0.99"}) as same_network:  # another address of the /24
+        assert dashboard.login(same_network, "ann").status_code == 429
     dashboard.clock.advance(timedelta(minutes=16))
     with dashboard.client() as client:
         assert dashboard.login(client, "ann").status_code == 303
 
 
-def test_a_network_is_throttled_after_twenty_failures_across_accounts(dashboard: Dashboard) -> None:
-    throttle_failures = [(f"guess{i}", "203.0.113.9") for i in range(20)]
+def test_a_stranger_failing_fifty_times_does_not_lock_the_owner_out(dashboard: Dashboard) -> None:
+    with dashboard.client(**{"x-forwarded-for": "203.0.113.66"}) as stranger:
+        answers = [dashboard.login(stranger, "ann", f"guess number {i}").status_code for i in range(50)]
+    assert answers.count(401) == 5 and answers.count(429) == 45  # five guesses reached scrypt
+    with dashboard.client(**{"x-forwarded-for": "198.51.100.7"}) as owner:
+        assert dashboard.login(owner, "ann").status_code == 303
+        assert owner.get("/dashboard").status_code == 200
 
+
+def test_strangers_on_many_networks_slow_the_account_but_never_lock_it(dashboard: Dashboard) -> None:
+    policy = ThrottlePolicy()
+
+    async def fail(db: Database) -> None:  # 5 guesses from each of 4 networks, as fast as they are let in
+        throttle = LoginThrottle(db)
+        for network in range(4):
+            for _ in range(policy.per_pair):
+                while isinstance(
+                    reserved := await throttle.reserve("ann", f"192.0.{network}.9", dashboard.clock.now()), Refused
+                ):
+                    dashboard.clock.advance(timedelta(seconds=reserved.retry_after))
+
+    on_database(dashboard.settings, fail)
+    with dashboard.client(**{"x-forwarded-for": "198.51.100.7"}) as owner:
+        slowed = dashboard.login(owner, "ann")
+        assert slowed.status_code == 429  # slowed: 20 failures on the account within the window
+        wait = int(slowed.headers["retry-after"])
+        assert 0 < wait <= policy.max_delay.total_seconds()  # for at most a minute, then in
+        dashboard.clock.advance(timedelta(seconds=wait))
+        assert dashboard.login(owner, "ann").status_code == 303
+
+
+def test_a_network_is_slowed_after_twenty_failures_across_accounts(dashboard: Dashboard) -> None:
     async def fail(db: Database) -> None:
         throttle = LoginThrottle(db)
-        for name, address in throttle_failures:
-            await throttle.failed(name, address, dashboard.clock.now())
+        for i in range(20):
+            assert isinstance(await throttle.reserve(f"guess{i}", "203.0.113.9", dashboard.clock.now()), Reservation)
 
     on_database(dashboard.settings, fail)
     with dashboard.client(**{"x-forwarded-for": "203.0.113.200"}) as same_network:
         refused = dashboard.login(same_network, "ann")
-        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) == 1  # slowed, not locked
+        dashboard.clock.advance(timedelta(seconds=1))
+        assert dashboard.login(same_network, "ann").status_code == 303
     with dashboard.client(**{"x-forwarded-for": "198.51.100.7"}) as other_network:
         assert dashboard.login(other_network, "ann").status_code == 303
 
 
+def parallel_posts(url: str, path: str, count: int, data: dict[str, str], cookies: dict[str, str]) -> list[int]:
+    """``count`` POSTs sent at once (each on its own connection), their statuses."""
+
+    async def run() -> list[int]:
+        limits = httpx.Limits(max_connections=count)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits, cookies=cookies) as client:
+            responses = await asyncio.gather(*[client.post(path, data=data) for _ in range(count)])
+        return [response.status_code for response in responses]
+
+    return asyncio.run(run())
+
+
+def test_forty_parallel_wrong_passwords_reach_scrypt_at_most_five_times(dashboard: Dashboard) -> None:
+    with dashboard.client() as client:
+        form = client.get("/login")
+        data = {"name": "ann", "password": "wrong password!", "login_csrf": field(form.text, "login_csrf")}
+        statuses = parallel_posts(
+            dashboard.server.url, "/login", 40, data, {LOGIN_COOKIE: client.cookies[LOGIN_COOKIE]}
+        )
+    assert statuses.count(401) == ThrottlePolicy().per_pair and statuses.count(429) == 40 - ThrottlePolicy().per_pair
+    counted = on_database(
+        dashboard.settings, lambda db: db.fetch_all("SELECT count(*) AS n FROM login_attempts WHERE key LIKE 'pair:%'")
+    )
+    assert counted[0]["n"] == ThrottlePolicy().per_pair  # the reservations: one per password check
+
+
+def test_twenty_parallel_wrong_link_passwords_reach_scrypt_at_most_five_times(dashboard: Dashboard) -> None:
+    async def create(db: Database) -> str:
+        links = SharedLinks(db, dashboard.settings.secret_keys)
+        _, token = await links.create(
+            "shop", label="board", expires_at=None, password="the link password", now=dashboard.clock.now()
+        )
+        return token
+
+    token = on_database(dashboard.settings, create)
+    statuses = parallel_posts(dashboard.server.url, f"/share/{token}/unlock", 20, {"password": "not it at all"}, {})
+    assert statuses.count(401) <= ThrottlePolicy().per_pair and statuses.count(429) >= 20 - ThrottlePolicy().per_pair
+    assert statuses.count(401) + statuses.count(429) == 20
+
+
 def test_a_session_cookie_planted_before_login_is_replaced(dashboard: Dashboard) -> None:
-    ann = on_database(dashboard.settings, lambda db: get_user(db, "ann"))
-    assert ann is not None
-    planted_session, planted = dashboard.sessions.start(ann.id, dashboard.clock.now() - timedelta(minutes=1))
+    with dashboard.client(**{"x-forwarded-for": "203.0.113.5"}) as attacker:  # the attacker's own session
+        assert dashboard.login(attacker, "vic").status_code == 303
+        planted = attacker.cookies[SESSION_COOKIE]
     with dashboard.client() as client:
         client.cookies.set(SESSION_COOKIE, planted)
         response = dashboard.login(client, "ann")
         issued = response.cookies.get(SESSION_COOKIE)
         assert issued and issued != planted
-        session = dashboard.sessions.load(issued, dashboard.clock.now())
-        assert session is not None and session.user_id == ann.id
-        assert session.session_id != planted_session.session_id and session.csrf_token != planted_session.csrf_token
+        assert "/admin/users" in client.get("/dashboard").text  # signed in as ann, not as vic
+    with dashboard.client() as attacker:
+        attacker.cookies.set(SESSION_COOKIE, planted)
+        assert "/admin/users" not in attacker.get("/dashboard").text  # the planted one is still only vic's
+
+    async def rows(db: Database) -> list[str]:
+        return [row["network"] for row in await db.fetch_all("SELECT network FROM sessions ORDER BY id")]
+
+    assert on_database(dashboard.settings, rows) == ["203.0.113.0/24", "127.0.0.0/24"]  # networks, never addresses
 
 
 def test_the_session_ends_after_thirty_idle_minutes(dashboard: Dashboard) -> None:
@@ -219,6 +299,23 @@ def test_logout_clears_the_session(dashboard: Dashboard) -> None:
         assert response.status_code == 303 and response.headers["location"] == "/login"
         assert f'{SESSION_COOKIE}=""' in response.headers["set-cookie"]
         assert client.get("/dashboard").status_code == 303
+
+
+def test_a_cookie_saved_before_logout_opens_nothing_after_it(dashboard: Dashboard) -> None:
+    """The attacker copied the cookie (a shared computer, a proxy log); the owner then logged out."""
+    with dashboard.client() as owner:
+        dashboard.login(owner, "ann")
+        saved = owner.cookies[SESSION_COOKIE]
+        csrf = dashboard.csrf(owner, "/dashboard/shop/settings")
+        assert owner.post("/logout", data={"csrf": csrf}).status_code == 303
+    with dashboard.client() as attacker:
+        attacker.cookies.set(SESSION_COOKIE, saved)
+        settings_page = attacker.get("/dashboard/shop/settings")
+        assert settings_page.status_code == 303 and settings_page.headers["location"].startswith("/login")
+        created = attacker.post("/dashboard/shop/settings/keys", data={"csrf": csrf, "name": "stolen"})
+        assert created.status_code == 403 and "cg_" not in created.text
+    keys = on_database(dashboard.settings, lambda db: db.fetch_all("SELECT count(*) AS n FROM api_keys"))
+    assert keys[0]["n"] == 0
 
 
 @pytest.mark.parametrize("csrf", [None, "", "forged-token"], ids=["missing", "empty", "wrong"])
