@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from gateway.accounts.sessions import purge_expired_sessions
 from gateway.clock import Clock
 from gateway.cookies.lifetimes import Lifetime
 from gateway.ingest.visitor import SaltKeeper
@@ -150,6 +151,7 @@ class Maintenance:
             cutoffs = retention_cutoffs(now, self._retention)
             early = await roll_up(self._database, self._zones)  # the heavy part, off the writer
             late, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs, self._zones))
+            await purge_expired_sessions(self._database, now)  # dashboard sessions past their timeouts
             rolled_up = sorted(set(early) | set(late))
             self._last_rollup, self._last_purge_day = now, today
             log.info("rolled up %d day(s); purge: %s", len(rolled_up), counts.describe())
