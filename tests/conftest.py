@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from gateway.settings import Settings, settings_from_dict
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
 SITE_ORIGIN = "https://shop.example.com"
+#: Seconds a live server gets to start or stop: generous for a loaded machine, never waited out when it is idle.
+START_SECONDS = 60.0
 
 
 def site_config(**overrides: Any) -> dict[str, Any]:
@@ -82,17 +85,17 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        for _ in range(500):
-            if self.server.started:
-                return self
-            if not self.thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        raise RuntimeError("uvicorn did not start")
+        # Started means the lifespan ran (a writer process spawned, migrations applied): seconds on a busy machine.
+        deadline = time.monotonic() + START_SECONDS
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start in {START_SECONDS:g} s")
+            time.sleep(0.01)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=START_SECONDS)  # the lifespan's shutdown writes what is queued
         self.socket.close()
 
 

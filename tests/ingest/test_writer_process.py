@@ -11,7 +11,6 @@ import pickle
 import signal
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from gateway.metrics import Metrics
 from gateway.storage.db import Database
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings
 from tests.events import anonymous_event
+from tests.waiting import DEADLINE_SECONDS, eventually, wait_until
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 IP = "198.51.100.23"
@@ -209,7 +209,8 @@ def test_stop_writes_everything_queued_and_the_child_exits(tmp_path: Path) -> No
         pid = buffer.pid
         assert pid is not None and alive(pid)
         writes = [asyncio.create_task(buffer.write(anonymous_event(NOW, f"v{n}"))) for n in range(300)]
-        await asyncio.sleep(0)  # queued, not yet written
+        # Every write has started (queued, or already written): none can arrive after stop() and be refused.
+        await eventually(lambda: buffer.depth + sum(write.done() for write in writes) == 300)
         await buffer.stop()
         await asyncio.gather(*writes)
         with pytest.raises(QueueFull):  # stopped: refused
@@ -265,7 +266,9 @@ def test_when_the_child_dies_its_batch_fails_and_a_new_child_takes_the_queued_an
             with closing(held_write_lock(path)) as blocker:
                 # The first write goes to the idle child alone; the other 19 wait for its answer.
                 writes = [asyncio.create_task(buffer.write(anonymous_event(NOW, f"queued{n}"))) for n in range(20)]
-                await asyncio.sleep(0.3)  # the child has the first batch, waiting for the lock
+                # Every write has run up to its wait: the first one went to the idle child at once (a batch of
+                # one, now waiting for the lock), the other 19 are queued behind it.
+                await eventually(lambda: buffer.depth == 20, message=lambda: f"{buffer.depth} of 20 queued")
                 assert not any(write.done() for write in writes)
                 os.kill(first, signal.SIGKILL)
                 [in_flight] = await asyncio.gather(writes[0], return_exceptions=True)
@@ -333,20 +336,23 @@ def test_the_endpoint_answers_503_while_the_child_is_lost_then_202_again(
     with closing(held_write_lock(settings.database)) as blocker:
         waiting = threading.Thread(target=post)
         waiting.start()
-        time.sleep(0.5)  # its batch is with the child, waiting for the lock
+        # The event is in the buffer: write() sent it to the idle child at once, which now waits for the lock.
+        wait_until(lambda: buffer.depth == 1, message="the event never reached the writer")
         assert not answers
         os.kill(first, signal.SIGKILL)
-        waiting.join(timeout=10)
+        # Lost is observable: the parent read end of file and dropped the child (a new one may already run).
+        wait_until(lambda: buffer.pid != first, message="the parent never noticed its child died")
+        wait_until(lambda: answers, message="the request in flight was never answered")
+        waiting.join(timeout=DEADLINE_SECONDS)
         blocker.execute("ROLLBACK")
     [refused] = answers
     assert refused.status_code == 503 and "retry-after" in refused.headers
+    assert "writer process exited" in refused.text  # the kill, not a lock timeout
 
-    deadline = time.monotonic() + 20
-    while True:  # the next child starts in well under a second; until then requests wait for it
+    def accepted() -> bool:  # the next child starts in about a second; until then requests wait for it
         post()
-        if answers[-1].status_code == 202:
-            break
-        assert time.monotonic() < deadline, answers[-1].text
-        time.sleep(0.1)
+        return answers[-1].status_code == 202
+
+    wait_until(accepted, interval=0.1, message=lambda: answers[-1].text)
     assert buffer.pid not in (None, first)
     assert table(settings.database, "SELECT count(*) FROM events")[0][0] >= 1
