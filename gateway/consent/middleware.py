@@ -64,7 +64,7 @@ class _CookiePolicy:
         return self.service is None or decision.services.get(self.service, False)
 
 
-# "ignored": a header with neither name nor value, which browsers ignore (RFC 6265bis 5.7): dropped, not reported.
+# "ignored": a header that stores nothing (no name and no value, or a nameless cookie browsers refuse): dropped.
 Verdict = Literal["deletion", "blocked", "kept", "capped", "ignored"]
 
 
@@ -136,8 +136,11 @@ def _capped_attributes(attributes: str, seconds: int | None, now_second: int) ->
 
 
 def _nameless_key(pair: bytes) -> bytes | None:
-    """The name to judge a pair without one by: b"" when a browser stores it as a nameless cookie
-    (RFC 6265bis 5.6: ``foo`` and ``=foo`` both are), None when it ignores the header."""
+    """The name to judge a pair without one by: b"", or None when the browser ignores the header.
+
+    ``foo`` and ``=foo`` are nameless cookies (RFC 6265bis 5.6); ``=``, ``=a=b`` are not, as
+    ``parse_set_cookie`` says. Only pairs without a name come here, so the common path stays a slice.
+    """
     return b"" if parse_set_cookie(pair.decode("latin-1")) is not None else None
 
 

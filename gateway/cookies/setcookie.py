@@ -222,8 +222,8 @@ def parse_cookie_header(header: str) -> list[tuple[str, str]]:
 
     A browser sends a nameless cookie as its bare value (RFC 6265bis 5.8.3), so an item without '='
     is the pair ("", item); '=x' is read the same way. Empty items are skipped and surrounding
-    whitespace is trimmed. Never raises. A nameless cookie whose value holds '=' reads as a named one:
-    the header cannot tell them apart.
+    whitespace is trimmed. Never raises. (A nameless value holding '=' would read as a named cookie,
+    which is why browsers refuse to store one.)
     """
     pairs: list[tuple[str, str]] = []
     for item in header.split(";"):
