@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.app import create_app
+from gateway.clock import FixedClock
 from gateway.ingest.forward import verify_signature
-from gateway.ingest.geo import NullGeo
+from gateway.ingest.geo import MaxMindGeo, NullGeo
 from tests.conftest import LiveServer, make_settings
 
 pytestmark = pytest.mark.integration
@@ -53,3 +59,76 @@ def test_an_accepted_event_is_forwarded_signed_and_anonymous(
     [event] = json.loads(body)["events"]
     assert (event["name"], event["pathname"], event["props"]) == ("Signup", "/join", {"plan": "pro"})
     assert b"127.0.0.1" not in body and b"MARKER42" not in body
+
+
+VISITOR_IP = "81.2.69.142"  # arrives as X-Forwarded-For from 127.0.0.1, which uvicorn trusts as a proxy
+AT = datetime(2026, 3, 10, 9, 30, 17, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def city_geo(tmp_path: Path) -> MaxMindGeo:
+    """A real .mmdb that places the visitor's network in London, England."""
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="Test-City", languages=["en"])
+    place = {
+        "country": {"iso_code": "GB", "names": {"en": "United Kingdom"}},
+        "subdivisions": [{"iso_code": "ENG", "names": {"en": "England"}}],
+        "city": {"names": {"en": "London"}},
+    }
+    writer.insert_network(IPSet(["81.2.69.0/24"]), place)
+    writer.to_db_file(str(tmp_path / "city.mmdb"))
+    return MaxMindGeo.open(tmp_path / "city.mmdb")
+
+
+def test_a_forwarder_gets_no_visitor_id_minute_time_and_country_unless_it_asks_and_ids_never_join(
+    tmp_path: Path, live_server: Callable[[Any], LiveServer], city_geo: MaxMindGeo
+) -> None:
+    """The attacker runs a receiver (or two) and tries to single out, place or join visitors."""
+    received: dict[str, list[dict[str, Any]]] = {}
+
+    async def webhook(request: Request) -> Response:
+        received.setdefault(request.path_params["name"], []).extend(json.loads(await request.body())["events"])
+        return Response(status_code=204)
+
+    receiver = live_server(Starlette(routes=[Route("/hook/{name}", webhook, methods=["POST"])]))
+    forward = [
+        {"name": "plain", "url": f"{receiver.url}/hook/plain", "secret": SECRET},
+        {
+            "name": "wide",
+            "url": f"{receiver.url}/hook/wide",
+            "secret": SECRET,  # the same secret on purpose: the name still keeps the ids apart
+            "visitor_id": True,
+            "time": "second",
+            "geo": "city",
+        },
+        {"name": "other", "url": f"{receiver.url}/hook/other", "secret": SECRET, "visitor_id": True, "geo": "region"},
+    ]
+    settings = make_settings(tmp_path, forward=forward)
+    gateway = live_server(create_app(settings, geo=city_geo, clock=FixedClock(AT)))
+    with httpx.Client() as client:
+        for path in ("/a", "/b"):  # one visitor, two pages
+            answer = client.post(
+                f"{gateway.url}/api/event",
+                json={"s": "shop", "n": "pageview", "u": f"https://shop.example.com{path}"},
+                headers={"user-agent": UA, "x-forwarded-for": VISITOR_IP},
+            )
+            assert answer.status_code == 202
+    deadline = time.monotonic() + 10
+    while sum(len(events) for events in received.values()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with closing(sqlite3.connect(settings.database)) as connection:
+        [(stored_id,)] = set(connection.execute("SELECT visitor_id FROM events"))
+
+    plain, wide, other = received["plain"], received["wide"], received["other"]
+    assert len(plain) == len(wide) == len(other) == 2
+    for event in plain:
+        assert event["ts"] == "2026-03-10T09:30:00+00:00"
+        assert event["country"] == "GB"
+        assert not {"visitor_id", "region", "city"} & set(event)
+    assert {event["ts"] for event in wide} == {"2026-03-10T09:30:17+00:00"}  # never the microseconds
+    assert {(event["region"], event["city"]) for event in wide} == {("England", "London")}
+    assert {event["region"] for event in other} == {"England"} and "city" not in other[0]
+    [wide_id] = {event["visitor_id"] for event in wide}  # one visitor, one id: visitors can be counted
+    [other_id] = {event["visitor_id"] for event in other}
+    assert len({wide_id, other_id, stored_id}) == 3  # no receiver gets our id, and two receivers cannot join
+    body = json.dumps(received)
+    assert VISITOR_IP not in body and "81.2.69" not in body and "MARKER42" not in body

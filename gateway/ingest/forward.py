@@ -10,7 +10,10 @@ may see a batch twice (a crash between its 2xx and our delete).
 
 Only ``AnonymousEvent`` fields leave the gateway (never an IP address, a user agent or
 yesterday's visitor id): the DESIGN invariant "a raw IP address is never written to ... a
-forwarder".
+forwarder". And by default less than that: no visitor id, the time to the minute, the country
+without region or city. Each widening is a per-forwarder setting (``visitor_id``, ``time``,
+``geo``); a visitor id, when asked for, is re-keyed per forwarder (:meth:`ForwarderSettings.visitor_id_for`)
+so no receiver gets the id we store and two receivers cannot join their ids.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar, get_args
 from urllib.parse import urlsplit
 
 import httpx
@@ -48,7 +51,23 @@ log = logging.getLogger("gateway.forward")
 SIGNATURE_HEADER = "x-consent-gateway-signature"
 TIMESTAMP_HEADER = "x-consent-gateway-timestamp"
 MIN_SECRET_LENGTH = 16
-_KEYS = ("batch_size", "name", "require_category", "secret", "sites", "timeout_seconds", "url")
+_KEYS = (
+    "batch_size",
+    "geo",
+    "name",
+    "require_category",
+    "secret",
+    "sites",
+    "time",
+    "timeout_seconds",
+    "url",
+    "visitor_id",
+)
+#: How precisely a forwarded event says when it happened: a second narrows a visitor down more than a minute.
+ForwardTime = Literal["minute", "second"]
+#: How precisely it says where: region and city narrow a visitor down, the country hardly does.
+ForwardGeo = Literal["country", "region", "city"]
+_Choice = TypeVar("_Choice", bound=str)
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
@@ -65,11 +84,25 @@ class ForwarderSettings:
     require_category: Category | None = None
     batch_size: int = 100
     timeout_seconds: float = 10
+    #: Send a visitor id (re-keyed for this forwarder); off: none at all.
+    visitor_id: bool = False
+    time: ForwardTime = "minute"
+    geo: ForwardGeo = "country"
 
     def accepts(self, event: AnonymousEvent) -> bool:
         if self.sites and event.site_id not in self.sites:
             return False
         return self.require_category is None or self.require_category in event.consent
+
+    def visitor_id_for(self, daily_id: str) -> str:
+        """Our daily visitor id as this forwarder sees it: HMAC-SHA256 under a key derived from its
+        secret and name, so it counts visitors and visits like ours but cannot be matched with our
+        stored ids nor with another forwarder's (each has its own key)."""
+        return hmac.new(self._visitor_key(), daily_id.encode("ascii", "replace"), hashlib.sha256).hexdigest()[:32]
+
+    def _visitor_key(self) -> bytes:
+        label = f"consent-gateway forwarded visitor id/{self.name}".encode()
+        return hmac.new(self.secret.value.encode("utf-8"), label, hashlib.sha256).digest()
 
 
 class _Found:
@@ -144,6 +177,9 @@ def parse_forwarders(
                 require_category=_category(source, f"{at}.require_category", entry.get("require_category")),
                 batch_size=_batch_size(source, f"{at}.batch_size", entry.get("batch_size", 100)),
                 timeout_seconds=_timeout(source, f"{at}.timeout_seconds", entry.get("timeout_seconds", 10)),
+                visitor_id=_flag(source, f"{at}.visitor_id", entry.get("visitor_id", False)),
+                time=_choice(source, f"{at}.time", entry.get("time", "minute"), get_args(ForwardTime)),
+                geo=_choice(source, f"{at}.geo", entry.get("geo", "country"), get_args(ForwardGeo)),
             )
         )
     return tuple(forwarders)
@@ -194,13 +230,30 @@ def _timeout(source: str, where: str, value: object) -> float:
     return float(value)
 
 
-def event_payload(event: AnonymousEvent) -> dict[str, object]:
-    """The forwarded form of an event: the fields that are stored, and nothing else."""
-    return {
+def _flag(source: str, where: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        _fail(source, where, "true or false", value)
+    return value
+
+
+def _choice(source: str, where: str, value: object, choices: tuple[_Choice, ...]) -> _Choice:
+    for choice in choices:
+        if value == choice:
+            return choice
+    _fail(source, where, " or ".join(repr(choice) for choice in choices), value)
+
+
+def event_payload(event: AnonymousEvent, forwarder: ForwarderSettings | None = None) -> dict[str, object]:
+    """The forwarded form of an event: stored fields only, as precise as ``forwarder`` allows.
+
+    Without a forwarder, the defaults: no visitor id, the time to the minute, the country alone.
+    """
+    seconds = forwarder is not None and forwarder.time == "second"
+    geo = forwarder.geo if forwarder is not None else "country"
+    payload: dict[str, object] = {
         "site_id": event.site_id,
-        "ts": event.ts.isoformat(),
+        "ts": event.ts.replace(second=event.ts.second if seconds else 0, microsecond=0).isoformat(),
         "name": event.name,
-        "visitor_id": event.visitor_id,
         "hostname": event.hostname,
         "pathname": event.pathname,
         "referrer_host": event.referrer_host,
@@ -212,8 +265,6 @@ def event_payload(event: AnonymousEvent) -> dict[str, object]:
         "utm_content": event.utm_content,
         "utm_term": event.utm_term,
         "country": event.country,
-        "region": event.region,
-        "city": event.city,
         "browser": event.browser,
         "browser_version": event.browser_version,
         "os": event.os,
@@ -223,6 +274,13 @@ def event_payload(event: AnonymousEvent) -> dict[str, object]:
         "props": dict(event.props),
         "consent": sorted(event.consent),
     }
+    if forwarder is not None and forwarder.visitor_id:
+        payload["visitor_id"] = forwarder.visitor_id_for(event.visitor_id)
+    if geo in ("region", "city"):
+        payload["region"] = event.region
+    if geo == "city":
+        payload["city"] = event.city
+    return payload
 
 
 def enqueue_events(
@@ -236,10 +294,9 @@ def enqueue_events(
 
     Call it inside the transaction that stores the events, so both commit or neither does.
     """
-    payloads = [event_payload(event) for event in events]
     rows = 0
     for forwarder in forwarders:
-        chosen = [payload for event, payload in zip(events, payloads, strict=True) if forwarder.accepts(event)]
+        chosen = [event_payload(event, forwarder) for event in events if forwarder.accepts(event)]
         for start in range(0, len(chosen), forwarder.batch_size):
             batch = chosen[start : start + forwarder.batch_size]
             text = json.dumps(batch, ensure_ascii=False, separators=(",", ":"))

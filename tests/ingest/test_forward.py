@@ -246,10 +246,11 @@ def test_the_payload_is_the_stored_fields_never_the_ip_or_user_agent(
     asyncio.run(scenario())
     [(headers, body)] = hook.requests
     [sent] = json.loads(body)["events"]
-    stored_fields = {field.name for field in dataclasses.fields(AnonymousEvent)} - {"previous_visitor_id"}
+    narrowing = {"previous_visitor_id", "visitor_id", "region", "city"}  # by default: no id, country only
+    stored_fields = {field.name for field in dataclasses.fields(AnonymousEvent)} - narrowing
     assert set(sent) == stored_fields
     assert sent["consent"] == ["analytics"] and sent["props"] == {"plan": "pro"} and sent["ts"] == NOW.isoformat()
-    for private in (TEST_IP, "203.0.113", TEST_UA, "CanaryToken", anonymous.previous_visitor_id):
+    for private in (TEST_IP, "203.0.113", TEST_UA, "CanaryToken", anonymous.previous_visitor_id, anonymous.visitor_id):
         assert private.encode() not in body
         assert private not in str(headers)
 
@@ -495,7 +496,7 @@ def test_parse_forwarders_reads_every_key_and_fills_defaults() -> None:
 
 
 GOOD = {"name": "warehouse", "url": "https://hooks.example.com/T0KEN-abc", "secret": SECRET}
-KEYS = "batch_size, name, require_category, secret, sites, timeout_seconds, url"
+KEYS = "batch_size, geo, name, require_category, secret, sites, time, timeout_seconds, url, visitor_id"
 
 
 @pytest.mark.parametrize(
