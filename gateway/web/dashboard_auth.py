@@ -339,7 +339,9 @@ def _see_other(location: str) -> Response:
 
 def _duration(seconds: int) -> str:
     minutes = -(-seconds // 60)
-    return f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes != 1 else ''}"
+    if seconds < 60:  # a slowed account waits seconds, a refused network minutes
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _unmatchable_hash() -> str:

@@ -192,6 +192,7 @@ def test_a_network_is_slowed_after_twenty_failures_across_accounts(dashboard: Da
     with dashboard.client(**{"x-forwarded-for": "203.0.113.200"}) as same_network:
         refused = dashboard.login(same_network, "ann")
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) == 1  # slowed, not locked
+        assert "Try again in 1 second." in refused.text
         dashboard.clock.advance(timedelta(seconds=1))
         assert dashboard.login(same_network, "ann").status_code == 303
     with dashboard.client(**{"x-forwarded-for": "198.51.100.7"}) as other_network:
