@@ -9,11 +9,16 @@ own live values, so any worker answering a scrape shows the whole server.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from gateway.clock import Clock
 from gateway.periodic import Periodic
@@ -34,7 +39,6 @@ _HELP = {
     "consent_gateway_commit_seconds_max": ("gauge", "The slowest event write transaction so far."),
     "consent_gateway_write_queue_depth": ("gauge", "Events waiting for the writer."),
     "consent_gateway_consent_decisions_total": ("counter", "Consent decisions recorded, by method."),
-    "consent_gateway_client_disconnects_total": ("counter", "Requests whose client left before its body was read."),
 }
 
 
@@ -82,6 +86,57 @@ class Metrics:
                 rendered = ",".join(f'{k}="{v}"' for k, v in labels)
                 lines.append(f"{name}{{{rendered}}} {value:g}" if rendered else f"{name} {value:g}")
         return "\n".join(lines) + "\n"
+
+
+MetricsVerdict = Literal["allowed", "unauthorized", "forbidden"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsAccess:
+    """Who may read ``/metrics``: a bearer token from anywhere, or a client in ``networks`` without it.
+
+    The counters say how busy a site is, which consent choices its visitors make and how the
+    gateway fails: nothing for the open internet. The client address is uvicorn's (behind a
+    proxy, from ``--forwarded-allow-ips``), never a header read here.
+    """
+
+    token: str | None
+    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+    def check(self, authorization: str | None, client_host: str | None) -> MetricsVerdict:
+        """Answers "allowed", "unauthorized" (401: a token would open it) or "forbidden" (403: nothing would).
+
+        A presented token is judged on its own, even from an allowed network, so a wrong token never
+        goes unnoticed. The comparison hashes both sides first: it takes the same time whatever the
+        length or the first wrong character of the guess (RFC 6750 section 5.3, timing attacks).
+        """
+        if authorization is not None and authorization.strip():
+            scheme, _, presented = authorization.strip().partition(" ")
+            if self.token is not None and scheme.lower() == "bearer" and _same_secret(presented.strip(), self.token):
+                return "allowed"
+            return "unauthorized" if self.token is not None else "forbidden"
+        if _address_in(client_host, self.networks):
+            return "allowed"
+        return "unauthorized" if self.token is not None else "forbidden"
+
+
+def _same_secret(presented: str, expected: str) -> bool:
+    digest = hashlib.sha256
+    return hmac.compare_digest(
+        digest(presented.encode("utf-8", "replace")).digest(), digest(expected.encode("utf-8")).digest()
+    )
+
+
+def _address_in(host: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    if not host:
+        return False  # a Unix socket or a transport without a peer address
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 from a dual-stack socket is 127.0.0.1
+    return any(address in network for network in networks)
 
 
 class MetricsPublisher:

@@ -8,6 +8,7 @@ raises ``SettingsError`` naming the file, the key, what was found and what is ex
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -35,6 +36,8 @@ AnalyticsConsent = Literal["cookieless", "required"]
 DEFAULT_CAPS: Mapping[Category, Lifetime] = MappingProxyType(
     {"analytics": THIRTEEN_MONTHS, "advertising": THIRTEEN_MONTHS}
 )
+#: Who may read /metrics without the token when ``metrics_networks`` is not set: this machine only.
+DEFAULT_METRICS_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
 # Matched with fullmatch: "$" would also accept a trailing newline.
 _SITE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:\d{1,5})?")
@@ -157,6 +160,10 @@ class Settings:
     workers: int = 1
     debug: bool = False
     max_body_bytes: int = 4096
+    #: ``/metrics`` opens to ``Authorization: Bearer <token>`` from anywhere (CONSENT_GATEWAY_METRICS_TOKEN).
+    metrics_token: Secret | None = None
+    #: ``/metrics`` opens without the token to clients in these networks (default: loopback only).
+    metrics_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = DEFAULT_METRICS_NETWORKS
     #: How often the days that received events are rolled up again.
     rollup_interval: Lifetime = parse_lifetime("5m")
     #: Filtered queries (any ``f=``) a shared link or an API key may make per 10 minutes (then 429).
@@ -325,6 +332,8 @@ _TOP_KEYS = {
     "workers",
     "debug",
     "max_body_bytes",
+    "metrics_token",
+    "metrics_networks",
     "rollup_interval",
     "filtered_query_limit",
     "head_timeout_seconds",
@@ -387,6 +396,8 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
         workers=top.integer("workers", 1, low=1, high=64),
         debug=top.boolean("debug", False),
         max_body_bytes=top.integer("max_body_bytes", 4096, low=512, high=1_048_576),
+        metrics_token=_metrics_token(top),
+        metrics_networks=_metrics_networks(top),
         rollup_interval=top.lifetime("rollup_interval", "5m", least=parse_lifetime("10s"), most=parse_lifetime("1d")),
         filtered_query_limit=top.integer("filtered_query_limit", 60, low=1, high=100_000),
         head_timeout_seconds=top.integer("head_timeout_seconds", 5, low=1, high=300),
@@ -428,6 +439,33 @@ def _secret_keys(top: _Table) -> tuple[Secret, ...]:
             f"config error in {top.source}: secret_keys: expected a list of strings "
             "(the value found is not shown: it holds secret keys)"
         ) from None
+
+
+def _metrics_token(top: _Table) -> Secret | None:
+    """At least 16 characters (a number from the environment counts as its digits); never quoted in an error."""
+    value = top.data.get("metrics_token")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # CONSENT_GATEWAY_METRICS_TOKEN=1234... is read as TOML, so as a number
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) < 16 or not value.isprintable() or value != value.strip():
+        raise SettingsError(
+            f"config error in {top.source}: metrics_token: expected a string of at least 16 printable characters "
+            "(the value found is not shown: it is a secret)"
+        )
+    return Secret(value)
+
+
+def _metrics_networks(top: _Table) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if "metrics_networks" not in top.data:
+        return DEFAULT_METRICS_NETWORKS
+    networks = []
+    for entry in top.strings("metrics_networks"):
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            top.fail("metrics_networks", entry, "networks such as '127.0.0.0/8', '10.1.2.0/24' or '::1'")
+    return tuple(networks)
 
 
 def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> SiteSettings:

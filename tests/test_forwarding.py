@@ -25,6 +25,7 @@ from gateway.clock import FixedClock
 from gateway.ingest.forward import verify_signature
 from gateway.ingest.geo import MaxMindGeo, NullGeo
 from tests.conftest import LiveServer, make_settings
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 SECRET = "a-webhook-secret-of-some-length"
@@ -51,9 +52,7 @@ def test_an_accepted_event_is_forwarded_signed_and_anonymous(
             headers={"user-agent": UA},
         )
     assert answer.status_code == 202
-    deadline = time.monotonic() + 10
-    while not received and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: received, message="the webhook never received the event")
     [(body, signature)] = received
     assert verify_signature(SECRET, body, signature)
     [event] = json.loads(body)["events"]

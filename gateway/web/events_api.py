@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -22,7 +22,7 @@ from gateway.ingest.buffer import QueueFull
 from gateway.ingest.event import Dropped
 from gateway.ingest.payload import PayloadError, parse_event
 from gateway.ingest.pipeline import PipelineContext, run_pipeline
-from gateway.metrics import MetricsPublisher
+from gateway.metrics import MetricsAccess, MetricsPublisher
 from gateway.web.cors import cors_for, preflight_endpoint
 from gateway.web.errors import ClientError, decode_json_object, read_asgi_body
 
@@ -80,7 +80,6 @@ class EventEndpoint:
             status, extra = error.status, error.headers
             body = json.dumps({"error": error.message}).encode()
         except ClientDisconnect:  # no one to answer
-            self.context.metrics.inc("consent_gateway_client_disconnects_total")
             return
         if extra or body:
             raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
@@ -136,7 +135,26 @@ class EventEndpoint:
 
 
 def metrics_routes(context: GatewayContext, publisher: MetricsPublisher) -> list[Route]:
+    """``GET /metrics`` for a bearer token or a client in ``metrics_networks`` (settings); others get no numbers."""
+    settings = context.settings
+    access = MetricsAccess(settings.metrics_token.value if settings.metrics_token else None, settings.metrics_networks)
+
     async def metrics(request: Request) -> Response:
-        return Response(await publisher.render(), media_type="text/plain; version=0.0.4")
+        verdict = access.check(request.headers.get("authorization"), request.client.host if request.client else None)
+        if verdict == "unauthorized":
+            return PlainTextResponse(
+                "a metrics token is required: Authorization: Bearer <metrics_token>\n",
+                status_code=401,
+                headers={"www-authenticate": 'Bearer realm="metrics"', "cache-control": "no-store"},
+            )
+        if verdict == "forbidden":
+            return PlainTextResponse(
+                "/metrics is open to the networks in metrics_networks only\n",
+                status_code=403,
+                headers={"cache-control": "no-store"},
+            )
+        return Response(
+            await publisher.render(), media_type="text/plain; version=0.0.4", headers={"cache-control": "no-store"}
+        )
 
     return [Route("/metrics", metrics, methods=["GET"])]

@@ -15,6 +15,7 @@ from gateway.ingest.event import AnonymousEvent
 from gateway.metrics import Metrics
 from gateway.storage.db import Database
 from tests.events import anonymous_event
+from tests.waiting import eventually
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 
@@ -80,7 +81,8 @@ def test_stop_writes_everything_queued(tmp_path: Path) -> None:
         buffer = WriteBuffer(db, Metrics())
         await buffer.start()
         writes = [asyncio.create_task(buffer.write(event(n))) for n in range(30)]
-        await asyncio.sleep(0)  # queued, not yet written
+        # Every write has started (queued, or already written): none can arrive after stop() and be refused.
+        await eventually(lambda: buffer.depth + sum(write.done() for write in writes) == 30)
         await buffer.stop()
         await asyncio.gather(*writes)
         await db.close()

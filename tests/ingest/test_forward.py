@@ -43,6 +43,7 @@ from gateway.storage.db import Database
 from gateway.storage.events import insert_events
 from tests.conftest import LiveServer, make_settings
 from tests.events import anonymous_event
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +110,17 @@ def event(
         props={"n": str(n)},
         consent=consent,
     )
+
+
+class ReadCountingClock:
+    """A clock pinned at NOW that counts its readings: a sender reads it as each round begins to drain."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def now(self) -> datetime:
+        self.reads += 1
+        return NOW
 
 
 def forwarder(url: str, **changes: Any) -> ForwarderSettings:
@@ -459,16 +471,18 @@ def test_the_running_sender_delivers_when_notified(tmp_path: Path, receiver: tup
     hook, url = receiver
     path = tmp_path / "gateway.sqlite3"
 
+    clock = ReadCountingClock()
+
     async def scenario() -> None:
-        async with opened(path) as db, sending(db, (forwarder(url),), poll_interval=600) as sender:
+        async with opened(path) as db, sending(db, (forwarder(url),), poll_interval=600, clock=clock) as sender:
             await sender.start()
-            await asyncio.sleep(0.1)  # the first round found nothing; the next poll is ten minutes away
+            # The first round has read the clock, so its claim is queued on the one writer ahead of the store
+            # below: it finds nothing, and the next poll is ten minutes away. Only notify() can deliver.
+            await eventually(lambda: clock.reads, message="the sender never started a round")
             await store(db, (forwarder(url),), [event(1)])
             sender.notify()  # what WriteBuffer's on_commit does
-            for _ in range(1000):  # delivered means answered and deleted, not just received
-                if not outbox(path):
-                    break
-                await asyncio.sleep(0.01)
+            # Delivered means answered and deleted, not just received.
+            await eventually(lambda: not outbox(path), message="the notified sender never delivered")
 
     asyncio.run(scenario())
     assert len(hook.batches) == 1

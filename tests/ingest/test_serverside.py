@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -49,38 +48,42 @@ def site_app(settings: Settings, clock: FixedClock, *, with_consent: bool = Fals
     return Starlette(routes=routes, middleware=middleware)
 
 
-def stored_paths(settings: Settings, expected: int, *, wait: float = 3.0) -> list[str]:
-    """The recorded pathnames, waiting until ``expected`` rows exist (events are queued after the response)."""
-    deadline = time.monotonic() + wait
-    while True:
-        rows: list[str] = []
-        if settings.database.exists():
-            with closing(sqlite3.connect(settings.database)) as connection:
-                try:
-                    rows = [r[0] for r in connection.execute("SELECT pathname FROM events ORDER BY id")]
-                except sqlite3.OperationalError:
-                    rows = []
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+def stored_paths(settings: Settings) -> list[str]:
+    """The recorded pathnames, in order."""
+    with closing(sqlite3.connect(settings.database)) as connection:
+        return [r[0] for r in connection.execute("SELECT pathname FROM events ORDER BY id")]
+
+
+class Visitor:
+    """Requests to a site on a real uvicorn; ``leave`` stops it, which settles what the middleware recorded.
+
+    A pageview is recorded after its response, so no moment of waiting proves that a request which
+    must not count never will. The server's shutdown does: the middleware finishes every recording in
+    flight and writes what is queued before the lifespan completes. After ``leave`` the table is final.
+    """
+
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+
+    def __call__(self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None) -> httpx.Response:
+        with httpx.Client(timeout=30) as client:
+            return client.request(method, self.server.url + path, headers={"user-agent": BROWSER, **(headers or {})})
+
+    def leave(self) -> None:
+        self.server.__exit__()
+        assert not self.server.thread.is_alive(), "the site's server did not shut down"
 
 
 @pytest.fixture
-def visit(live_server: Callable[[Any], LiveServer]) -> Callable[..., Any]:
-    def start(settings: Settings, clock: FixedClock, **kwargs: Any) -> Callable[..., httpx.Response]:
-        server = live_server(site_app(settings, clock, **kwargs))
-
-        def get(path: str, *, method: str = "GET", headers: dict[str, str] | None = None) -> httpx.Response:
-            with httpx.Client() as client:
-                return client.request(method, server.url + path, headers={"user-agent": BROWSER, **(headers or {})})
-
-        return get
+def visit(live_server: Callable[[Any], LiveServer]) -> Callable[..., Visitor]:
+    def start(settings: Settings, clock: FixedClock, **kwargs: Any) -> Visitor:
+        return Visitor(live_server(site_app(settings, clock, **kwargs)))
 
     return start
 
 
 def test_html_gets_on_matching_paths_are_counted_and_nothing_else(
-    tmp_path: Path, clock: FixedClock, visit: Callable[..., Any]
+    tmp_path: Path, clock: FixedClock, visit: Callable[..., Visitor]
 ) -> None:
     settings = make_settings(tmp_path, site=site_config(pageview_exclude=["/admin/*"]))
     get = visit(settings, clock)
@@ -92,7 +95,8 @@ def test_html_gets_on_matching_paths_are_counted_and_nothing_else(
     get("/", method="POST")  # not a GET
     get("/", headers={"user-agent": "curl/8.4.0"})  # a bot
     get("/", headers={"sec-purpose": "prefetch"})  # a prefetch
-    assert stored_paths(settings, 2, wait=1.5) == ["/", "/blog/post"]
+    get.leave()
+    assert stored_paths(settings) == ["/", "/blog/post"]
     with closing(sqlite3.connect(settings.database)) as connection:
         rows = connection.execute(
             "SELECT source, channel, utm_source, browser, device FROM events ORDER BY id"
@@ -104,7 +108,7 @@ def test_html_gets_on_matching_paths_are_counted_and_nothing_else(
 
 
 def test_a_site_that_requires_consent_counts_only_visitors_who_gave_it(
-    tmp_path: Path, clock: FixedClock, visit: Callable[..., Any]
+    tmp_path: Path, clock: FixedClock, visit: Callable[..., Visitor]
 ) -> None:
     settings = make_settings(tmp_path, site=site_config(analytics_consent="required"))
     get = visit(settings, clock, with_consent=True)
@@ -123,7 +127,8 @@ def test_a_site_that_requires_consent_counts_only_visitors_who_gave_it(
     get("/", headers={"cookie": f"cg_consent={refused}"})
     get("/blog/post")  # no decision
     get("/", headers={"cookie": f"cg_consent={allowed}"})
-    assert stored_paths(settings, 1, wait=1.5) == ["/"]
+    get.leave()
+    assert stored_paths(settings) == ["/"]
 
 
 @pytest.mark.parametrize(
