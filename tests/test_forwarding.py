@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
@@ -111,9 +110,7 @@ def test_a_forwarder_gets_no_visitor_id_minute_time_and_country_unless_it_asks_a
                 headers={"user-agent": UA, "x-forwarded-for": VISITOR_IP},
             )
             assert answer.status_code == 202
-    deadline = time.monotonic() + 10
-    while sum(len(events) for events in received.values()) < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: sum(len(events) for events in received.values()) >= 6, message=lambda: f"received {received}")
     with closing(sqlite3.connect(settings.database)) as connection:
         [(stored_id,)] = set(connection.execute("SELECT visitor_id FROM events"))
 

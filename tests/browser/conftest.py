@@ -19,6 +19,9 @@ SCREENSHOTS = REPO / "test-output" / "screenshots"
 AXE = REPO / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 #: A desktop Chrome's user agent: the pipeline (rightly) drops "HeadlessChrome" as a bot.
 CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+#: How long a page action or wait may take before the test fails: Playwright's 30 s is short when both cores are
+#: busy (Chromium's renderer competes with the servers); a passing test never waits it out.
+BROWSER_WAIT_MS = 60_000
 GPC_SCRIPT = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true});"
 
 
@@ -103,6 +106,7 @@ def open_page(browser: Any) -> Iterator[Callable[..., Watched]]:
 
     def open_page(*, gpc: bool = False, user_agent: str | None = None) -> Watched:
         context = browser.new_context(extra_http_headers={"Sec-GPC": "1"} if gpc else None, user_agent=user_agent)
+        context.set_default_timeout(BROWSER_WAIT_MS)
         if gpc:
             context.add_init_script(GPC_SCRIPT)
         contexts.append(context)
