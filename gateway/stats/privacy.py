@@ -96,13 +96,14 @@ def floor(cell: Figures, k: int) -> Figures:
 
 
 def named_values(
-    cells: Mapping[str, Sequence[int]], k: int, allowed: Collection[str] | None = None
+    cells: Mapping[str, Sequence[int]], k: int, allowed: Collection[str] | None = None, small: Figures | None = None
 ) -> tuple[list[tuple[str, Figures]], Figures]:
     """Rule 2: the values of at least k visitors (and in ``allowed``, when given), the smallest moved
     into "(other)" while it holds 1..k-1 visitors.
 
     Returns the named ``(value, cell)`` pairs, smallest first, and "(other)": the sum of the rest.
     ``cells`` may be plain tuples of the six figures: a Figures is made only for the named ones.
+    ``small`` is the sum of cells of fewer than k visitors already added up (by SQL), if any.
     """
     named = sorted(
         ((v, c) for v, c in cells.items() if c[0] >= k and (allowed is None or v in allowed)),
@@ -111,6 +112,8 @@ def named_values(
     chosen = {v for v, _ in named}
     rest = [c for v, c in cells.items() if v not in chosen] if len(chosen) < len(cells) else []
     other = Figures(*map(sum, zip(*rest, strict=True))) if rest else ZERO
+    if small is not None:
+        other += small
     moved = 0
     while 0 < other.visitors < k and moved < len(named):
         other += Figures(*named[moved][1])
@@ -119,14 +122,19 @@ def named_values(
 
 
 def publish_rows(
-    cells: Mapping[str, Sequence[int]], parent: Figures, k: int, *, allowed: Collection[str] | None = None
+    cells: Mapping[str, Sequence[int]],
+    parent: Figures,
+    k: int,
+    *,
+    allowed: Collection[str] | None = None,
+    small: Figures | None = None,
 ) -> DayRows:
     """One day's breakdown under a view whose (unfloored) day cell is ``parent``.
 
     ``allowed`` is the day's named values from the unfiltered rollups (rule 3); None when ``cells``
-    are those unfiltered rollups themselves. Values outside it add to "(other)".
+    are those unfiltered rollups themselves. Values outside it add to "(other)", as does ``small``.
     """
-    named, other = named_values(cells, k, allowed)
+    named, other = named_values(cells, k, allowed, small)
     names = frozenset(v for v, _ in named)
     if parent.visitors < k:
         return DayRows(names, {}, ZERO)

@@ -119,14 +119,19 @@ class PublishedCells:
 
     async def _read(self, site_id: str, dimension: str, first: date, last: date, k: int) -> dict[date, PublishedDay]:
         cells: dict[str, dict[str, tuple[int, ...]]] = defaultdict(dict)
+        small: dict[str, Figures] = {}
         totals: dict[str, Figures] = {}
-        for row in await sql.rollup_days(self._db, site_id, dimension, first.isoformat(), last.isoformat()):
-            if row[1] == dimension:
+        for row in await sql.rollup_days(self._db, site_id, dimension, first.isoformat(), last.isoformat(), k):
+            if row[2] is None:
+                small[row[0]] = Figures(*row[3:9])
+            elif row[1] == dimension:
                 cells[row[0]][row[2]] = row[3:9]
-            if row[1] == "all":
+            if row[1] == "all" and row[2] is not None:
                 totals[row[0]] = Figures(*row[3:9])
         return {
-            date.fromisoformat(day): PublishedDay(total, publish_rows(cells.get(day, {}), total, k))
+            date.fromisoformat(day): PublishedDay(
+                total, publish_rows(cells.get(day, {}), total, k, small=small.get(day))
+            )
             for day, total in totals.items()
         }
 
