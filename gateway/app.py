@@ -24,7 +24,7 @@ from gateway.ingest.buffer import WriteBuffer
 from gateway.ingest.event import AnonymousEvent
 from gateway.ingest.forward import OutboxSender, enqueue_events
 from gateway.ingest.geo import GeoLookup, open_geo
-from gateway.ingest.visitor import SaltKeeper
+from gateway.ingest.visitor import SaltKeeper, visitor_key
 from gateway.ingest.writer_process import ProcessWriteBuffer
 from gateway.maintenance import Maintenance
 from gateway.metrics import Metrics, MetricsPublisher
@@ -90,7 +90,7 @@ def create_app(
         catalogs={site_id: base_catalog.with_rules(site.cookie_rules) for site_id, site in settings.sites.items()},
         metrics=metrics,
         geo=geo or open_geo(settings.geoip_database),
-        salts=SaltKeeper(database),
+        salts=SaltKeeper(database, key=visitor_key(settings.visitor_key, settings.secret_keys)),
         buffer=buffer,
         ignore_lists={site_id: IgnoreList.parse(site.ignore_ips) for site_id, site in settings.sites.items()},
         passwords=PasswordHasher(concurrency=settings.password_hash_concurrency),

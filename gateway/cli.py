@@ -349,8 +349,9 @@ def _consent_erase(args: argparse.Namespace) -> int:
     from gateway.storage.consent_log import erase_records
 
     async def erase() -> int:
-        async with _open_database(_settings(args)) as db:
-            return await erase_records(db, args.consent_id, now=SystemClock().now())
+        settings = _settings(args)
+        async with _open_database(settings) as db:
+            return await erase_records(db, args.consent_id, now=SystemClock().now(), zones=settings.zones)
 
     erased = asyncio.run(erase())
     if not erased:

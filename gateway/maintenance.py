@@ -112,6 +112,8 @@ async def purge_expired(database: Database, settings: Settings, now: datetime) -
     cutoffs = retention_cutoffs(now, settings.retention)
     zones = settings.zones
     _, counts = await database.write(lambda connection: _roll_up_and_purge(connection, cutoffs, zones))
+    if counts.salts or counts.consent_records:
+        await database.scrub()
     return counts
 
 
@@ -147,10 +149,14 @@ class Maintenance:
         today = now.astimezone(UTC).date()
         if self._salts is not None:
             await self._salts.salts(now)  # past 00:30 UTC this deletes yesterday's salt for good
+        if await self._database.scrub_if_due() is False:  # a reader held the WAL: next poll, within a minute
+            log.info("deleted data is not yet scrubbed from the WAL (a reader is busy); trying again")
         if self._last_purge_day != today:
             cutoffs = retention_cutoffs(now, self._retention)
             early = await roll_up(self._database, self._zones)  # the heavy part, off the writer
             late, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs, self._zones))
+            if counts.salts or counts.consent_records:  # their bytes leave the -wal file too
+                await self._database.scrub()
             await purge_expired_sessions(self._database, now)  # dashboard sessions past their timeouts
             rolled_up = sorted(set(early) | set(late))
             self._last_rollup, self._last_purge_day = now, today

@@ -153,6 +153,8 @@ class Retention:
 class Settings:
     secret_keys: tuple[Secret, ...]
     database: Path
+    #: Keys the visitor hashes (gateway/ingest/visitor.py); None: derived from ``secret_keys``.
+    visitor_key: Secret | None = None
     geoip_database: Path | None = None
     catalog: Path = field(default_factory=lambda: resource_dir("config") / "cookies.toml")
     host: str = "127.0.0.1"
@@ -324,6 +326,7 @@ class _Table:
 
 _TOP_KEYS = {
     "secret_keys",
+    "visitor_key",
     "database",
     "geoip_database",
     "catalog",
@@ -388,6 +391,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
     catalog = top.text("catalog", "")
     return Settings(
         secret_keys=_secret_keys(top),
+        visitor_key=_visitor_key(top),
         database=Path(top.text("database", "data/gateway.sqlite3")),
         geoip_database=Path(geoip) if geoip else None,
         catalog=Path(catalog) if catalog else resource_dir("config") / "cookies.toml",
@@ -466,6 +470,19 @@ def _metrics_networks(top: _Table) -> tuple[ipaddress.IPv4Network | ipaddress.IP
         except ValueError:
             top.fail("metrics_networks", entry, "networks such as '127.0.0.0/8', '10.1.2.0/24' or '::1'")
     return tuple(networks)
+
+
+def _visitor_key(top: _Table) -> Secret | None:
+    """A long random string, or absent (then derived from ``secret_keys``); never quoted in an error."""
+    value = top.data.get("visitor_key")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) < 32:
+        raise SettingsError(
+            f"config error in {top.source}: visitor_key: expected a random string of at least 32 characters "
+            "(the value found is not shown: it is a secret)"
+        )
+    return Secret(value)
 
 
 def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> SiteSettings:

@@ -196,7 +196,7 @@ def test_yesterdays_salt_is_deleted_after_the_grace_period_even_without_events(s
 
     async def scenario() -> list[list[tuple[Any, ...]]]:
         async with opened(settings.database) as db:
-            keeper = SaltKeeper(db)
+            keeper = SaltKeeper(db, key=b"k" * 32)
             maintenance = Maintenance(db, settings, clock, keeper)
             await keeper.salts(clock.now())  # the last event of the day
             seen = []

@@ -4,7 +4,9 @@ Who (a pseudonymous consent id), when, under which policy revision and banner (a
 the configuration and texts shown), which choices per category and service, by which
 action, whether GPC was sent, in which language and on which page. The network is kept
 truncated; the raw IP address never reaches a record. Country and device class feed the
-consent report; they are not personal at that granularity and survive an erasure.
+consent report. An erasure keeps only a tombstone: the decision, under a new random id, with
+its day but not its instant, and no language, page, network, browser, country or device
+(gateway/storage/consent_log.py).
 """
 
 from __future__ import annotations

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Any, Literal, get_args
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
+from gateway.ingest.referrer_data import ReferrerData, ReferrerEntry, shipped_referrer_data
 from gateway.ingest.scrub import scrub_text
 from gateway.resources import resource_dir
 
@@ -120,7 +121,7 @@ class TrafficSource:
 @dataclass(frozen=True, slots=True)
 class KnownSource:
     name: str
-    channel: KnownChannel
+    channel: KnownChannel | Literal["paid"]  # "paid": an ad server's host (config/data/referrers.json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,10 @@ class SourceTable:
     country_hosts: Mapping[str, KnownSource]  # "google" from "google.*": google.de, google.co.uk
     apps: Mapping[str, KnownSource]  # Android package ids
     names: Mapping[str, KnownSource]  # lowercased names and aliases, for utm_source
+    # config/data/referrers.json: exact hosts; None marks a host known *not* to be a source
+    # (support.google.com), which also stops the walk up to its parent domain.
+    listed: Mapping[str, KnownSource | None] = field(default_factory=dict)
+    listed_paths: Mapping[str, tuple[tuple[str, KnownSource | None], ...]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str) -> SourceTable:
@@ -161,13 +166,48 @@ class SourceTable:
             _add(names, alias.lower(), _named(names, value), "name or alias")
         return cls(hosts, country_hosts, apps, names)
 
-    def match_host(self, host: str) -> KnownSource | None:
+    def with_data(self, data: ReferrerData) -> SourceTable:
+        """This table over the maintained data: the data's names become ours where an alias says
+        they are the same source on the same channel ("Youtube" -> "YouTube", "Twitter" -> "X (Twitter)")."""
+        listed = {host: self._known(entry) for host, entry in data.hosts.items()}
+        paths = {host: tuple((p, self._known(e)) for p, e in found) for host, found in data.paths.items()}
+        apps = {package: known for package, entry in data.apps.items() if (known := self._known(entry))}
+        names = dict(self.names)
+        for known in sorted({k for k in listed.values() if k and k.channel != "paid"}, key=lambda k: k.name):
+            names.setdefault(known.name.lower(), known)
+        return replace(self, apps={**apps, **self.apps}, names=names, listed=listed, listed_paths=paths)
+
+    def _known(self, entry: ReferrerEntry) -> KnownSource | None:
+        if entry.medium == "unknown":
+            return None
+        channel: KnownChannel | Literal["paid"] = entry.medium
+        ours = self.names.get(entry.name.lower())
+        return ours if ours is not None and ours.channel == channel else KnownSource(entry.name, channel)
+
+    def match_host(self, host: str, path: str = "") -> KnownSource | None:
+        """The most specific listing wins: this host, then each parent domain in turn.
+
+        Our own table (config/sources.toml) names a host and its subdomains. The data names exact
+        hosts, as Snowplow's referer-parser intends; a parent domain in the data still covers its
+        subdomains for social, email and ad hosts (l.facebook.com), but a subdomain of a search
+        engine that the data does not list is another product of that company (translate.google.com,
+        news.yahoo.com), not a search: it counts as a referral under its own host. Hosts the data
+        lists as "unknown" (support.google.com, maps.google.com) are referrals too.
+        """
         labels = host.split(".")
         for start in range(len(labels)):
-            if known := self.hosts.get(".".join(labels[start:])):
+            candidate = ".".join(labels[start:])
+            if known := self.hosts.get(candidate):
+                return known if start == 0 or known.channel != "search" else None
+            if start == 0 and (known := self.country_hosts.get(labels[0])) and _is_country_suffix(labels[1:]):
                 return known
-            if (known := self.country_hosts.get(labels[start])) and _is_country_suffix(labels[start + 1 :]):
-                return known
+            if start == 0 and candidate in self.listed_paths:
+                for prefix, entry in self.listed_paths[candidate]:
+                    if path == prefix or path.startswith(prefix + "/"):
+                        return entry
+            if candidate in self.listed:
+                listed = self.listed[candidate]
+                return listed if listed is None or start == 0 or listed.channel != "search" else None
         return None
 
     def match_name(self, text: str) -> KnownSource | None:
@@ -182,7 +222,8 @@ class SourceTable:
 @cache
 def source_table() -> SourceTable:
     """The shipped table, parsed once: read-only data, like the templates."""
-    return SourceTable.parse((resource_dir("config") / "sources.toml").read_text(encoding="utf-8"))
+    table = SourceTable.parse((resource_dir("config") / "sources.toml").read_text(encoding="utf-8"))
+    return table.with_data(shipped_referrer_data())
 
 
 @lru_cache(maxsize=4096)
@@ -295,7 +336,7 @@ def _read_referrer(referrer: str | None, table: SourceTable) -> _Referrer | None
         return None
     if parts.scheme in ("http", "https"):
         host = _normalise_host(parts.hostname)
-        return _Referrer(host, table.match_host(host)) if host else None
+        return _Referrer(host, table.match_host(host, parts.path)) if host else None
     if parts.scheme in _APP_SCHEMES and parts.hostname and _APP_ID.fullmatch(parts.hostname):
         return _Referrer(parts.hostname, table.apps.get(parts.hostname), app=True)
     return None

@@ -25,7 +25,7 @@ from gateway.ingest.event import Dropped, IncomingEvent
 from gateway.ingest.geo import GeoLookup, open_geo
 from gateway.ingest.pipeline import PipelineContext, run_pipeline
 from gateway.ingest.scrub import scrub_text, scrub_url
-from gateway.ingest.visitor import SaltKeeper
+from gateway.ingest.visitor import SaltKeeper, visitor_key
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.storage.db import Database
@@ -154,7 +154,8 @@ class PageviewMiddleware:
                 self._database = await Database(self.settings.database).open()
                 self._buffer = WriteBuffer(self._database, self.metrics)
                 await self._buffer.start()
-                self._salts = SaltKeeper(self._database)
+                key = visitor_key(self.settings.visitor_key, self.settings.secret_keys)
+                self._salts = SaltKeeper(self._database, key=key)
             return self._buffer, self._salts, self._geo
 
     async def close(self) -> None:

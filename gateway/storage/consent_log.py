@@ -1,11 +1,19 @@
-"""SQL for the append-only proof-of-consent log (see migrations/0001_consent.sql)."""
+"""SQL for the append-only proof-of-consent log (see migrations/0001_consent.sql and 0010).
+
+An erasure leaves only a tombstone: a new random id per record, no language, page, network,
+browser, country or device, and the day instead of the instant (the start of the site's local
+day, so a per-day report counts the anonymous decision on the same day as before). The writer
+deletes with ``secure_delete`` and the erasure ends with ``Database.scrub``, so the old consent
+id and the erased values are not left readable in the main file, ``-wal`` or ``-shm``.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
 import sqlite3
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, tzinfo
 
 from gateway.consent.records import ConsentRecord
 from gateway.storage.db import Database
@@ -18,10 +26,14 @@ INSERT INTO consent_records (
 """
 _SELECT_BY_ID = "SELECT * FROM consent_records WHERE consent_id = ? ORDER BY seq"
 _SELECT_BY_ID_AND_SITE = "SELECT * FROM consent_records WHERE consent_id = ? AND site_id = ? ORDER BY seq"
+_TO_ERASE = """
+SELECT seq, site_id, recorded_at, expires_at FROM consent_records WHERE consent_id = ? AND erased = 0 ORDER BY seq
+"""
 _ERASE = """
 UPDATE consent_records
-SET consent_id = ?, language = NULL, page_path = NULL, ip_network = NULL, ua_family = NULL, erased = 1
-WHERE consent_id = ? AND erased = 0
+SET consent_id = ?, recorded_at = ?, expires_at = ?, language = NULL, page_path = NULL, ip_network = NULL,
+    ua_family = NULL, country = NULL, device = NULL, erased = 1
+WHERE seq = ? AND erased = 0
 """
 
 
@@ -82,25 +94,45 @@ async def records_for(db: Database, consent_id: str, site_id: str | None = None)
     return [_record(row) for row in rows]
 
 
-async def erase_records(db: Database, consent_id: str, *, now: datetime) -> int:
+def start_of_day(moment: datetime, zone: tzinfo) -> datetime:
+    """The start of ``moment``'s day in ``zone``, in UTC: what an erased record keeps of its time."""
+    local = moment.astimezone(zone)
+    return datetime.combine(local.date(), time(), tzinfo=zone).astimezone(UTC)
+
+
+def _erased_id() -> str:
+    return "erased-" + secrets.token_urlsafe(12)
+
+
+async def erase_records(
+    db: Database, consent_id: str, *, now: datetime, zones: Mapping[str, tzinfo] | None = None
+) -> int:
     """Unlink and blank every record of ``consent_id``; append an anonymous ``erase`` tombstone.
 
-    Returns how many records were erased (0 when the id is unknown: nothing is written).
+    Each erased record gets its own random id (erased records are not linked to each other either),
+    keeps its decision, and keeps its times only as the start of their day in the site's time zone
+    (``zones``; UTC for a site not in it). Returns how many records were erased (0 when the id is
+    unknown: nothing is written).
     """
-    tombstone_id = "erased-" + secrets.token_urlsafe(12)
+    zones = zones or {}
+
+    def day(moment: str, site_id: str) -> str:
+        return start_of_day(datetime.fromisoformat(moment), zones.get(site_id, UTC)).isoformat()
 
     def erase(connection: sqlite3.Connection) -> int:
-        erased = connection.execute(_ERASE, (tombstone_id, consent_id)).rowcount
-        if erased:
-            site_id, revision, banner_hash = connection.execute(
-                "SELECT site_id, policy_revision, banner_hash FROM consent_records WHERE consent_id = ? "
-                "ORDER BY seq DESC LIMIT 1",
-                (tombstone_id,),
+        found = connection.execute(_TO_ERASE, (consent_id,)).fetchall()
+        for seq, site_id, recorded_at, expires_at in found:
+            expires = day(expires_at, site_id) if expires_at else None
+            connection.execute(_ERASE, (_erased_id(), day(recorded_at, site_id), expires, seq))
+        if found:
+            site_id = found[-1][1]
+            revision, banner_hash = connection.execute(
+                "SELECT policy_revision, banner_hash FROM consent_records WHERE seq = ?", (found[-1][0],)
             ).fetchone()
             tombstone = ConsentRecord(
-                consent_id=tombstone_id,
+                consent_id=_erased_id(),
                 site_id=site_id,
-                recorded_at=now,
+                recorded_at=start_of_day(now, zones.get(site_id, UTC)),
                 method="erase",
                 policy_revision=revision,
                 banner_hash=banner_hash,
@@ -110,6 +142,9 @@ async def erase_records(db: Database, consent_id: str, *, now: datetime) -> int:
                 erased=True,
             )
             connection.execute(_INSERT, _parameters(tombstone))
-        return int(erased)
+        return len(found)
 
-    return await db.write(erase)
+    erased = await db.write(erase)
+    if erased:
+        await db.scrub()  # the old id and the erased values leave the -wal file too
+    return erased

@@ -3,6 +3,12 @@
 Datasette's discipline: WAL so readers never block the writer, ``BEGIN IMMEDIATE`` so
 two processes on one file queue instead of failing mid-transaction, one transaction per
 batch, parameterised SQL only.
+
+What is deleted must be gone from the disk, not only from the tables: writer connections run
+with ``secure_delete`` (deleted cells and freed pages are overwritten with zeros), and after
+deleting a salt or erasing a consent record the caller asks for ``scrub`` — a
+``wal_checkpoint(TRUNCATE)`` that copies the zeroed pages into the main file and empties the
+``-wal`` file, which otherwise keeps every earlier version of a page until the log wraps.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from typing import Any, TypeVar
 import aiosqlite
 
 _BUSY_TIMEOUT_MS = 10_000
+#: How long a scrub waits for readers to leave the WAL: it holds the write lock meanwhile, so it
+#: is kept short and a busy scrub is tried again by the maintenance poll (at most a minute later).
+SCRUB_WAIT_MS = 250
 T = TypeVar("T")
 
 
@@ -74,7 +83,23 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+    connection.execute("PRAGMA secure_delete=ON")  # a deleted salt or erased record leaves no bytes behind
     return connection
+
+
+def truncate_wal(connection: sqlite3.Connection, *, wait_ms: int = SCRUB_WAIT_MS) -> bool:
+    """Checkpoint every frame into the main file and truncate ``-wal`` to zero bytes; False if a
+    reader or another writer kept it from completing within ``wait_ms`` (nothing is lost: try again).
+
+    The ``-shm`` file holds only the WAL index (page numbers and frame numbers), never page content.
+    """
+    (before,) = connection.execute("PRAGMA busy_timeout").fetchone()
+    connection.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    try:
+        busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {int(before)}")
+    return int(busy) == 0
 
 
 def write_transaction(connection: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -141,6 +166,7 @@ class Database:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._scrub_due = False
 
     async def open(self) -> Database:
         await asyncio.to_thread(_apply_migrations, self.path)
@@ -157,10 +183,14 @@ class Database:
         return connect_writer(self.path)
 
     async def close(self) -> None:
-        """Close after every write already submitted has finished (the queue is first in, first out)."""
+        """Close after every write already submitted has finished (the queue is first in, first out);
+        a scrub still due is tried once more, waiting as long as any write would."""
         if self._reader is not None:
             await self._reader.close()
+            self._reader = None
         writer, thread = self._writer, self._thread
+        if writer is not None and self._scrub_due:
+            await self._scrub(_BUSY_TIMEOUT_MS)
         if writer is not None:
             await self._submit(lambda _: writer.close(), transaction=False)
         if thread is not None:
@@ -212,6 +242,29 @@ class Database:
                 connection.execute(sql, parameters)
 
         await self.write(run)
+
+    async def scrub(self) -> bool:
+        """Make deleted bytes unreadable from the files: ``truncate_wal`` on the writer connection.
+
+        Called right after a salt is deleted or a consent record erased. When a reader holds a
+        snapshot the checkpoint cannot finish; the scrub stays due and ``scrub_if_due`` (called by
+        every maintenance poll) tries again, so the bytes are gone within a minute.
+        """
+        return await self._scrub(SCRUB_WAIT_MS)
+
+    async def scrub_if_due(self) -> bool | None:
+        """Retry a scrub that could not complete; None when none is due."""
+        return await self._scrub(SCRUB_WAIT_MS) if self._scrub_due else None
+
+    @property
+    def scrub_due(self) -> bool:
+        return self._scrub_due
+
+    async def _scrub(self, wait_ms: int) -> bool:
+        self._scrub_due = True  # until it has completed: a failure or a cancellation leaves it due
+        done = await self._submit(lambda connection: truncate_wal(connection, wait_ms=wait_ms), transaction=False)
+        self._scrub_due = not done
+        return done
 
     async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._reader is None:

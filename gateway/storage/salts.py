@@ -1,4 +1,9 @@
-"""SQL for the daily salts. Several worker processes share them through the database."""
+"""SQL for the daily salts. Several worker processes share them through the database.
+
+A salt alone does not make visitor ids computable: they are keyed by the visitor key too,
+which is never stored (gateway/ingest/visitor.py). A deleted salt is also scrubbed from the
+files (``Database.scrub``), so a copy of them taken afterwards holds no byte of it.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +33,16 @@ async def salts_for(db: Database, day: str, previous_day: str | None, *, now: da
 
 
 async def delete_salts_before(db: Database, day: str) -> int:
-    """Delete every salt older than ``day`` for good: old visitor ids can no longer be recomputed."""
+    """Delete every salt older than ``day`` for good: old visitor ids can no longer be recomputed.
+
+    The writer deletes with ``secure_delete`` (the row's bytes are zeroed), then the scrub moves
+    the zeroed page into the main file and empties ``-wal``, which still held earlier copies.
+    """
 
     def delete(connection: sqlite3.Connection) -> int:
         return int(connection.execute("DELETE FROM salts WHERE day < ?", (day,)).rowcount)
 
-    return await db.write(delete)
+    deleted = await db.write(delete)
+    if deleted:
+        await db.scrub()
+    return deleted

@@ -97,7 +97,8 @@ class _PrivacyCenter:
             )
         issued = await self._decide(request, site, consent_id, frozenset(), {}, "withdraw", language)
         if action == "erase":
-            await erase_records(self.context.database, consent_id, now=self.context.clock.now())
+            context = self.context
+            await erase_records(context.database, consent_id, now=context.clock.now(), zones=context.settings.zones)
             return self._page(request, site, language, message=texts["privacy.erased"], token=issued[0], issued=issued)
         return await self._history(
             request, site, language, issued[0], message=texts["privacy.withdrawn"], issued=issued

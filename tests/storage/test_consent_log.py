@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -106,6 +107,41 @@ def test_a_record_is_committed_when_append_returns(db_path: Path) -> None:
     assert row["recorded_at"] == "2026-03-10T09:30:00+00:00"
 
 
+# What erase_records writes for make_record(): a new id, the start of each day, nothing personal.
+_ERASURE = (
+    "consent_id = 'erased-1', erased = 1, recorded_at = '2026-03-10T00:00:00+00:00', "
+    "expires_at = '2026-09-08T00:00:00+00:00', language = NULL, page_path = NULL, ip_network = NULL, "
+    "ua_family = NULL, country = NULL, device = NULL"
+)
+
+
+def test_the_tombstone_update_itself_passes_the_trigger(db_path: Path) -> None:
+    with_db(db_path, lambda db: append_record(db, make_record(country="FR", device="mobile")))
+    with closing(sqlite3.connect(db_path)) as connection:
+        assert connection.execute(f"UPDATE consent_records SET {_ERASURE}").rowcount == 1  # noqa: S608
+        connection.commit()
+    [row] = rows(db_path)
+    assert (row["erased"], row["recorded_at"]) == (1, "2026-03-10T00:00:00+00:00")
+
+
+def test_an_erased_record_keeps_the_start_of_its_day_in_the_sites_time_zone(db_path: Path) -> None:
+    late = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)  # already the 11th in Paris, still the 10th in New York
+    records = [make_record(recorded_at=late), make_record(site_id="blog", recorded_at=late, expires_at=None)]
+    zones = {"shop": ZoneInfo("Europe/Paris"), "blog": ZoneInfo("America/New_York")}
+
+    async def work(db: Database) -> None:
+        for record in records:
+            await append_record(db, record)
+        assert await erase_records(db, "visitor-a", now=late, zones=zones) == 2
+
+    with_db(db_path, work)
+    shop, blog, tombstone = rows(db_path)
+    assert shop["recorded_at"] == "2026-03-10T23:00:00+00:00"  # 11 March 00:00 in Paris
+    assert blog["recorded_at"] == "2026-03-10T04:00:00+00:00"  # 10 March 00:00 in New York
+    assert blog["expires_at"] is None
+    assert (tombstone["site_id"], tombstone["recorded_at"]) == ("blog", "2026-03-10T04:00:00+00:00")
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -128,6 +164,21 @@ def test_a_record_is_committed_when_append_returns(db_path: Path) -> None:
         pytest.param(
             "erased = 1, language = NULL, page_path = NULL, ip_network = NULL, ua_family = NULL, expires_at = NULL",
             id="an erasure cannot change when the consent ends",
+        ),
+        pytest.param(_ERASURE + ", country = 'FR'", id="an erasure cannot keep the country"),
+        pytest.param(_ERASURE + ", device = 'mobile'", id="an erasure cannot keep the device"),
+        pytest.param(_ERASURE.replace("consent_id = 'erased-1'", "consent_id = consent_id"), id="an erasure unlinks"),
+        pytest.param(
+            _ERASURE.replace("T00:00:00+00:00', expires", "T09:29:59+00:00', expires"),
+            id="an erasure cannot keep a time to the second",
+        ),
+        pytest.param(
+            _ERASURE.replace("2026-03-10T00:00:00+00:00", "2026-03-09T00:00:00+00:00"),
+            id="an erasure cannot move the record to another day",
+        ),
+        pytest.param(
+            _ERASURE.replace("2026-09-08T00:00:00+00:00", "2026-09-08T09:29:59+00:00"),
+            id="an erasure cannot keep the end to the second",
         ),
     ],
 )
@@ -168,13 +219,15 @@ def test_erasure_blanks_unlinks_and_leaves_a_tombstone(db_path: Path) -> None:
     erased = [row for row in rows(db_path) if row["erased"]]
     assert [row["method"] for row in erased] == ["custom", "withdraw", "erase"]
     new_ids = {row["consent_id"] for row in erased}
-    assert len(new_ids) == 1 and "visitor-a" not in new_ids.pop()
+    assert len(new_ids) == 3 and all(new_id.startswith("erased-") for new_id in new_ids)  # not linked to each other
     for row, original in zip(erased, decisions, strict=False):
-        assert (row["language"], row["page_path"], row["ip_network"], row["ua_family"]) == (None,) * 4
+        personal = ("language", "page_path", "ip_network", "ua_family", "country", "device")
+        assert [row[column] for column in personal] == [None] * 6
         assert json.loads(row["categories"]) == dict(original.categories)  # the anonymous decision stays
-        assert row["recorded_at"] == original.recorded_at.isoformat()
+        assert row["recorded_at"] == f"{original.recorded_at.date()}T00:00:00+00:00"  # the day, not the instant
+        assert row["expires_at"] == "2026-09-08T00:00:00+00:00"  # RECORDED + 182 days, to the day
     tombstone = erased[-1]
-    assert tombstone["recorded_at"] == erased_at.isoformat()
+    assert tombstone["recorded_at"] == "2026-04-19T00:00:00+00:00"
     assert (tombstone["site_id"], tombstone["policy_revision"], tombstone["banner_hash"]) == ("shop", 1, BANNER)
     assert json.loads(tombstone["categories"]) == {}
 
@@ -188,7 +241,7 @@ def test_each_erasure_gets_its_own_unlinkable_id(db_path: Path) -> None:
 
     with_db(db_path, work)
     ids = {row["consent_id"] for row in rows(db_path)}
-    assert len(ids) == 2 and not ids & {"visitor-a", "visitor-b"}
+    assert len(ids) == 4 and not ids & {"visitor-a", "visitor-b"}  # two records, two tombstones
 
 
 @pytest.mark.parametrize(

@@ -174,10 +174,11 @@ def test_over_time_gives_one_figure_per_bucket_in_order(database: Path) -> None:
 def test_by_country_most_decisions_first_unknown_as_empty_and_impressions_without_decisions(database: Path) -> None:
     by_country = with_db(database, lambda db: consent_by(db, "shop", "country", MARCH_10, MARCH_11))
     assert by_country == [
-        # 8h accept_all, 9h reject_all, 13h custom; the 12h withdrawal; FR desktop 4 + mobile 3.
-        ("FR", ConsentFigures(7, 3, 1, 1, 1, 0, 1, {"functional": 2 / 3, "analytics": 2 / 3, "advertising": 1 / 3})),
+        # 8h accept_all, 9h reject_all; the 12h withdrawal; FR desktop 4 + mobile 3.
+        ("FR", ConsentFigures(7, 2, 1, 1, 0, 0, 1, {"functional": 1 / 2, "analytics": 1 / 2, "advertising": 1 / 2})),
+        # 11h gpc and the erased 13h custom: an erasure keeps no country
+        ("", ConsentFigures(1, 2, 0, 0, 1, 1, 0, {"functional": 1.0, "analytics": 1 / 2, "advertising": 0.0})),
         ("DE", ConsentFigures(2, 1, 0, 0, 1, 0, 0, {"functional": 1.0, "analytics": 1.0, "advertising": 0.0})),
-        ("", ConsentFigures(1, 1, 0, 0, 0, 1, 0, {"functional": 1.0, "analytics": 0.0, "advertising": 0.0})),
         ("US", ConsentFigures(5, 0, 0, 0, 0, 0, 0, {"functional": 0.0, "analytics": 0.0, "advertising": 0.0})),
     ]
 
@@ -188,27 +189,27 @@ def test_by_device(database: Path) -> None:
         (device, f.impressions, f.decisions, f.accept_all, f.reject_all, f.custom, f.gpc, f.withdrawals)
         for device, f in by_device
     ] == [
-        ("mobile", 3 + 2, 3, 0, 1, 2, 0, 0),  # 9h, 10h, 13h
-        ("desktop", 4 + 5, 1, 1, 0, 0, 0, 1),  # 8h and the 12h withdrawal; more impressions than "" below
-        ("", 1, 1, 0, 0, 0, 1, 0),  # 11h
+        ("mobile", 3 + 2, 2, 0, 1, 1, 0, 0),  # 9h, 10h
+        ("", 1, 2, 0, 0, 1, 1, 0),  # 11h and the erased 13h: an erasure keeps no device
+        ("desktop", 4 + 5, 1, 1, 0, 0, 0, 1),  # 8h and the 12h withdrawal
     ]
 
 
-def test_an_erasure_keeps_country_and_device_and_the_trigger_guards_them(database: Path) -> None:
+def test_an_erasure_keeps_neither_country_nor_device_and_the_trigger_guards_that(database: Path) -> None:
     kept = with_db(database, lambda db: records_for(db, "visitor-9"))
     assert [(r.country, r.device) for r in kept] == [("FR", "mobile")]
     with closing(sqlite3.connect(database)) as connection:
         [erased] = connection.execute("SELECT * FROM consent_records WHERE erased = 1 AND method != 'erase'").fetchall()
-        assert erased[-2:] == ("FR", "mobile")  # country, device: the 13h record, anonymous now
+        assert erased[-2:] == (None, None)  # country, device: the 13h record keeps its decision only
         erase = (
-            "UPDATE consent_records SET erased = 1, language = NULL, page_path = NULL, ip_network = NULL, "
-            "ua_family = NULL"
+            "UPDATE consent_records SET consent_id = 'erased-9', erased = 1, language = NULL, page_path = NULL, "
+            "ip_network = NULL, ua_family = NULL, recorded_at = '2026-03-10T00:00:00+00:00', expires_at = NULL"
         )
-        for change in (erase + ", country = 'DE'", erase + ", device = NULL"):
+        for change in (erase + ", device = NULL", erase + ", country = NULL"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 connection.execute(change + " WHERE consent_id = 'visitor-9'")
-        allowed = connection.execute(erase + " WHERE consent_id = 'visitor-9'")  # the erasure itself still passes
-        assert allowed.rowcount == 1
+        allowed = connection.execute(erase + ", country = NULL, device = NULL WHERE consent_id = 'visitor-9'")
+        assert allowed.rowcount == 1  # the erasure itself still passes
 
 
 def test_the_queries_read_through_the_indexes(database: Path) -> None:
