@@ -7,8 +7,9 @@ user agent in Python's ``re`` (every alternative is tried at every position, and
 prefix scans that make single patterns fast are lost), so the patterns are compiled in three
 shapes measured to be cheap: the plain literals of each group as one trie-shaped regex (one
 branch per shared prefix), the ``^``-anchored ones as one ``match`` at the start, and the few
-real regexes each on its own, where ``re`` keeps its fast literal scan. About 70 µs a new
-user agent, against ~2.5 ms for today's token list plus the ``user_agents`` parse it fell back to.
+real regexes each on its own, where ``re`` keeps its fast literal scan. Measured on one core:
+~160 µs for a new browser user agent (every pattern tried), ~9 µs for a bot (found early), where
+the former token list with its ``user_agents`` fallback took ~2.3 ms; a repeat is an LRU hit.
 """
 
 from __future__ import annotations
