@@ -44,7 +44,9 @@ _MIN_TOKEN = 24
 _MIN_TRANSITIONS = 4
 _DIGIT_RUN_TOKEN = 16
 
-_HAS_DIGIT = re.compile(r"[0-9]")
+_HAS_DIGIT = _DIGIT = re.compile(r"[0-9]")
+_MIN_ADDRESS_DIGITS = 4  # 1.2.3.4; a phone number has 7
+_TRANSITION = re.compile(r"[^\W\d_](?=[0-9])|[0-9](?=[^\W\d_])")
 _AT = re.compile(r"@|%(?:25)?40")
 _LOCAL_CHARS = frozenset("._%+-'")  # with letters and digits: what an address's local part is made of
 _DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)+")
@@ -69,7 +71,7 @@ def scrub_text(value: str) -> str:
     if not _HAS_DIGIT.search(value) and "@" not in value:
         return value  # the common case: no rule can match text without a digit or an @
     for _ in range(3):  # a replacement can reveal no new match, but make certain of it: stop at the fixpoint
-        scrubbed = _NUMBER.sub(_phone_or_keep, _scrub_tokens(_scrub_emails(value)))
+        scrubbed = _scrub_numbers(_scrub_tokens(_scrub_emails(value)))
         if scrubbed == value:
             break
         value = scrubbed
@@ -127,8 +129,20 @@ def _scrub_emails(value: str) -> str:
 
 
 def _scrub_tokens(value: str) -> str:
-    value = _JWT.sub(_jwt_or_keep, _UUID.sub(TOKEN, value))
+    """Each pattern runs only where it could match: most values are short paths and words."""
+    if len(value) < _MIN_TOKEN:
+        return value
+    if "-" in value:
+        value = _UUID.sub(TOKEN, value)
+    if value.count(".") >= 2:
+        value = _JWT.sub(_jwt_or_keep, value)
     return _TOKEN_RUN.sub(_token_or_keep, value)
+
+
+def _scrub_numbers(value: str) -> str:
+    if len(_DIGIT.findall(value)) < _MIN_ADDRESS_DIGITS:
+        return value  # neither a phone number nor an IPv4 address
+    return _NUMBER.sub(_phone_or_keep, value)
 
 
 def _jwt_or_keep(match: re.Match[str]) -> str:
@@ -146,14 +160,7 @@ def _token_or_keep(match: re.Match[str]) -> str:
 
 def _transitions(text: str) -> int:
     """How often a letter is directly followed by a digit or a digit by a letter."""
-    count = 0
-    previous = 0  # 1: letter, 2: digit, 0: anything else
-    for char in text:
-        kind = 2 if "0" <= char <= "9" else 1 if char.isalpha() else 0
-        if kind and previous and kind != previous:
-            count += 1
-        previous = kind
-    return count
+    return len(_TRANSITION.findall(text))
 
 
 def _phone_or_keep(match: re.Match[str]) -> str:
