@@ -193,7 +193,8 @@ class Stats:
             summed = await self._cells.summed(query.site.id, dimension, period.first, period.last, k)
         kept = [BreakdownRow(value, cell) for value, cell in summed.rows.items() if cell.visitors >= k]
         other = BreakdownRow(OTHER_LABEL, summed.other, other=True) if summed.other.visitors >= k else None
-        everything = total(row.figures for row in kept) + (other.figures if other else Figures())
+        cells = [row.figures for row in kept] + ([other.figures] if other else [])
+        everything = Figures(*map(sum, zip(*cells, strict=True))) if cells else Figures()
         kept.sort(key=_sort_key(sort), reverse=descending)
         return Breakdown(dimension, kept, other, everything, bool(query.filters))
 
