@@ -8,6 +8,7 @@ before. Buckets are hours for one day, days up to three months, months beyond.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -28,6 +29,7 @@ PERIOD_LABELS = {
 }
 #: The longest custom range: the rollups are kept 25 months by default.
 MAX_DAYS = 3 * 366
+_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits: fromisoformat takes other forms
 
 
 class PeriodError(ValueError):
@@ -117,9 +119,20 @@ def parse_interval(query: Mapping[str, str], period: Period) -> Interval:
     return interval
 
 
-def _day(query: Mapping[str, str], key: str) -> date:
-    text = query.get(key, "")
+def parse_day(text: str, key: str) -> date:
+    """``YYYY-MM-DD`` only (RFC 3339 full-date, what the OpenAPI ``format: date`` promises).
+
+    ``date.fromisoformat`` alone would also take ``20260310`` and ``2026-W11-2`` since Python 3.11.
+    """
     try:
+        if not _DAY_RE.fullmatch(text):
+            raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
-        raise PeriodError(f"a custom period needs '{key}' as YYYY-MM-DD, found {text[:40]!r}") from None
+        raise PeriodError(f"'{key}' is a day as YYYY-MM-DD, found {text[:40]!r}") from None
+
+
+def _day(query: Mapping[str, str], key: str) -> date:
+    if key not in query:
+        raise PeriodError(f"a custom period needs '{key}' as YYYY-MM-DD")
+    return parse_day(query[key], key)

@@ -21,8 +21,17 @@ STATS_PREFIX = "/api/v1/stats"
 BREAKDOWN_DIMENSIONS: tuple[str, ...] = tuple(name for name in DIMENSIONS if name not in ("all", "hour"))
 #: ``prop:KEY``: a custom property's key, as the filter syntax bounds it (1 to 100 characters, no controls).
 PROPERTY_PATTERN = r"^prop:[^\x00-\x1f]{1,100}$"
+#: One ``f`` filter, exactly as ``gateway.stats.filters.parse_filter`` reads it: a filterable dimension
+#: (``prop:*``, every property at once, is not one), an operator, a value of at most 2,000 characters
+#: without controls (empty: "(none)"). No lookahead: ECMA-262 and Python read this pattern alike.
+FILTER_PATTERN = (
+    r"^(?:"
+    + "|".join(name for name in DIMENSIONS if name not in ("all", "hour"))
+    + r"|prop:(?:\*[^=!~\x00-\x1f]{1,99}|[^*=!~\x00-\x1f][^=!~\x00-\x1f]{0,99}))(?:==|!=|~=)[^\x00-\x1f]{0,2000}$"
+)
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+MAX_PAGE = 1_000_000
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
 ROW_FIGURES = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration")
 _FIGURE_WORDS = {
@@ -54,7 +63,8 @@ def _document() -> dict[str, Any]:
                 "included, are null with `withheld: true` (withheld and zero read the same), smaller "
                 "breakdown rows are folded into `other`, and `other` is null unless it stands for at "
                 "least k visitors. Requests with a filter (`f`) are limited per API key "
-                "(`filtered_query_limit` per 10 minutes, default 60): beyond, 429 with `Retry-After`."
+                "(`filtered_query_limit` per 10 minutes, default 60): beyond, 429 with `Retry-After`. "
+                "A parameter left out takes its default; an empty one (`period=`) is a 400."
             ),
         },
         "security": [{"bearerKey": []}],
@@ -118,23 +128,34 @@ def _query(name: str, description: str, schema: dict[str, Any], *, required: boo
 
 
 _COMMON = [
-    _query("site_id", "The site, as configured under `[sites.ID]`.", {"type": "string"}, required=True),
+    _query("site_id", "The site, as configured under `[sites.ID]`.", {"type": "string", "minLength": 1}, required=True),
     _query(
         "period",
-        "The period in the site's time zone; `7d` and `30d` include today; `custom` needs `from` and `to`.",
+        "The period in the site's time zone; `7d` and `30d` include today. `custom` needs `from` and `to` (else "
+        "400), and its comparison period (as many days just before `from`) must start after 0001-01-01 and `to` "
+        "be before 9999-12-31 (else 400).",
         {"type": "string", "enum": list(PERIODS), "default": "30d"},
     ),
-    _query("from", "First day of a custom period (included).", {"type": "string", "format": "date"}),
     _query(
-        "to", f"Last day of a custom period (included); at most {MAX_DAYS} days.", {"type": "string", "format": "date"}
+        "from",
+        "First day of a custom period (included), `YYYY-MM-DD`; read only with `period=custom`, but a value that "
+        "is not such a day is a 400 with any period.",
+        {"type": "string", "format": "date"},
+    ),
+    _query(
+        "to",
+        f"Last day of a custom period (included), `YYYY-MM-DD`, not before `from`; at most {MAX_DAYS} days. Read "
+        "only with `period=custom`, but a value that is not such a day is a 400 with any period.",
+        {"type": "string", "format": "date"},
     ),
     {
         **_query(
             "f",
             "A filter, repeatable (all must hold): `country==DE` (is), `page!=/cart` (is not), `source~=goo` "
             "(contains, any case); an empty value means none (`referrer==`); custom properties as `prop:KEY`. "
-            "At most 10 filters, values of at most 2,000 characters.",
-            {"type": "array", "items": {"type": "string"}, "maxItems": 10},
+            "At most 10 filters, values of at most 2,000 characters without control characters. An empty "
+            "`f=`, an unknown dimension or a missing operator is a 400.",
+            {"type": "array", "items": {"type": "string", "pattern": FILTER_PATTERN}, "maxItems": 10},
         ),
         "style": "form",
         "explode": True,
@@ -142,7 +163,8 @@ _COMMON = [
 ]
 _INTERVAL = _query(
     "interval",
-    "Bucket size; by default hours for one day, days up to 93 days, months beyond. Hours cover at most 7 days.",
+    "Bucket size; by default hours for one day, days up to 93 days, months beyond. `hour` with a period of "
+    "more than 7 days is a 400.",
     {"type": "string", "enum": list(INTERVALS)},
 )
 _PROPERTY = _query(
@@ -158,7 +180,7 @@ _LIMIT = _query(
     "Rows per page.",
     {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
 )
-_PAGE = _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "default": 1})
+_PAGE = _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1})
 _SECURITY_SCHEMES = {
     "bearerKey": {
         "type": "http",

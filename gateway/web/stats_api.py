@@ -17,6 +17,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -28,7 +29,7 @@ from gateway.context import GatewayContext
 from gateway.settings import SiteSettings
 from gateway.stats.figures import Figures
 from gateway.stats.filters import FilterError, parse_filters
-from gateway.stats.period import Period, PeriodError, parse_interval, parse_period
+from gateway.stats.period import Period, PeriodError, parse_day, parse_interval, parse_period
 from gateway.stats.privacy import BreakdownRow, withheld
 from gateway.stats.query import SORT_KEYS, SortKey, Stats, StatsQuery
 from gateway.web.errors import ClientError
@@ -36,6 +37,7 @@ from gateway.web.openapi import (
     BREAKDOWN_DIMENSIONS,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    MAX_PAGE,
     METRICS,
     OPENAPI_PATH,
     PROPERTY_PATTERN,
@@ -48,7 +50,6 @@ from gateway.web.rate_limit import FilteredQueryLimit
 Answer = Callable[[Request], Awaitable[Response]]
 _ALLOWED = "GET, HEAD"
 _NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only: int() would also take "٣" and " 5"
-_MAX_PAGE = 1_000_000
 _BUCKET_FIGURES = ("visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration")
 
 
@@ -138,6 +139,7 @@ class _StatsApi:
 
     async def timeseries(self, request: Request) -> Response:
         site, query = await self._query(request)
+        _refuse_empty(request.query_params, ("interval",))
         try:
             interval = parse_interval(request.query_params, query.period)
         except PeriodError as error:
@@ -160,12 +162,13 @@ class _StatsApi:
         site, query = await self._query(request)
         params = request.query_params
         dimension = _dimension(params.get("property"))
+        _refuse_empty(params, ("sort", "order", "limit", "page"))
         sort = _sort(params.get("sort"))
-        order = params.get("order") or "desc"
+        order = params.get("order", "desc")
         if order not in ("asc", "desc"):
             raise ClientError(400, f"'order' is asc or desc, found {order[:40]!r}")
         limit = _number(params.get("limit"), "limit", DEFAULT_LIMIT, MAX_LIMIT)
-        page = _number(params.get("page"), "page", 1, _MAX_PAGE)
+        page = _number(params.get("page"), "page", 1, MAX_PAGE)
         result = await self.stats.breakdown(query, dimension, sort=sort, descending=order == "desc")
         k = query.k
         # Only rows and an "(other)" of at least k visitors leave (the core folds them so; this is the
@@ -203,8 +206,12 @@ class _StatsApi:
                     f"retry in {wait} seconds",
                     headers={"retry-after": str(wait)},
                 )
+        _refuse_empty(params, ("period", "from", "to"))
         today = self.context.clock.now().astimezone(site.zone).date()
         try:
+            for name in ("from", "to"):  # read only for a custom period, but never a malformed day passed over
+                if name in params:
+                    parse_day(params[name], name)
             period = parse_period(params, today)
             filters = parse_filters(params.getlist("f"))
         except (PeriodError, FilterError) as error:
@@ -239,6 +246,17 @@ _CHALLENGE = {"www-authenticate": 'Bearer realm="consent-gateway"'}
 _INVALID = {"www-authenticate": 'Bearer realm="consent-gateway", error="invalid_token"'}
 
 
+def _refuse_empty(params: QueryParams, names: tuple[str, ...]) -> None:
+    """A 400 for ``period=`` and the like: absent means the default, empty is a mistake.
+
+    The document's enums, formats and integers exclude the empty string; answering the default would
+    hide a script's unset variable behind plausible figures.
+    """
+    for name in names:
+        if "" in params.getlist(name):
+            raise ClientError(400, f"'{name}' is empty: give a value, or leave it out for the default")
+
+
 def _check_in_calendar(period: Period, site: SiteSettings) -> None:
     """A 400 for custom dates whose comparison period or UTC bounds fall off the calendar (year 1, 9999)."""
     try:
@@ -266,7 +284,7 @@ def _sort(text: str | None) -> SortKey:
 
 
 def _number(text: str | None, name: str, default: int, highest: int) -> int:
-    if text is None or text == "":
+    if text is None:
         return default
     value = int(text) if _NUMBER.fullmatch(text) else 0
     if not 1 <= value <= highest:

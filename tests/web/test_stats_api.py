@@ -439,6 +439,28 @@ BAD_INPUT = [
     pytest.param(BREAKDOWN, {"property": "page", "limit": "9" * 5000}, "'limit'", id="a 5000-digit limit"),
     pytest.param(BREAKDOWN, {"property": "page", "page": "0"}, "'page'", id="page 0"),
     pytest.param(BREAKDOWN, {"property": "page", "page": "two"}, "'page'", id="page two"),
+    pytest.param(BREAKDOWN, {"property": "page", "page": "1000001"}, "'page'", id="page over the documented maximum"),
+    # The document's enums, formats and integers exclude the empty string: absent is the default, empty a mistake.
+    pytest.param(AGGREGATE, {"period": ""}, "'period' is empty", id="an empty period"),
+    pytest.param(AGGREGATE, {"period": "custom", "from": "", "to": DAY1}, "'from' is empty", id="an empty from"),
+    pytest.param(AGGREGATE, {"to": ""}, "'to' is empty", id="an empty to with a named period"),
+    pytest.param(TIMESERIES, {"interval": ""}, "'interval' is empty", id="an empty interval"),
+    pytest.param(BREAKDOWN, {"property": "page", "sort": ""}, "'sort' is empty", id="an empty sort"),
+    pytest.param(BREAKDOWN, {"property": "page", "order": ""}, "'order' is empty", id="an empty order"),
+    pytest.param(BREAKDOWN, {"property": "page", "limit": ""}, "'limit' is empty", id="an empty limit"),
+    pytest.param(BREAKDOWN, {"property": "page", "page": ""}, "'page' is empty", id="an empty page"),
+    pytest.param(BREAKDOWN, {"property": ""}, "'property' is required", id="an empty property"),
+    pytest.param(AGGREGATE, {"f": ""}, "country==DE", id="an empty filter"),
+    pytest.param(AGGREGATE, {"f": ["country==DE", ""]}, "country==DE", id="an empty filter beside a good one"),
+    pytest.param(TIMESERIES, {"f": "prop:*==x"}, "cannot filter", id="a filter on every property at once"),
+    # RFC 3339 full-date only (what `format: date` says), checked with any period.
+    pytest.param(
+        AGGREGATE, {"period": "custom", "from": "20260310", "to": DAY1}, "YYYY-MM-DD", id="a basic-format day"
+    ),
+    pytest.param(AGGREGATE, {"period": "custom", "from": "2026-W11-2", "to": DAY1}, "YYYY-MM-DD", id="an ISO week day"),
+    pytest.param(AGGREGATE, {"period": "7d", "to": "yesterday"}, "'to' is a day", id="a malformed to with 7d"),
+    pytest.param(AGGREGATE, {"from": "2026-02-30"}, "'from' is a day", id="30 February with the default period"),
+    pytest.param(AGGREGATE, {"period": "custom", "from": "0000-01-01", "to": DAY1}, "'from' is a day", id="year 0"),
 ]
 
 
@@ -467,6 +489,12 @@ def test_hostile_query_strings_answer_json_never_500(api: Api, query: str, endpo
     assert response.headers["content-type"] == "application/json"
     assert response.headers["x-content-type-options"] == "nosniff"
     json.loads(response.text)
+
+
+def test_a_named_period_ignores_well_formed_days(api: Api) -> None:
+    """``from`` and ``to`` are read only for a custom period (the document says so); well-formed, they pass."""
+    body = api.get(AGGREGATE, period="7d", **{"from": DAY1, "to": DAY1}).json()
+    assert body["period"]["name"] == "7d" and body["period"]["from"] == "2026-03-05"
 
 
 def test_invalid_percent_encoding_in_the_period_is_a_400(api: Api) -> None:
