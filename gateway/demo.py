@@ -59,6 +59,8 @@ def demo_settings(data: Path, *, gateway_url: str, site_url: str) -> Settings:
     environ = {
         "CONSENT_GATEWAY_SECRET_KEYS": f'["{key_file.read_text(encoding="utf-8").strip()}"]',
         "CONSENT_GATEWAY_DATABASE": f'"{(data / "demo.sqlite3").as_posix()}"',
+        # The demo's own address: the settings page shows full shared links and a complete snippet tag.
+        "CONSENT_GATEWAY_PUBLIC_URL": f'"{gateway_url}"',
         "CONSENT_GATEWAY_SITES__DEMO__ORIGINS": f'["{site_url}"]',
         "CONSENT_GATEWAY_SITES__DEMO__POLICY_URL": f'"{site_url}/privacy"',
     }

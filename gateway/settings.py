@@ -41,6 +41,11 @@ DEFAULT_METRICS_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_ne
 # Matched with fullmatch: "$" would also accept a trailing newline.
 _SITE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:\d{1,5})?")
+# No quotes, spaces or angle brackets: the URL goes into a pasted <script src="..."> tag as it is.
+_PUBLIC_URL_RE = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>\d{1,5}))?(?P<path>/[\w.~%!$&()*+,;=:@/-]*)?",
+    re.IGNORECASE | re.ASCII,
+)
 
 
 class SettingsError(ValueError):
@@ -159,6 +164,9 @@ class Settings:
     catalog: Path = field(default_factory=lambda: resource_dir("config") / "cookies.toml")
     host: str = "127.0.0.1"
     port: int = 8000
+    #: The gateway's address as its users reach it (``https://stats.example.com``): shared links and the snippet
+    #: tag are built from it, never from the Host header; None: they are shown as paths.
+    public_url: str | None = None
     workers: int = 1
     debug: bool = False
     max_body_bytes: int = 4096
@@ -336,6 +344,7 @@ _TOP_KEYS = {
     "debug",
     "max_body_bytes",
     "metrics_token",
+    "public_url",
     "metrics_networks",
     "rollup_interval",
     "filtered_query_limit",
@@ -403,6 +412,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
         metrics_token=_metrics_token(top),
         metrics_networks=_metrics_networks(top),
         rollup_interval=top.lifetime("rollup_interval", "5m", least=parse_lifetime("10s"), most=parse_lifetime("1d")),
+        public_url=_public_url(top),
         filtered_query_limit=top.integer("filtered_query_limit", 60, low=1, high=100_000),
         head_timeout_seconds=top.integer("head_timeout_seconds", 5, low=1, high=300),
         max_head_bytes=top.integer("max_head_bytes", 16 * 1024, low=1024, high=1_048_576),
@@ -443,6 +453,26 @@ def _secret_keys(top: _Table) -> tuple[Secret, ...]:
             f"config error in {top.source}: secret_keys: expected a list of strings "
             "(the value found is not shown: it holds secret keys)"
         ) from None
+def _public_url(top: _Table) -> str | None:
+    """The gateway's own address, scheme and host lowercased, without a trailing slash; None when unset.
+
+    Links built from the request's Host header would carry whatever a client sent (``Host: evil.example``).
+    """
+    value = top.text("public_url", "")
+    if not value:
+        return None
+    match = _PUBLIC_URL_RE.fullmatch(value.rstrip("/"))
+    if match is None or (match["port"] is not None and not 0 < int(match["port"]) <= 65535):
+        top.fail(
+            "public_url",
+            value,
+            "the gateway's address, such as 'https://stats.example.com' (http or https, a host, an optional port "
+            "and path; no query, fragment or user)",
+        )
+    port = f":{match['port']}" if match["port"] else ""
+    return f"{match['scheme'].lower()}://{match['host'].lower()}{port}{match['path'] or ''}"
+
+
 
 
 def _metrics_token(top: _Table) -> Secret | None:

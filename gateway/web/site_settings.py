@@ -156,7 +156,9 @@ class SiteSettingsPages:
         link_expiry: str = "never",
     ) -> Response:
         now = self.context.clock.now()
-        base_url = str(request.base_url).rstrip("/")
+        # Never the request's Host header: any client sets it, and a link or tag copied from this page would
+        # carry it (``Host: evil.example``). Without public_url: paths, and the tag says to prefix them.
+        base_url = self.context.settings.public_url or ""
         keys = await list_api_keys(self.context.database, site.id)
         link_rows = []
         if self.links is not None:
@@ -164,7 +166,7 @@ class SiteSettingsPages:
             link_rows = [_link_row(link, self.links, base_url, site, now) for link in reversed(listed)]
         context = {
             **self._site_header(site, viewer),
-            "snippet": script_tag(self.bundles, base_url, site.id),
+            "snippet": _snippet(self.bundles, base_url, site.id),
             "keys": [
                 {
                     "id": key.id,
@@ -185,7 +187,7 @@ class SiteSettingsPages:
             "key_name": key_name,
             "link_label": link_label,
             "link_expiry": link_expiry if link_expiry in _LIFETIMES else "never",
-            "message": message,
+            "message": _with_paths_note(message, base_url),
             "error": error,
         }
         return self.auth.render(request, "settings.html", context, status=400 if error else 200, viewer=viewer)
@@ -199,6 +201,22 @@ class SiteSettingsPages:
 
 
 _LINKS_NEED_A_KEY = "Shared links need a secret key: set secret_keys in the config file."
+_PATHS_NOTE = "Links are shown as paths: put the gateway's address in front, or set public_url in the config file."
+
+
+def _snippet(bundles: Bundles, base_url: str, site_id: str) -> str:
+    """The tag to paste; as a path (with a comment saying so) until ``public_url`` names the gateway."""
+    tag = script_tag(bundles, base_url, site_id)
+    if base_url:
+        return tag
+    return f"<!-- put the gateway's address (https://...) before {bundles.consent.versioned_path} -->\n{tag}"
+
+
+def _with_paths_note(message: str | None, base_url: str) -> str | None:
+    """A created link's message says how to complete its path when ``public_url`` is unset."""
+    if message is None or base_url or message != _DONE["link-created"]:
+        return message
+    return f"{message} {_PATHS_NOTE}"
 
 
 def _link_row(link: SharedLink, links: SharedLinks, base_url: str, site: SiteSettings, now: datetime) -> dict[str, Any]:

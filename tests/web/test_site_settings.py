@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,11 @@ import httpx
 import pytest
 
 from gateway.accounts.api_keys import ApiKey, verify_api_key
+from gateway.app import create_app
 from gateway.clock import FixedClock
+from gateway.settings import SettingsError, load_settings
 from gateway.storage.db import Database
+from tests.conftest import make_settings
 from tests.web.test_dashboard import SiteDashboard, text_of
 from tests.web.test_dashboard_auth import field, on_database
 
@@ -68,8 +72,10 @@ def test_the_owner_sees_the_configuration_the_snippet_and_the_tabs(owner: tuple[
         assert expected in words, expected
     snippet = re.search(r'<textarea id="snippet"[^>]*>([^<]*)</textarea>', page.text)
     assert snippet, "the snippet is on the page"
-    tag = html.unescape(snippet.group(1))
-    assert tag.startswith(f'<script src="{dashboard.server.url}/c.') and 'data-site="shop"' in tag
+    comment, tag = html.unescape(snippet.group(1)).split("\n")
+    # no public_url: a path, with a comment that says to put the gateway's address in front
+    assert comment.startswith("<!-- put the gateway's address") and "/c." in comment
+    assert tag.startswith('<script src="/c.') and 'data-site="shop"' in tag
     assert 'integrity="sha384-' in tag
     assert re.search(r'href="/dashboard/shop/settings" aria-current="page">Settings', page.text)
     assert page.headers["x-frame-options"] == "DENY" and "nonce-" in page.headers["content-security-policy"]
@@ -125,11 +131,12 @@ def test_a_link_is_created_listed_opened_and_revoked(owner: tuple[SiteDashboard,
     assert created.status_code == 303
     assert re.fullmatch(rf"{SETTINGS}\?done=link-created&link=\d+", created.headers["location"])
     page = client.get(created.headers["location"])
-    urls = set(re.findall(rf'value="({re.escape(dashboard.server.url)}/share/[^"]+)"', page.text))
-    assert len(urls) == 1, "the new link, above and in the list, as an absolute URL"
+    urls = set(re.findall(r'value="(/share/[^"]+)"', page.text))
+    assert len(urls) == 1, "the new link, above and in the list, as a path (no public_url)"
     (url,) = urls
     words = text_of(page.text)
     assert "The shared link is ready" in words and "for the board" in words
+    assert "set public_url" in words  # how to complete the path
     assert "2026-03-17 09:30" in words  # expires in 7 days
     with dashboard.client() as anyone:
         assert anyone.get(url).status_code == 200
@@ -212,3 +219,108 @@ def test_a_form_without_the_csrf_token_changes_nothing(owner: tuple[SiteDashboar
         assert client.post(f"{SETTINGS}{path}", data={**data, "csrf": "wrong"}).status_code == 403
     page = client.get(SETTINGS)
     assert "forged" not in page.text and KEY.search(page.text) is None
+
+
+# The gateway's address comes from public_url, never from the Host header.
+
+PUBLIC_URL = "https://stats.example.com"
+FORGED_HOST = "evil.example"
+
+
+class PublicSiteDashboard(SiteDashboard):
+    """``SiteDashboard`` with ``public_url`` set (or explicitly unset)."""
+
+    def __init__(self, tmp_path: Path, clock: FixedClock, start: Any, public_url: str | None) -> None:
+        super().__init__(tmp_path, clock, lambda app: None)  # built, never started
+        self.settings = replace(self.settings, public_url=public_url)
+        self.server = start(create_app(self.settings, clock=clock))
+
+
+@pytest.fixture(params=[PUBLIC_URL, None], ids=["public_url", "no public_url"])
+def any_owner(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock, live_server: Any
+) -> Iterator[tuple[SiteDashboard, httpx.Client]]:
+    dashboard = PublicSiteDashboard(tmp_path, clock, live_server, request.param)
+    dashboard.add_user("olga", roles={"shop": "owner"})
+    with dashboard.client() as client:
+        assert dashboard.login(client, "olga").status_code == 303
+        yield dashboard, client
+
+
+@pytest.mark.parametrize("any_owner", [PUBLIC_URL], indirect=True)
+def test_links_and_the_snippet_start_with_public_url(any_owner: tuple[SiteDashboard, httpx.Client]) -> None:
+    dashboard, client = any_owner
+    snippet = re.search(r'<textarea id="snippet"[^>]*>([^<]*)</textarea>', client.get(SETTINGS).text)
+    assert snippet and html.unescape(snippet.group(1)).startswith(f'<script src="{PUBLIC_URL}/c.')
+    page = client.get(post(client, "/links", label="board", expires="never", password="").headers["location"])
+    (url,) = set(re.findall(rf'value="({re.escape(PUBLIC_URL)}/share/[^"]+)"', page.text))
+    assert "set public_url" not in page.text
+    with dashboard.client() as anyone:  # the proxy at PUBLIC_URL hands the path to the gateway
+        assert anyone.get(url.removeprefix(PUBLIC_URL)).status_code == 200
+
+
+def test_a_forged_host_header_never_reaches_a_link_or_the_snippet(
+    any_owner: tuple[SiteDashboard, httpx.Client],
+) -> None:
+    """``Host: evil.example`` on every request of the owner's session: nothing answered names evil.example."""
+    _, client = any_owner
+    client.headers["host"] = FORGED_HOST
+    answers = [client.get(SETTINGS)]
+    csrf = field(answers[0].text, "csrf")
+    answers.append(client.post(f"{SETTINGS}/links", data={"csrf": csrf, "label": "x", "expires": "7d"}))
+    assert answers[-1].status_code == 303, answers[-1].text
+    answers.append(client.get(answers[-1].headers["location"]))
+    answers.append(client.post(f"{SETTINGS}/keys", data={"csrf": csrf, "name": "report"}))
+    answers.append(client.post(f"{SETTINGS}/links", data={"csrf": csrf, "label": "y", "expires": "forever"}))
+    assert [answer.status_code for answer in answers] == [200, 303, 200, 200, 400]
+    assert len(re.findall(r'value="[^"]*/share/[^"]+"', answers[2].text)) == 2  # the new link, above and listed
+    for answer in answers:
+        assert FORGED_HOST not in answer.text
+        assert all(FORGED_HOST not in value for value in answer.headers.values())
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("https://Stats.Example.com/", "https://stats.example.com"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("https://example.com/stats/", "https://example.com/stats"),
+        ("", None),
+    ],
+)
+def test_public_url_is_read_as_an_address(tmp_path: Path, value: str, read: str | None) -> None:
+    assert make_settings(tmp_path, public_url=value).public_url == read
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "stats.example.com",
+        "ftp://stats.example.com",
+        "https://",
+        "https://stats.example.com/?x=1",
+        "https://stats.example.com/#top",
+        "https://user@stats.example.com",
+        "https://stats.example.com:70000",
+        'https://stats.example.com/"><script>',
+        "https://stats.example.com/a b",
+        "javascript:alert(1)",
+    ],
+)
+def test_public_url_refuses_what_is_not_an_address(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SettingsError, match="public_url: expected the gateway's address"):
+        make_settings(tmp_path, public_url=value)
+
+
+def test_public_url_comes_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('secret_keys = ["k"]\n', encoding="utf-8")
+    environ = {"CONSENT_GATEWAY_PUBLIC_URL": "https://stats.example.com"}
+    assert load_settings(config, environ=environ).public_url == "https://stats.example.com"
+
+
+def test_the_demo_names_its_own_address(tmp_path: Path) -> None:
+    from gateway.demo import demo_settings
+
+    settings = demo_settings(tmp_path, gateway_url="http://127.0.0.1:8000", site_url="http://127.0.0.1:8001")
+    assert settings.public_url == "http://127.0.0.1:8000"
