@@ -43,6 +43,7 @@ from gateway.web.shared_dashboard import SharedDashboard
 from gateway.web.site_settings import SiteSettingsPages
 from gateway.web.snippets import Bundles, build_bundles, snippet_routes
 from gateway.web.stats_api import stats_api_routes
+from gateway.web.storage_errors import StorageErrors
 
 
 def create_app(
@@ -149,8 +150,11 @@ def create_app(
     app = GatewayApp(
         routes=routes,
         lifespan=lifespan,
-        event_endpoint=event_endpoint,
-        middleware=[Middleware(QuietDisconnects, metrics=metrics)],  # a client gone mid-body is counted, not logged
+        event_endpoint=StorageErrors(event_endpoint, metrics=metrics),  # it bypasses the middleware below
+        middleware=[
+            Middleware(QuietDisconnects, metrics=metrics),  # a client gone mid-body is counted, not logged
+            Middleware(StorageErrors, metrics=metrics),  # a full disk or read-only file: JSON 503, never a 500
+        ],
     )
     app.state.context = context
     return app

@@ -25,7 +25,7 @@ from gateway.accounts.api_keys import ApiKeyError, create_api_key, list_api_keys
 from gateway.accounts.shared_links import SharedLink, SharedLinkError, SharedLinks
 from gateway.cookies.catalog import CatalogError
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.storage.db import Database
+from gateway.storage.db import Database, check_database, failure_cause
 from gateway.storage.users import ROLES, UserError, add_user, grant, list_users, remove_user, set_password
 
 T = TypeVar("T")
@@ -225,6 +225,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.secret_keys:
         raise CommandError("no secret key: set secret_keys in your config file or CONSENT_GATEWAY_SECRET_KEYS")
+    _check_database(settings.database)  # here, not in the lifespan: uvicorn would print a traceback and exit 3
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     workers = args.workers or settings.workers
@@ -269,6 +270,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
+    database = args.data / "demo.sqlite3"  # gateway/demo.py's file
+    if database.exists():
+        _check_database(database)
     asyncio.run(run_demo(host=args.host, gateway_port=args.port, site_port=args.site_port, data=args.data))
     return 0
 
@@ -405,14 +409,17 @@ async def _accounts(settings: Settings, work: Callable[[Database], Awaitable[T]]
         raise CommandError(f"the folder {settings.database.parent} does not exist")
     db = Database(settings.database)
     try:
+        await asyncio.to_thread(check_database, settings.database)  # a damaged file: one line, not a traceback
         await db.open()
     except sqlite3.Error as error:
         await db.close()
-        raise CommandError(f"cannot open the database {settings.database}: {error}") from None
+        raise _database_error(settings.database, error) from None
     try:
         return await work(db)
     except (UserError, ApiKeyError, SharedLinkError) as error:
         raise CommandError(str(error)) from None
+    except sqlite3.Error as error:  # a damaged page met halfway, a full disk
+        raise _database_error(settings.database, error) from None
     finally:
         await db.close()
 
@@ -675,14 +682,34 @@ async def _open_database(settings: Settings) -> AsyncIterator[Database]:
         raise CommandError(f"the database {settings.database} does not exist")
     db = Database(settings.database)
     try:
+        await asyncio.to_thread(check_database, settings.database)  # a damaged file: one line, not a traceback
         await db.open()
     except sqlite3.Error as error:  # not an SQLite file, a folder, no permission
         await db.close()
-        raise CommandError(f"cannot open the database {settings.database}: {error}") from None
+        raise _database_error(settings.database, error) from None
     try:
         yield db
+    except sqlite3.Error as error:  # a damaged page met halfway, a full disk
+        raise _database_error(settings.database, error) from None
     finally:
         await db.close()
+
+
+def _check_database(path: Path) -> None:
+    """Refuse to start on a database that cannot be opened, read or migrated: one line naming the file."""
+    if path.is_dir():
+        raise CommandError(f"cannot open the database {path}: it is a folder, not a file")
+    try:
+        check_database(path)
+    except sqlite3.Error as error:
+        raise _database_error(path, error) from None
+    except OSError as error:  # the folder cannot be created
+        raise CommandError(f"cannot open the database {path}: {error.strerror or error}") from None
+
+
+def _database_error(path: Path, error: sqlite3.Error) -> CommandError:
+    cause = failure_cause(error)
+    return CommandError(f"cannot open the database {path}: {f'{cause} ({error})' if cause else error}")
 
 
 if __name__ == "__main__":

@@ -186,6 +186,10 @@ class Settings:
     max_connections: int = 1000
     #: Password hashes (scrypt, ~32 MB each) computed at once per worker; more logins wait their turn.
     password_hash_concurrency: int = 2
+    #: ``/healthz`` fails (503) when the database's filesystem has less free space than this.
+    min_free_disk_mb: int = 100
+    #: ``/healthz`` fails (503) when events have waited this long for a commit.
+    max_writer_lag_seconds: int = 10
     retention: Retention = field(default_factory=Retention)
     #: Webhooks that receive the anonymised events (``[[forward]]``).
     forwarders: tuple[ForwarderSettings, ...] = ()
@@ -352,6 +356,8 @@ _TOP_KEYS = {
     "max_head_bytes",
     "max_connections",
     "password_hash_concurrency",
+    "min_free_disk_mb",
+    "max_writer_lag_seconds",
     "retention",
     "forward",
     "site_defaults",
@@ -418,6 +424,8 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
         max_head_bytes=top.integer("max_head_bytes", 16 * 1024, low=1024, high=1_048_576),
         max_connections=top.integer("max_connections", 1000, low=1, high=1_000_000),
         password_hash_concurrency=top.integer("password_hash_concurrency", 2, low=1, high=64),
+        min_free_disk_mb=top.integer("min_free_disk_mb", 100, low=0, high=10_000_000),
+        max_writer_lag_seconds=top.integer("max_writer_lag_seconds", 10, low=1, high=3600),
         retention=_retention(top),
         sites=MappingProxyType(sites),
         forwarders=parse_forwarders(raw.get("forward", []), source=source, known_sites=sites.keys()),

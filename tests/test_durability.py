@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -210,3 +211,52 @@ def test_every_acknowledged_event_survives_kill_9(tmp_path: Path, writer: str) -
     # Nothing is stored twice, and nothing was stored that was never sent.
     assert total == len(numbers)
     assert numbers - {"after-restart"} <= {str(number) for number in range(next(load.numbers))}
+
+
+#: Three commits through the writer connection every write of the gateway uses (the event writer
+#: process and the database's writer thread both open it with ``connect_writer``), each followed by
+#: an fsync of a marker file, so the trace shows which flushes each commit made before it returned.
+THREE_COMMITS = """
+import os
+import sys
+from pathlib import Path
+from gateway.storage.db import check_database, connect_writer, write_transaction
+path = Path(sys.argv[1])
+check_database(path)
+connection = connect_writer(path)
+marker = os.open(path.with_name("marker"), os.O_WRONLY | os.O_CREAT)
+os.fsync(marker)
+for n in range(3):
+    write_transaction(connection, lambda c: c.execute("INSERT INTO health (id, checked_at) VALUES (1, ?) "
+                                                      "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                                                      (str(n),)))
+    os.fsync(marker)
+print(connection.execute("PRAGMA synchronous").fetchone()[0])
+"""
+
+
+def test_every_commit_is_flushed_to_the_disk_before_it_returns(tmp_path: Path) -> None:
+    """Power loss: an acknowledged write must be on the disk, not in the OS cache, when COMMIT returns.
+
+    ``synchronous=NORMAL`` with WAL survives a process crash but flushes only at checkpoints; FULL
+    flushes the WAL at every commit. Watched for real: strace records each fsync and its file, and a
+    marker file is flushed after each commit, so every commit must show its own WAL flush.
+    """
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed: the flushes cannot be watched")
+    database = tmp_path / "gateway.sqlite3"
+    trace = tmp_path / "trace.txt"
+    command = ["strace", "-f", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace), sys.executable, "-c"]
+    result = subprocess.run(
+        [*command, THREE_COMMITS, str(database)], capture_output=True, text=True, timeout=DEADLINE_SECONDS, check=False
+    )
+    if result.returncode != 0 and "ptrace" in result.stderr:
+        pytest.skip(f"strace cannot trace here: {result.stderr.strip()[:200]}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2"  # FULL
+    flushed = [line for line in trace.read_text(encoding="utf-8").splitlines() if line.endswith("= 0")]
+    markers = [i for i, line in enumerate(flushed) if "/marker>" in line]
+    assert len(markers) == 4, flushed
+    for commit, (start, end) in enumerate(itertools.pairwise(markers)):
+        between = flushed[start + 1 : end]
+        assert any(f"{database.name}-wal>" in line for line in between), f"commit {commit} not flushed: {between}"

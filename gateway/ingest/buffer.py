@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 
 from gateway.ingest.event import AnonymousEvent
 from gateway.metrics import Metrics
-from gateway.storage.db import Database
+from gateway.storage.db import Database, failure_cause
 from gateway.storage.events import insert_events
 
 log = logging.getLogger("gateway.ingest")
@@ -50,6 +51,9 @@ class WriteBuffer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        #: ``time.monotonic()`` of the writer's last progress (a batch settled) or of the first event
+        #: to wait since the queue was empty: how long waiting events have seen no commit (/healthz).
+        self._progress_at = time.monotonic()
         metrics.gauge("consent_gateway_write_queue_depth", lambda: self._in_flight)
 
     async def start(self) -> None:
@@ -63,6 +67,20 @@ class WriteBuffer:
     def depth(self) -> int:
         return self._in_flight
 
+    @property
+    def max_queue(self) -> int:
+        return self._max_queue
+
+    @property
+    def stalled_seconds(self) -> float:
+        """Seconds events have been waiting without any batch settling; 0 when none waits."""
+        return time.monotonic() - self._progress_at if self._in_flight else 0.0
+
+    @property
+    def writer_problem(self) -> str | None:
+        """Why the writer cannot write now, for /healthz; None when it can."""
+        return None if self.running else "stopped"
+
     async def stop(self) -> None:
         """Refuse new events and wait until every accepted one is written."""
         self._running = False
@@ -74,11 +92,14 @@ class WriteBuffer:
             raise QueueFull("the writer is not running")
         if self._in_flight >= self._max_queue:
             raise QueueFull("the write queue is full")
+        if not self._in_flight:
+            self._progress_at = time.monotonic()
         self._in_flight += 1
         self._idle.clear()
         try:
             await self._database.write_grouped(self._store, event, max_batch=self._max_batch, settled=self._settled)
         except Exception as error:  # the batch was rolled back: this event is not stored
+            # Chained: a full disk or a read-only file is told apart from a busy queue (storage_errors.py).
             raise QueueFull(f"the database refused the batch: {type(error).__name__}") from error
         finally:
             self._in_flight -= 1
@@ -93,8 +114,13 @@ class WriteBuffer:
 
     def _settled(self, events: list[AnonymousEvent], elapsed: float, error: BaseException | None) -> None:
         """On the event loop, once per batch, before the waiting requests are released."""
+        self._progress_at = time.monotonic()
         if error is not None:
-            log.error("event batch of %d failed", len(events), exc_info=error)
+            cause = failure_cause(error)
+            if cause is not None:  # the operator's to fix: one line, no traceback per batch
+                log.error("event batch of %d failed: %s (%s)", len(events), cause, error)
+            else:
+                log.error("event batch of %d failed", len(events), exc_info=error)
             return
         self._metrics.inc("consent_gateway_write_batches_total")
         self._metrics.inc("consent_gateway_write_batch_events_total", len(events))

@@ -41,7 +41,7 @@ from gateway.clock import Clock
 from gateway.ingest.buffer import QueueFull, WriteBuffer
 from gateway.ingest.event import AnonymousEvent
 from gateway.metrics import Metrics
-from gateway.storage.db import Database, connect_writer, write_transaction
+from gateway.storage.db import Database, StorageFailure, connect_writer, failure_cause, write_transaction
 from gateway.storage.events import insert_events
 
 if TYPE_CHECKING:
@@ -57,8 +57,9 @@ START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
 _HEADER = struct.Struct("!I")  # each message: its length, then the pickle
 _READY = 0  # the batch id of the child's first answer: connected, ready for batches
-#: An answer: batch id, seconds the transaction took, and (error type, error text) when it failed.
-_Answer = tuple[int, float, tuple[str, str] | None]
+#: An answer: batch id, seconds the transaction took, and (error type, error text, storage failure
+#: cause or None) when it failed.
+_Answer = tuple[int, float, tuple[str, str, str | None] | None]
 
 
 def encode_batch(batch_id: int, now: datetime | None, events: Sequence[AnonymousEvent]) -> bytes:
@@ -121,6 +122,17 @@ class ProcessWriteBuffer(WriteBuffer):
         self._batch_ids = itertools.count(_READY + 1)
 
     @property
+    def writer_problem(self) -> str | None:
+        """The base's answer, and whether the child is there to write (/healthz)."""
+        if not self.running:
+            return "stopped"
+        if self._child is None:
+            return "the writer process was lost: a new one is starting"
+        if not self._child.ready.done():
+            return "the writer process is starting"
+        return None
+
+    @property
     def pid(self) -> int | None:
         """The writer process's id while one runs (for tests and diagnostics)."""
         return self._child.process.pid if self._child is not None else None
@@ -150,6 +162,8 @@ class ProcessWriteBuffer(WriteBuffer):
         future: asyncio.Future[None] = self._loop.create_future()
         self._events.append(event)
         self._futures.append(future)
+        if not self._in_flight:
+            self._progress_at = time.monotonic()
         self._in_flight += 1
         self._idle.clear()
         self._send_batches()
@@ -329,10 +343,11 @@ class ProcessWriteBuffer(WriteBuffer):
                 child.ready.set_result(None)
             return
         batch = self._batches.pop(batch_id)
+        self._progress_at = time.monotonic()
         if failure is not None:
-            kind, detail = failure
+            kind, detail, cause = failure
             log.error("event batch of %d failed: %s: %s", len(batch.events), kind, detail)
-            self._fail([batch], f"the database refused the batch: {kind}")
+            self._fail([batch], f"the database refused the batch: {kind}", cause=cause)
             return
         self._metrics.inc("consent_gateway_write_batches_total")
         self._metrics.inc("consent_gateway_write_batch_events_total", len(batch.events))
@@ -345,11 +360,14 @@ class ProcessWriteBuffer(WriteBuffer):
                 future.set_result(None)
 
     @staticmethod
-    def _fail(batches: list[_Batch], why: str) -> None:
+    def _fail(batches: list[_Batch], why: str, *, cause: str | None = None) -> None:
+        """``cause``: the storage failure behind it (a full disk), chained so the 503 can say so."""
         for batch in batches:
             for future in batch.futures:
                 if not future.done():
-                    future.set_exception(QueueFull(why))
+                    error = QueueFull(why)
+                    error.__cause__ = StorageFailure(cause) if cause is not None else None
+                    future.set_exception(error)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -374,11 +392,11 @@ def run_writer(sock: socket.socket, path: Path, forwarders: tuple[ForwarderSetti
             batch_id, now, rows = message
             events = [AnonymousEvent(*row) for row in rows]
             started = time.perf_counter()
-            failure: tuple[str, str] | None = None
+            failure: tuple[str, str, str | None] | None = None
             try:
                 write_transaction(connection, partial(_store, events=events, forwarders=forwarders, now=now))
             except Exception as error:  # noqa: BLE001 - answered to the parent, which fails the batch's requests
-                failure = (type(error).__name__, str(error))
+                failure = (type(error).__name__, str(error), failure_cause(error))
             _answer(sock, (batch_id, time.perf_counter() - started, failure))
     except (BrokenPipeError, ConnectionResetError):
         pass  # the parent is gone: nothing we stored was acknowledged after this

@@ -3,7 +3,9 @@
 Every decision is appended to the proof log before the token is returned, so a visitor
 never holds a token without a record behind it. Cross-origin callers get the token in
 JSON (the snippet stores it as a first-party cookie on the site); a same-origin caller
-also gets the ``cg_consent`` cookie directly.
+also gets the ``cg_consent`` cookie directly. When the proof log cannot be written (a full disk,
+a read-only file) the answer is a JSON 503 with ``Retry-After`` and the site's CORS headers, and
+no token: a decision without its record is never handed out.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gateway.settings import SiteSettings
 from gateway.storage.consent_log import append_record
 from gateway.web.cors import cors_headers, preflight_endpoint, require_cors
 from gateway.web.errors import ClientError, read_json_object
+from gateway.web.storage_errors import storage_guard
 
 
 def consent_routes(context: GatewayContext) -> list[Route]:
@@ -71,7 +74,10 @@ class _ConsentEndpoints:
                 method=choice.method,
                 gpc=choice.gpc,
             )
-            await append_proof(self.context, request, site, state, language=choice.language, page_path=choice.page_path)
+            with storage_guard(headers=cors):  # a 503 the site's script can read: the decision was not recorded
+                await append_proof(
+                    self.context, request, site, state, language=choice.language, page_path=choice.page_path
+                )
             return self._answer(request, site, token, state, cors, status=201)
         except ClientError as error:
             return error.response()
@@ -109,7 +115,8 @@ class _ConsentEndpoints:
                 page_path = parse_page_path(body.get("page"))
             except ChoiceError as error:
                 raise ClientError(400, str(error), headers=cors) from None
-            await append_proof(self.context, request, site, state, language=None, page_path=page_path)
+            with storage_guard(headers=cors):
+                await append_proof(self.context, request, site, state, language=None, page_path=page_path)
             return self._answer(request, site, token, state, cors, status=200)
         except ClientError as error:
             return error.response()

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.context import GatewayContext
 from gateway.ingest.buffer import QueueFull
@@ -25,6 +25,7 @@ from gateway.ingest.pipeline import PipelineContext, run_pipeline
 from gateway.metrics import MetricsAccess, MetricsPublisher
 from gateway.web.cors import cors_for, preflight_endpoint
 from gateway.web.errors import ClientError, decode_json_object, read_asgi_body
+from gateway.web.storage_errors import storage_failure
 
 RETRY_AFTER_SECONDS = "2"
 
@@ -43,12 +44,13 @@ class GatewayApp(Starlette):
     """Starlette, except that ``POST /api/event`` goes straight to its endpoint.
 
     Nearly every request is that one; Starlette's error and exception middleware and the router
-    would cost it some 10-20 µs each time. The endpoint answers every error itself, and an
-    unexpected exception still reaches uvicorn, which answers 500. The route stays in
+    would cost it some 10-20 µs each time. The endpoint answers every client error itself;
+    ``event_endpoint`` comes wrapped in ``StorageErrors`` (create_app), so a storage failure (the salt
+    store on a full disk) is a JSON 503 here too, and only a bug still reaches uvicorn's 500. The route stays in
     ``app.routes`` (for listings, docs and the OPTIONS preflight), unused by POSTs.
     """
 
-    def __init__(self, *, event_endpoint: EventEndpoint, **options: Any) -> None:
+    def __init__(self, *, event_endpoint: ASGIApp, **options: Any) -> None:
         super().__init__(**options)
         self._event_endpoint = event_endpoint
 
@@ -127,6 +129,8 @@ class EventEndpoint:
         try:
             await context.buffer.write(result)
         except QueueFull as error:
+            if storage_failure(error) is not None:
+                raise  # a full disk or a read-only file, not a burst: StorageErrors answers (storage_errors.py)
             raise ClientError(
                 503, f"busy, retry later ({error})", headers={**cors, "retry-after": RETRY_AFTER_SECONDS}
             ) from None
