@@ -25,7 +25,7 @@ from gateway.periodic import Periodic
 from gateway.settings import Retention, Settings
 from gateway.storage.db import Database
 from gateway.storage.retention import PurgeCounts, purge
-from gateway.storage.rollups import RollupPlan, Zones, apply_plan, plan_dirty, rebuild_dirty
+from gateway.storage.rollups import Floors, RollupPlan, Zones, apply_plan, plan_dirty, rebuild_dirty
 
 log = logging.getLogger("gateway.maintenance")
 
@@ -76,11 +76,16 @@ def retention_cutoffs(now: datetime, retention: Retention) -> Cutoffs:
     )
 
 
+def floors(settings: Settings) -> dict[str, int]:
+    """Each site's k (``min_visitors``): the rollup counts the people behind each day's "(other)" for it."""
+    return {site_id: site.min_visitors for site_id, site in settings.sites.items()}
+
+
 def _roll_up_and_purge(
-    connection: sqlite3.Connection, cutoffs: Cutoffs, zones: Zones
+    connection: sqlite3.Connection, cutoffs: Cutoffs, zones: Zones, floors: Floors | None = None
 ) -> tuple[list[tuple[str, str]], PurgeCounts]:
     # Roll up first: the days about to lose their events are counted before the events go.
-    rolled_up = rebuild_dirty(connection, zones=zones)
+    rolled_up = rebuild_dirty(connection, zones=zones, floors=floors)
     counts = purge(
         connection,
         events_before=cutoffs.events_before,
@@ -91,27 +96,29 @@ def _roll_up_and_purge(
     return rolled_up, counts
 
 
-async def roll_up(database: Database, zones: Zones) -> list[tuple[str, str]]:
+async def roll_up(database: Database, zones: Zones, *, floors: Floors | None = None) -> list[tuple[str, str]]:
     """Rebuild the dirty days now: computed on a reader, then written in one short transaction.
 
     The event writer is held only while the finished rows are swapped in, not while a busy
-    day's events are grouped (seconds for a million events).
+    day's events are grouped (seconds for a million events). ``floors``: each site's k, for the
+    count of the people behind "(other)" (``gateway.storage.rollups``); without it the dashboard
+    counts them from raw events.
     """
-    plan = await asyncio.to_thread(_plan_on_reader, database.path, zones)
+    plan = await asyncio.to_thread(_plan_on_reader, database.path, zones, floors)
     return await database.write(lambda connection: apply_plan(connection, plan))
 
 
-def _plan_on_reader(path: Path, zones: Zones) -> RollupPlan:
+def _plan_on_reader(path: Path, zones: Zones, floors: Floors | None) -> RollupPlan:
     with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)) as reader:
         reader.execute("PRAGMA busy_timeout = 10000")
-        return plan_dirty(reader, zones=zones)
+        return plan_dirty(reader, zones=zones, floors=floors)
 
 
 async def purge_expired(database: Database, settings: Settings, now: datetime) -> PurgeCounts:
     """Roll up the dirty days, then purge what is past its retention at ``now`` (one transaction)."""
     cutoffs = retention_cutoffs(now, settings.retention)
-    zones = settings.zones
-    _, counts = await database.write(lambda connection: _roll_up_and_purge(connection, cutoffs, zones))
+    zones, k = settings.zones, floors(settings)
+    _, counts = await database.write(lambda connection: _roll_up_and_purge(connection, cutoffs, zones, k))
     if counts.salts or counts.consent_records:
         await database.scrub()
     return counts
@@ -125,6 +132,7 @@ class Maintenance:
         self._salts = salts
         self._retention = settings.retention
         self._zones = settings.zones
+        self._floors = floors(settings)
         self._interval = _span(settings.rollup_interval)
         self._poll = min(self._interval.total_seconds(), MAX_POLL_SECONDS)
         self._clock = clock
@@ -153,8 +161,10 @@ class Maintenance:
             log.info("deleted data is not yet scrubbed from the WAL (a reader is busy); trying again")
         if self._last_purge_day != today:
             cutoffs = retention_cutoffs(now, self._retention)
-            early = await roll_up(self._database, self._zones)  # the heavy part, off the writer
-            late, counts = await self._database.write(lambda c: _roll_up_and_purge(c, cutoffs, self._zones))
+            early = await roll_up(self._database, self._zones, floors=self._floors)  # the heavy part, off the writer
+            late, counts = await self._database.write(
+                lambda c: _roll_up_and_purge(c, cutoffs, self._zones, self._floors)
+            )
             if counts.salts or counts.consent_records:  # their bytes leave the -wal file too
                 await self._database.scrub()
             await purge_expired_sessions(self._database, now)  # dashboard sessions past their timeouts
@@ -163,7 +173,7 @@ class Maintenance:
             log.info("rolled up %d day(s); purge: %s", len(rolled_up), counts.describe())
             return MaintenanceRun(tuple(rolled_up), counts)
         if self._last_rollup is None or now - self._last_rollup >= self._interval:
-            rolled_up = await roll_up(self._database, self._zones)
+            rolled_up = await roll_up(self._database, self._zones, floors=self._floors)
             self._last_rollup = now
             if rolled_up:
                 log.debug("rolled up %d day(s)", len(rolled_up))

@@ -96,14 +96,22 @@ def floor(cell: Figures, k: int) -> Figures:
 
 
 def named_values(
-    cells: Mapping[str, Sequence[int]], k: int, allowed: Collection[str] | None = None, small: Figures | None = None
+    cells: Mapping[str, Sequence[int]],
+    k: int,
+    allowed: Collection[str] | None = None,
+    small: Figures | None = None,
+    *,
+    other_visitors: int | None,
 ) -> tuple[list[tuple[str, Figures]], Figures]:
-    """Rule 2: the values of at least k visitors (and in ``allowed``, when given), the smallest moved
-    into "(other)" while it holds 1..k-1 visitors.
+    """Rule 2: the values of at least k visitors (and in ``allowed``, when given), and "(other)".
 
-    Returns the named ``(value, cell)`` pairs, smallest first, and "(other)": the sum of the rest.
+    "(other)" adds the cells of the rest (``small``: the sum of cells of fewer than k visitors already
+    added up by SQL, if any). It publishes only when the rest holds at least k DISTINCT visitors
+    (``other_visitors``; None when they cannot be counted any more: fewer than k); else it is zero,
+    and when the rest holds 1..k-1 visitors the smallest named value (ties: by value) is withheld too.
+
+    Returns the named ``(value, cell)`` pairs, smallest first, and "(other)" (zero when withheld).
     ``cells`` may be plain tuples of the six figures: a Figures is made only for the named ones.
-    ``small`` is the sum of cells of fewer than k visitors already added up (by SQL), if any.
     """
     named = sorted(
         ((v, c) for v, c in cells.items() if c[0] >= k and (allowed is None or v in allowed)),
@@ -114,11 +122,25 @@ def named_values(
     other = Figures(*map(sum, zip(*rest, strict=True))) if rest else ZERO
     if small is not None:
         other += small
-    moved = 0
-    while 0 < other.visitors < k and moved < len(named):
-        other += Figures(*named[moved][1])
-        moved += 1
-    return [(v, c if isinstance(c, Figures) else Figures(*c)) for v, c in named[moved:]], other
+    people = other_visitors
+    if people is None or (other.visitors and not people):  # unknown, or counted before the cells grew
+        people = min(other.visitors, k - 1)
+    if people >= k:
+        return [(v, c if isinstance(c, Figures) else Figures(*c)) for v, c in named], other
+    if people and named:
+        named = named[1:]
+    return [(v, c if isinstance(c, Figures) else Figures(*c)) for v, c in named], ZERO
+
+
+def left_out(
+    cells: Mapping[str, Sequence[int]], k: int, allowed: Collection[str] | None = None
+) -> tuple[tuple[str, ...], int]:
+    """The values of at least k visitors (and in ``allowed``), sorted, and the visitors of the other
+    cells added up: at least as many as the distinct people behind "(other)", so when that sum is
+    under k there is no need to count them (``named_values``)."""
+    chosen = tuple(sorted(v for v, c in cells.items() if c[0] >= k and (allowed is None or v in allowed)))
+    names = set(chosen)
+    return chosen, sum(c[0] for v, c in cells.items() if v not in names)
 
 
 def publish_rows(
@@ -128,13 +150,15 @@ def publish_rows(
     *,
     allowed: Collection[str] | None = None,
     small: Figures | None = None,
+    other_visitors: int | None,
 ) -> DayRows:
     """One day's breakdown under a view whose (unfloored) day cell is ``parent``.
 
     ``allowed`` is the day's named values from the unfiltered rollups (rule 3); None when ``cells``
-    are those unfiltered rollups themselves. Values outside it add to "(other)", as does ``small``.
+    are those unfiltered rollups themselves. Values outside it add to "(other)", as does ``small``;
+    ``other_visitors`` is how many distinct people those cells hold (``named_values``).
     """
-    named, other = named_values(cells, k, allowed, small)
+    named, other = named_values(cells, k, allowed, small, other_visitors=other_visitors)
     names = frozenset(v for v, _ in named)
     if parent.visitors < k:
         return DayRows(names, {}, ZERO)

@@ -31,6 +31,7 @@ from gateway.stats.privacy import (
     DayRows,
     canonical,
     floor,
+    left_out,
     publish_rows,
     resolve,
     round_down,
@@ -136,10 +137,13 @@ class Stats:
     """Answers for one database; one instance per app. It remembers only what cannot change (settled
     days' answers, checked rollup sums), never anything about one request."""
 
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(self, database: Database, clock: Clock, *, raw_events: bool = False) -> None:
+        """``raw_events``: every figure from raw events, none from the rollups (benchmarks and tests: the
+        same answers the rollups give, at the cost they save)."""
         self._db = database
         self._clock = clock
-        self._cells = PublishedCells(database)
+        self._raw_events = raw_events
+        self._cells = PublishedCells(database, raw_events=raw_events)
         self._settled_raw: OrderedDict[tuple[object, ...], list[sql.Row]] = OrderedDict()
 
     # The top line and the series.
@@ -190,7 +194,7 @@ class Stats:
         if query.filters:
             summed = add_days((await self._day_rows(query, period, dimension)).values())
         else:
-            summed = await self._cells.summed(query.site.id, dimension, period.first, period.last, k)
+            summed = await self._cells.summed(query.site, dimension, period.first, period.last)
         kept = [BreakdownRow(value, cell) for value, cell in summed.rows.items() if cell.visitors >= k]
         other = BreakdownRow(OTHER_LABEL, summed.other, other=True) if summed.other.visitors >= k else None
         cells = [row.figures for row in kept] + ([other.figures] if other else [])
@@ -241,7 +245,7 @@ class Stats:
             ("page", goal.like_pattern, goal.name) if goal.page else ("event", goal.event or "", goal.name)
             for goal in steps
         ]
-        site_days = await self._cells.days(query.site.id, "all", query.period.first, query.period.last, k)
+        site_days = await self._cells.days(query.site, "all", query.period.first, query.period.last)
         published = [Figures()] * len(steps)
         for day in query.period.days():
             parent = site_days[day].total
@@ -275,17 +279,18 @@ class Stats:
 
         Visitors, and each page's visitors, are rounded down to a multiple of k (rule 6): one arrival
         changes nothing except when it completes a multiple of k. Pages under k visitors add to
-        "(other)", itself rounded down; under k everything is withheld.
+        "(other)", itself rounded down, shown only when those pages hold k distinct visitors (one
+        person on five small pages is no "(other)" of 5); under k everything is withheld.
         """
         k = site.min_visitors
         now = now.astimezone(UTC)
-        visitors, pages = await sql.realtime(self._db, site.id, now - REALTIME_WINDOW, now)
+        visitors, pages, people = await sql.realtime(self._db, site.id, now - REALTIME_WINDOW, now, k)
         shown = round_down(visitors, k)
         if shown < k:
             return Realtime(0, True)
         kept = [BreakdownRow(path, Figures(visitors=round_down(count, k))) for path, count in pages if count >= k]
         kept.sort(key=lambda row: (-row.figures.visitors, row.value))
-        small = round_down(sum(count for _, count in pages if count < k), k)
+        small = round_down(sum(count for _, count in pages if count < k), k) if people >= k else 0
         other = BreakdownRow(OTHER_LABEL, Figures(visitors=small), other=True) if small else None
         return Realtime(shown, False, kept, other)
 
@@ -295,12 +300,12 @@ class Stats:
         """Each local day's view: its filters resolved against the day's named values (rule 3), each
         condition that splits off 1..k-1 visitors ignored (rule 4), the cell floored (rule 1)."""
         k, site = query.k, query.site
-        totals = await self._cells.days(site.id, "all", period.first, period.last, k)
+        totals = await self._cells.days(site, "all", period.first, period.last)
         if not query.filters:
             return {day: _ViewDay((), total.total, floor(total.total, k)) for day, total in totals.items()}
         named: dict[str, dict[date, PublishedDay]] = {}
         for dimension in {condition.dimension for condition in query.filters}:
-            named[dimension] = await self._cells.days(site.id, dimension, period.first, period.last, k)
+            named[dimension] = await self._cells.days(site, dimension, period.first, period.last)
         ordered = canonical(query.filters)
         views = {}
         for day in period.days():
@@ -323,7 +328,7 @@ class Stats:
         """Each day's published rows of ``dimension`` under the view: its named values only (rule 3),
         a row that leaves out 1..k-1 of the view's visitors snapped to the view's cell (rule 4)."""
         k = query.k
-        unfiltered = await self._cells.days(query.site.id, dimension, period.first, period.last, k)
+        unfiltered = await self._cells.days(query.site, dimension, period.first, period.last)
         if not query.filters:
             return {day: published.rows for day, published in unfiltered.items()}
         views = await self._view_days(query, period)
@@ -336,7 +341,11 @@ class Stats:
                 continue
             rows = await self._raw(query.site, day, (dimension,), view.conditions)
             cells = {str(row[1]): Figures.of(row[2:]) for row in rows if row[0] == dimension}
-            found[day] = publish_rows(cells, view.cell, k, allowed=unfiltered[day].rows.named)
+            allowed = unfiltered[day].rows.named
+            chosen, people = left_out(cells, k, allowed)
+            if people >= k and view.cell.visitors >= k:  # "(other)" may hold k people: count them
+                people = await self._other_visitors(query.site, day, dimension, view.conditions, chosen)
+            found[day] = publish_rows(cells, view.cell, k, allowed=allowed, other_visitors=people)
         return found
 
     async def _cell(
@@ -355,15 +364,44 @@ class Stats:
         real = tuple(c for c in conditions if isinstance(c, Condition))
         if not real:
             if total is None:
-                total = (await self._cells.days(site.id, "all", day, day, site.min_visitors))[day].total
+                total = (await self._cells.days(site, "all", day, day))[day].total
             return total
-        if rollup and len(real) == 1 and real[0].operator == "is":
+        if rollup and not self._raw_events and len(real) == 1 and real[0].operator == "is":
             rows = await sql.rollup_series(
                 self._db, site.id, real[0].dimension, real[0].value, day.isoformat(), day.isoformat()
             )
             return Figures.of(rows[0][1:]) if rows else Figures()
         found = await self._raw(site, day, ("all",), real)
         return next((Figures.of(row[2:]) for row in found if row[0] == "all"), Figures())
+
+    async def _other_visitors(
+        self, site: SiteSettings, day: date, dimension: str, conditions: tuple[Condition, ...], chosen: tuple[str, ...]
+    ) -> int:
+        """The distinct visitors of the view on ``day`` with a value of ``dimension`` outside ``chosen``: the
+        people behind a filtered breakdown's "(other)", remembered like ``_raw`` once the day is settled."""
+        key = ("other", site.id, str(site.zone), day, dimension, conditions, chosen, site.min_visitors)
+        rows = self._remembered(key)
+        if rows is None:
+            start, stop = day_bounds(day, site.zone)
+            counts = await sql.raw_other_visitors(
+                self._db, site.id, (dimension,), conditions, start, stop, k=site.min_visitors, chosen=chosen
+            )
+            rows = self._remember(site, day, key, [(counts.get(dimension, 0),)])
+        return int(rows[0][0])
+
+    def _remembered(self, key: tuple[object, ...]) -> list[sql.Row] | None:
+        rows = self._settled_raw.get(key)
+        if rows is not None:
+            self._settled_raw.move_to_end(key)
+        return rows
+
+    def _remember(self, site: SiteSettings, day: date, key: tuple[object, ...], rows: list[sql.Row]) -> list[sql.Row]:
+        """Keep ``rows`` when ``day`` is settled (see ``_raw``); returns them."""
+        if day < self._clock.now().astimezone(site.zone).date() - timedelta(days=1):
+            self._settled_raw[key] = rows
+            while len(self._settled_raw) > _SETTLED_RAW_CAPACITY:
+                self._settled_raw.popitem(last=False)
+        return rows
 
     async def _raw(
         self, site: SiteSettings, day: date, dimensions: tuple[str, ...], conditions: tuple[Condition, ...]
@@ -375,18 +413,13 @@ class Stats:
         midnight). A filtered view costs about 10 µs per event of the period the first time (and one
         more query per condition, for rule 4), and only its last two days after that.
         """
-        settled_before = self._clock.now().astimezone(site.zone).date() - timedelta(days=1)
         key = (site.id, str(site.zone), day, dimensions, conditions)
-        rows = self._settled_raw.get(key)
-        if rows is not None:
-            self._settled_raw.move_to_end(key)
-            return rows
-        start, stop = day_bounds(day, site.zone)
-        rows = await sql.raw_figures(self._db, site.id, dimensions, conditions, start, stop)
-        if day < settled_before:
-            self._settled_raw[key] = rows
-            while len(self._settled_raw) > _SETTLED_RAW_CAPACITY:
-                self._settled_raw.popitem(last=False)
+        rows = self._remembered(key)
+        if rows is None:
+            start, stop = day_bounds(day, site.zone)
+            rows = self._remember(
+                site, day, key, await sql.raw_figures(self._db, site.id, dimensions, conditions, start, stop)
+            )
         return rows
 
 

@@ -112,6 +112,86 @@ def figures_sql(dimensions: Sequence[str], conditions: Sequence[Condition] = ())
     Only constant SQL fragments chosen from the tables above are interpolated; every value a user
     can type travels as a parameter.
     """
+    event_where, visit_where, parameters = _narrowing(conditions)
+    selects = []
+    for dimension in dimensions:
+        if dimension in VISIT_DIMENSIONS:
+            selects.append(
+                f"SELECT '{dimension}', {VISIT_DIMENSIONS[dimension]}, count(DISTINCT visitor_id), count(*), "
+                "sum(pageviews), sum(events), sum(bounce), sum(duration) FROM day_visits GROUP BY 2"
+            )
+        elif dimension in STARTED_VISIT_DIMENSIONS:
+            selects.append(
+                f"SELECT '{dimension}', {dimension}, count(DISTINCT visitor_id), count(*), sum(visit_pageviews), "
+                "sum(visit_events), sum(bounce), sum(duration) FROM day_visits "
+                "WHERE started_at >= :start AND started_at < :stop GROUP BY 2"
+            )
+        elif not is_dimension(dimension) and dimension != ALL_PROPS:
+            raise ValueError(f"no dimension {dimension!r}")
+    facts = _event_facts([d for d in dimensions if d in _EVENT_DIMENSIONS or d.startswith(PROP_PREFIX)], parameters)
+    if facts:
+        selects.append(
+            "SELECT dimension, value, count(DISTINCT visitor_id), count(*), sum(pageviews), sum(events), "
+            "sum(bounce), sum(duration) FROM per_visit GROUP BY dimension, value"
+        )
+    if not selects:
+        raise ValueError("no dimension asked for")
+    head = _with(event_where, visit_where, facts)
+    return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n)", parameters
+
+
+def other_visitors_sql(
+    dimensions: Sequence[str], conditions: Sequence[Condition] = (), *, chosen: bool = False
+) -> tuple[str, dict[str, str]]:
+    """A SELECT of ``(dimension, visitors)``: for each dimension, the DISTINCT visitors whose events (or
+    visits) carry one of the values left out of the named ones, the people behind a breakdown's
+    "(other)" (which adds its values' cells, so one person on five small pages counts five times
+    there); and the row ``('all', visitors)``: every visitor of the window, under the conditions.
+
+    Named are the values of at least ``:k`` visitors (rows of ``figures_sql``); with ``chosen``, for one
+    dimension only, the values listed in ``:chosen``, a JSON array of text (one parameter however
+    many values: a busy day names thousands of pages). A dimension with no value left out may be
+    missing from the rows (it has no such visitor). Same windows and conditions as ``figures_sql``.
+    """
+    if chosen and len(dimensions) != 1:
+        raise ValueError("the chosen values belong to one dimension")
+    event_where, visit_where, parameters = _narrowing(conditions)
+    left_out = "NOT IN (SELECT value FROM json_each(:chosen))"
+    selects = ["SELECT 'all', count(DISTINCT visitor_id) FROM day_visits"]
+    for dimension in dimensions:
+        if dimension in VISIT_DIMENSIONS or dimension in STARTED_VISIT_DIMENSIONS:
+            if dimension == "all":
+                continue
+            expression = VISIT_DIMENSIONS.get(dimension) or dimension
+            started = (
+                "started_at >= :start AND started_at < :stop AND " if dimension in STARTED_VISIT_DIMENSIONS else ""
+            )
+            small = (
+                left_out
+                if chosen
+                else f"IN (SELECT {expression} FROM day_visits WHERE {started}1 GROUP BY 1 "
+                "HAVING count(DISTINCT visitor_id) < :k)"
+            )
+            selects.append(
+                f"SELECT '{dimension}', count(DISTINCT visitor_id) FROM day_visits WHERE {started}{expression} {small}"
+            )
+        elif not is_dimension(dimension) and dimension != ALL_PROPS:
+            raise ValueError(f"no dimension {dimension!r}")
+    facts = _event_facts([d for d in dimensions if d in _EVENT_DIMENSIONS or d.startswith(PROP_PREFIX)], parameters)
+    if facts:
+        small = (
+            f"value {left_out}"
+            if chosen
+            else "(dimension, value) IN (SELECT dimension, value FROM per_visit GROUP BY dimension, value "
+            "HAVING count(DISTINCT visitor_id) < :k)"
+        )
+        selects.append(f"SELECT dimension, count(DISTINCT visitor_id) FROM per_visit WHERE {small} GROUP BY dimension")
+    head = _with(event_where, visit_where, facts)
+    return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n)", parameters
+
+
+def _narrowing(conditions: Sequence[Condition]) -> tuple[list[str], list[str], dict[str, str]]:
+    """The WHERE clauses the conditions put on events and on visits, and their parameters."""
     parameters: dict[str, str] = {}
     event_where, visit_where = [], []
     for index, condition in enumerate(conditions):
@@ -138,30 +218,11 @@ def figures_sql(dimensions: Sequence[str], conditions: Sequence[Condition] = ())
             event_where.append(f"NOT {exists.format(test=test)}" if negated else exists.format(test=test))
         else:
             raise ValueError(f"cannot filter by {dimension!r}")
+    return event_where, visit_where, parameters
 
-    selects = []
-    for dimension in dimensions:
-        if dimension in VISIT_DIMENSIONS:
-            selects.append(
-                f"SELECT '{dimension}', {VISIT_DIMENSIONS[dimension]}, count(DISTINCT visitor_id), count(*), "
-                "sum(pageviews), sum(events), sum(bounce), sum(duration) FROM day_visits GROUP BY 2"
-            )
-        elif dimension in STARTED_VISIT_DIMENSIONS:
-            selects.append(
-                f"SELECT '{dimension}', {dimension}, count(DISTINCT visitor_id), count(*), sum(visit_pageviews), "
-                "sum(visit_events), sum(bounce), sum(duration) FROM day_visits "
-                "WHERE started_at >= :start AND started_at < :stop GROUP BY 2"
-            )
-        elif not is_dimension(dimension) and dimension != ALL_PROPS:
-            raise ValueError(f"no dimension {dimension!r}")
-    facts = _event_facts([d for d in dimensions if d in _EVENT_DIMENSIONS or d.startswith(PROP_PREFIX)], parameters)
-    if facts:
-        selects.append(
-            "SELECT dimension, value, count(DISTINCT visitor_id), count(*), sum(pageviews), sum(events), "
-            "sum(bounce), sum(duration) FROM per_visit GROUP BY dimension, value"
-        )
-    if not selects:
-        raise ValueError("no dimension asked for")
+
+def _with(event_where: list[str], visit_where: list[str], facts: list[str]) -> str:
+    """The WITH clause: the window's events and visits, narrowed, and (when asked) each visit's facts."""
     head = _HEAD.format(
         event_where="".join(f"\n      AND {clause}" for clause in event_where),
         visit_where=("WHERE " + " AND ".join(visit_where)) if visit_where else "",
@@ -170,7 +231,7 @@ def figures_sql(dimensions: Sequence[str], conditions: Sequence[Condition] = ())
         # visit conditions narrowed day_visits: keep only those visits' facts (IN builds its own index)
         kept = "\n    WHERE f.visit_id IN (SELECT visit_id FROM day_visits)" if visit_where else ""
         head += _FACTS.format(facts="\n    UNION ALL ".join(facts), visits_kept=kept)
-    return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n)", parameters
+    return head
 
 
 def _compare(expression: str, operator: Operator, name: str, count: int = 0) -> str:

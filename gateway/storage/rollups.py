@@ -8,22 +8,30 @@ days counts it twice. ``entry_page`` and ``exit_page`` count the visits started 
 
 The marks in ``rollup_dirty`` name UTC days (what an insert can tell without the site's settings);
 the planner turns each into the one or two local days it overlaps.
+
+With each day's rollups goes, for the site's k (``floors``: site id -> ``min_visitors``), each
+dimension's count of DISTINCT visitors with a value of fewer than k visitors (``other_visitors_sql``,
+table ``rollup_other_visitors``): the people behind that day's "(other)", which the privacy floor
+publishes only when they are k or more (``gateway.stats.privacy``, rule 2). A site left out of
+``floors`` gets no such rows; the dashboard then counts them from raw events.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from gateway.storage.aggregates import ALL_PROPS, DIMENSIONS, PROP_PREFIX, figures_sql
+from gateway.storage.aggregates import ALL_PROPS, DIMENSIONS, PROP_PREFIX, figures_sql, other_visitors_sql
 from gateway.storage.db import Database
 
 __all__ = ["DIMENSIONS", "PROP_PREFIX", "RollupPlan", "apply_plan", "plan_dirty", "rebuild_all", "rebuild_day"]
 
 Zones = Mapping[str, tzinfo]
+#: Each site's k (``min_visitors``): the day's "(other)" visitors are counted for it.
+Floors = Mapping[str, int]
 
 _DELETE_DAY = "DELETE FROM rollups WHERE site_id = :site AND day = :day"
 _COUNT_DAY = "SELECT count(*) FROM rollups WHERE site_id = :site AND day = :day"
@@ -32,6 +40,10 @@ _INSERT_HEAD = (
     "INSERT INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration)"
 )
 _ROLL_UP_DAY = _SELECT_DAY.replace("\nSELECT * FROM (", f"\n{_INSERT_HEAD}\nSELECT :site, :day, * FROM (", 1)
+_SELECT_OTHER_VISITORS, _ = other_visitors_sql((*DIMENSIONS, ALL_PROPS))
+_INSERT_OTHER_VISITORS = (
+    "INSERT INTO rollup_other_visitors (site_id, day, k, dimension, visitors) VALUES (?, ?, ?, ?, ?)"
+)
 
 _DIRTY = "SELECT site_id, day FROM rollup_dirty ORDER BY site_id, day"
 _CLEAR_DIRTY = "DELETE FROM rollup_dirty WHERE site_id = ? AND day = ?"
@@ -117,19 +129,37 @@ def _days_to_roll_up(
     return wanted
 
 
-def rebuild_day(connection: sqlite3.Connection, site_id: str, day: str, *, zones: Zones | None = None) -> int:
-    """Replace the rollups of ``site_id`` on its local ``day`` (YYYY-MM-DD); returns the rows written.
+def rebuild_day(
+    connection: sqlite3.Connection, site_id: str, day: str, *, zones: Zones | None = None, floors: Floors | None = None
+) -> int:
+    """Replace the rollups of ``site_id`` on its local ``day`` (YYYY-MM-DD), with its "(other)" visitors
+    when ``floors`` has the site; returns the rollup rows written.
 
     Run it inside one transaction (``Database.write``): readers see the old rows or the new, never none.
     """
     parameters = _window(site_id, day, _zone(zones, site_id))
-    connection.execute(_DELETE_DAY, parameters)
+    connection.execute(_DELETE_DAY, parameters)  # a trigger deletes the day's "(other)" visitors with it
     connection.execute(_ROLL_UP_DAY, parameters)
     # rowcount stays -1 for a statement that starts with WITH, and total_changes counts the triggers' rows
-    return int(connection.execute(_COUNT_DAY, parameters).fetchone()[0])
+    written = int(connection.execute(_COUNT_DAY, parameters).fetchone()[0])
+    k = (floors or {}).get(site_id)
+    if written and k is not None:
+        counted = connection.execute(_SELECT_OTHER_VISITORS, {**parameters, "k": k}).fetchall()
+        _insert_other_visitors(connection, site_id, day, k, counted)
+    return written
 
 
-def rebuild_dirty(connection: sqlite3.Connection, *, zones: Zones | None = None) -> list[tuple[str, str]]:
+def _insert_other_visitors(
+    connection: sqlite3.Connection, site_id: str, day: str, k: int, counted: Iterable[Sequence[Any]]
+) -> None:
+    """Store a day's "(other)" visitors for ``k``; the ``all`` row marks the day as counted (0 elsewhere)."""
+    rows = [(str(dimension), int(visitors)) for dimension, visitors in counted if dimension == "all" or visitors]
+    connection.executemany(_INSERT_OTHER_VISITORS, [(site_id, day, k, *row) for row in rows])
+
+
+def rebuild_dirty(
+    connection: sqlite3.Connection, *, zones: Zones | None = None, floors: Floors | None = None
+) -> list[tuple[str, str]]:
     """Rebuild every (site, local day) that received events since its last rollup, then clear the marks.
 
     A visit continued past midnight also changes the earlier days it has events on (its bounce,
@@ -138,7 +168,7 @@ def rebuild_dirty(connection: sqlite3.Connection, *, zones: Zones | None = None)
     dirty = [(str(site), str(day)) for site, day in connection.execute(_DIRTY).fetchall()]
     days = _days_to_roll_up(connection, dirty, zones)
     for site, day in sorted(days):
-        rebuild_day(connection, site, day, zones=zones)
+        rebuild_day(connection, site, day, zones=zones, floors=floors)
     connection.executemany(_CLEAR_DIRTY, dirty)
     return sorted(days)
 
@@ -150,9 +180,13 @@ class RollupPlan:
     last_event: int  # the newest event id the snapshot saw
     dirty: tuple[tuple[str, str], ...]  # the UTC marks the snapshot answered
     days: dict[tuple[str, str], list[tuple[Any, ...]]]  # (site, local day) -> its full set of rollup rows
+    #: (site, local day) -> (k, its "(other)" visitors by dimension), for the sites in ``floors``
+    other_visitors: dict[tuple[str, str], tuple[int, list[tuple[Any, ...]]]] = field(default_factory=dict)
 
 
-def plan_dirty(connection: sqlite3.Connection, *, zones: Zones | None = None) -> RollupPlan:
+def plan_dirty(
+    connection: sqlite3.Connection, *, zones: Zones | None = None, floors: Floors | None = None
+) -> RollupPlan:
     """Compute every dirty day's rollups on a read connection, in one read transaction (one snapshot).
 
     The heavy GROUP BYs run here, outside the write lock, so event writes go on meanwhile.
@@ -162,26 +196,40 @@ def plan_dirty(connection: sqlite3.Connection, *, zones: Zones | None = None) ->
         last_event = int(connection.execute(_LAST_EVENT).fetchone()[0])
         dirty = tuple((str(site), str(day)) for site, day in connection.execute(_DIRTY).fetchall())
         days: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        other_visitors: dict[tuple[str, str], tuple[int, list[tuple[Any, ...]]]] = {}
         for site, day in sorted(_days_to_roll_up(connection, dirty, zones)):
             parameters = _window(site, day, _zone(zones, site))
             days[(site, day)] = [(site, day, *row) for row in connection.execute(_SELECT_DAY, parameters)]
+            k = (floors or {}).get(site)
+            if days[(site, day)] and k is not None:
+                counted = connection.execute(_SELECT_OTHER_VISITORS, {**parameters, "k": k}).fetchall()
+                other_visitors[(site, day)] = (k, [tuple(row) for row in counted])
     finally:
         connection.execute("ROLLBACK")
-    return RollupPlan(last_event, dirty, days)
+    return RollupPlan(last_event, dirty, days, other_visitors)
 
 
 def apply_plan(connection: sqlite3.Connection, plan: RollupPlan) -> list[tuple[str, str]]:
     """Write a plan's rows (inside ``Database.write``); marks of days that got newer events stay set,
     so the next round recomputes them. Returns the (site, day) pairs written."""
     for (site, day), rows in plan.days.items():
-        connection.execute(_DELETE_DAY, {"site": site, "day": day})
+        connection.execute(_DELETE_DAY, {"site": site, "day": day})  # the "(other)" visitors go with it
         connection.executemany(_INSERT_ROW, rows)
+        if (site, day) in plan.other_visitors:
+            k, counted = plan.other_visitors[(site, day)]
+            _insert_other_visitors(connection, site, day, k, counted)
     for site, day in plan.dirty:
         connection.execute(_CLEAR_DIRTY_IF_CURRENT, {**_window(site, day, UTC), "last_event": plan.last_event})
     return sorted(plan.days)
 
 
-def rebuild_all(connection: sqlite3.Connection, site_id: str | None = None, *, zones: Zones | None = None) -> int:
+def rebuild_all(
+    connection: sqlite3.Connection,
+    site_id: str | None = None,
+    *,
+    zones: Zones | None = None,
+    floors: Floors | None = None,
+) -> int:
     """Rebuild every local day that still has events (of one site, or of all); returns the number of days.
 
     Days whose events the retention already deleted keep their rollups: they cannot be rebuilt.
@@ -195,7 +243,7 @@ def rebuild_all(connection: sqlite3.Connection, site_id: str | None = None, *, z
         (str(site), local) for site, hour in hours for local in _local_days_of_hour(str(hour), _zone(zones, str(site)))
     }
     for site, day in sorted(days):
-        rebuild_day(connection, site, day, zones=zones)
+        rebuild_day(connection, site, day, zones=zones, floors=floors)
     return len(days)
 
 

@@ -6,11 +6,12 @@ never sees SQL. Each function runs one statement (or one per day) on the read co
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.storage.aggregates import Condition, figures_sql
+from gateway.storage.aggregates import Condition, figures_sql, other_visitors_sql
 from gateway.storage.db import Database
 
 Row = tuple[Any, ...]
@@ -41,6 +42,23 @@ ORDER BY 1
 # Any write or delete of a day's rollups gives that day the next (highest) generation number.
 _GENERATIONS = "SELECT day, generation FROM rollup_generations WHERE site_id = ? AND day >= ? AND day <= ?"
 _REALTIME_VISITORS = "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = ? AND ts >= ? AND ts <= ?"
+# The visitors of the pages under k in the window: the people behind realtime's "(other)".
+_REALTIME_OTHER_VISITORS = """
+SELECT count(DISTINCT visitor_id) FROM events
+WHERE site_id = :site AND ts >= :since AND ts <= :until AND name = 'pageview' AND pathname IN (
+    SELECT pathname FROM events
+    WHERE site_id = :site AND ts >= :since AND ts <= :until AND name = 'pageview'
+    GROUP BY pathname HAVING count(DISTINCT visitor_id) < :k
+)
+"""
+# A day's "(other)" visitors of one dimension for k, counted with its rollups (migration 0011): the
+# "all" row marks a day as counted, a dimension without a row there has none.
+_OTHER_VISITORS = """
+SELECT day, coalesce(max(CASE WHEN dimension = :dimension THEN visitors END), 0) FROM rollup_other_visitors
+WHERE site_id = :site AND day >= :first AND day <= :last AND k = :k AND dimension IN (:dimension, 'all')
+GROUP BY day
+HAVING max(dimension = 'all')
+"""
 _REALTIME_PAGES = """
 SELECT pathname, count(DISTINCT visitor_id) AS visitors FROM events
 WHERE site_id = ? AND ts >= ? AND ts <= ? AND name = 'pageview'
@@ -73,6 +91,35 @@ async def rollup_generations(db: Database, site_id: str, first: str, last: str) 
     return {str(row[0]): int(row[1]) for row in rows}
 
 
+async def other_visitors(db: Database, site_id: str, dimension: str, first: str, last: str, k: int) -> dict[str, int]:
+    """``day -> visitors`` behind each day's "(other)" of ``dimension`` for ``k``, as the rollups counted
+    them (distinct visitors with a value of fewer than k); a day they were not counted for is missing."""
+    parameters = {"site": site_id, "dimension": dimension, "first": first, "last": last, "k": k}
+    rows = await db.fetch_all(_OTHER_VISITORS, parameters)  # type: ignore[arg-type]
+    return {str(row[0]): int(row[1]) for row in rows}
+
+
+async def raw_other_visitors(
+    db: Database,
+    site_id: str,
+    dimensions: Sequence[str],
+    conditions: Sequence[Condition],
+    start: str,
+    stop: str,
+    *,
+    k: int,
+    chosen: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """``dimension -> visitors`` behind "(other)" from raw events in ``[start, stop)``, narrowed by
+    ``conditions``: values of fewer than ``k`` visitors, or (one dimension) every value not in ``chosen``;
+    ``all``: every visitor. A dimension left out has no such visitor."""
+    sql, extra = other_visitors_sql(dimensions, conditions, chosen=chosen is not None)
+    parameters: dict[str, Any] = {"site": site_id, "start": start, "stop": stop, "k": k, **extra}
+    if chosen is not None:
+        parameters["chosen"] = json.dumps(list(chosen))
+    return {str(row[0]): int(row[1]) for row in await db.fetch_all(sql, parameters)}  # type: ignore[arg-type]
+
+
 async def prop_keys(db: Database, site_id: str, first: str, last: str, min_visitors: int) -> list[str]:
     """Custom property keys with at least one value of ``min_visitors`` visitors on one day."""
     return [str(row[0]) for row in await db.fetch_all(_PROP_KEYS, (site_id, first, last, min_visitors))]
@@ -93,12 +140,17 @@ async def raw_figures(
     return [tuple(row) for row in await db.fetch_all(sql, parameters)]  # type: ignore[arg-type]
 
 
-async def realtime(db: Database, site_id: str, since: datetime, until: datetime) -> tuple[int, list[tuple[str, int]]]:
-    """Visitors with an event between ``since`` and ``until``, and the pages they viewed (visitors per page)."""
+async def realtime(
+    db: Database, site_id: str, since: datetime, until: datetime, k: int
+) -> tuple[int, list[tuple[str, int]], int]:
+    """Visitors with an event between ``since`` and ``until``, the pages they viewed (visitors per page),
+    and the distinct visitors of the pages of fewer than ``k`` visitors."""
     window = (site_id, since.isoformat(), until.isoformat())
     visitors = await db.fetch_all(_REALTIME_VISITORS, window)
     pages = await db.fetch_all(_REALTIME_PAGES, window)
-    return int(visitors[0][0]), [(str(row[0]), int(row[1])) for row in pages]
+    named = {"site": site_id, "since": window[1], "until": window[2], "k": k}
+    other = await db.fetch_all(_REALTIME_OTHER_VISITORS, named)  # type: ignore[arg-type]
+    return int(visitors[0][0]), [(str(row[0]), int(row[1])) for row in pages], int(other[0][0])
 
 
 async def goal_events(
