@@ -88,6 +88,9 @@ class DayRows(NamedTuple):
     rows: dict[str, Figures]
     #: The published "(other)": zero, or at least k visitors.
     other: Figures
+    #: True when the values outside ``named`` hold at least k distinct visitors (rule 2): only then may
+    #: "(other)" of a filtered view of that day publish.
+    other_of_k: bool = False
 
 
 def floor(cell: Figures, k: int) -> Figures:
@@ -102,6 +105,7 @@ def named_values(
     small: Figures | None = None,
     *,
     other_visitors: int | None,
+    other_allowed: bool = True,
 ) -> tuple[list[tuple[str, Figures]], Figures]:
     """Rule 2: the values of at least k visitors (and in ``allowed``, when given), and "(other)".
 
@@ -109,6 +113,8 @@ def named_values(
     added up by SQL, if any). It publishes only when the rest holds at least k DISTINCT visitors
     (``other_visitors``; None when they cannot be counted any more: fewer than k); else it is zero,
     and when the rest holds 1..k-1 visitors the smallest named value (ties: by value) is withheld too.
+    ``other_allowed`` False withholds "(other)" whatever it holds (a filtered view of a day whose own
+    "(other)" was withheld: its values would bring the few people's cells back in).
 
     Returns the named ``(value, cell)`` pairs, smallest first, and "(other)" (zero when withheld).
     ``cells`` may be plain tuples of the six figures: a Figures is made only for the named ones.
@@ -126,7 +132,7 @@ def named_values(
     if people is None or (other.visitors and not people):  # unknown, or counted before the cells grew
         people = min(other.visitors, k - 1)
     if people >= k:
-        return [(v, c if isinstance(c, Figures) else Figures(*c)) for v, c in named], other
+        return [(v, c if isinstance(c, Figures) else Figures(*c)) for v, c in named], other if other_allowed else ZERO
     if people and named:
         named = named[1:]
     return [(v, c if isinstance(c, Figures) else Figures(*c)) for v, c in named], ZERO
@@ -151,6 +157,7 @@ def publish_rows(
     allowed: Collection[str] | None = None,
     small: Figures | None = None,
     other_visitors: int | None,
+    other_allowed: bool = True,
 ) -> DayRows:
     """One day's breakdown under a view whose (unfloored) day cell is ``parent``.
 
@@ -158,14 +165,14 @@ def publish_rows(
     are those unfiltered rollups themselves. Values outside it add to "(other)", as does ``small``;
     ``other_visitors`` is how many distinct people those cells hold (``named_values``).
     """
-    named, other = named_values(cells, k, allowed, small, other_visitors=other_visitors)
-    names = frozenset(v for v, _ in named)
+    named, other = named_values(cells, k, allowed, small, other_visitors=other_visitors, other_allowed=other_allowed)
+    names, other_of_k = frozenset(v for v, _ in named), other.visitors >= k
     if parent.visitors < k:
-        return DayRows(names, {}, ZERO)
+        return DayRows(names, {}, ZERO, other_of_k)
     for value, cell in sorted(named, key=lambda vc: (-vc[1].visitors, vc[0])):
         if splits_off(parent, cell, k):  # rule 4: the row takes its view's cell, the rest publish zero
-            return DayRows(names, {value: parent}, ZERO)
-    return DayRows(names, dict(named), floor(other, k))
+            return DayRows(names, {value: parent}, ZERO, other_of_k)
+    return DayRows(names, dict(named), floor(other, k), other_of_k)
 
 
 def splits_off(parent: Figures, cell: Figures, k: int) -> bool:

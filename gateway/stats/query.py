@@ -345,7 +345,14 @@ class Stats:
             chosen, people = left_out(cells, k, allowed)
             if people >= k and view.cell.visitors >= k:  # "(other)" may hold k people: count them
                 people = await self._other_visitors(query.site, day, dimension, view.conditions, chosen)
-            found[day] = publish_rows(cells, view.cell, k, allowed=allowed, other_visitors=people)
+            found[day] = publish_rows(
+                cells,
+                view.cell,
+                k,
+                allowed=allowed,
+                other_visitors=people,
+                other_allowed=unfiltered[day].rows.other_of_k,
+            )
         return found
 
     async def _cell(

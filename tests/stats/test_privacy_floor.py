@@ -24,9 +24,10 @@ from gateway.stats.figures import Figures
 from gateway.stats.filters import parse_filters
 from gateway.stats.period import Period
 from gateway.stats.query import Stats, StatsQuery
+from gateway.storage.retention import purge
 from gateway.storage.rollups import rebuild_dirty
 from tests.conftest import make_settings, site_config
-from tests.storage.test_rollups import event, run, store
+from tests.storage.test_rollups import GOOGLE, NEWSLETTER, event, run, store
 
 K = 5
 DAY = date(2026, 3, 10)
@@ -206,6 +207,123 @@ def test_attack_top_line_minus_named_rows_never_leaves_a_small_group(tmp_path: P
     assert published([world_a[1]])
     absent = ask(tmp_path, base, attack)
     assert published([absent[1]]) and absent[2] == world_a[2] == Figures()
+
+
+# Rule 2: "(other)" stands for k DISTINCT visitors, not for k cells.
+
+
+def ordinary_day() -> World:
+    """Thirty visitors from DE: / (20), /pricing (20), /docs (10); signup (10, plan free), download
+    (8, plan pro); Google (15) or a newsletter (15)."""
+    events: World = []
+    for i in range(30):
+        visitor, source = f"o{i}-{DAY}", GOOGLE if i < 15 else NEWSLETTER
+        pages = [page for page, seen in (("/", i < 20), ("/pricing", i >= 10), ("/docs", i % 3 == 0)) if seen]
+        for offset, page in enumerate(pages):
+            events.append(event(at(DAY, i * 5 + offset), visitor, page, country="DE", **(source if not offset else {})))
+        if i < 10:
+            events.append(event(at(DAY, i * 5 + 3), visitor, pages[-1], name="signup", props={"plan": "free"}))
+        elif i < 18:
+            events.append(event(at(DAY, i * 5 + 3), visitor, pages[-1], name="download", props={"plan": "pro"}))
+    return events
+
+
+def lone_on_many(values: int) -> World:
+    """One visitor, ``values`` visits an hour apart, each from its own referrer, on its own page, firing
+    its own event with its own plan: ``values`` distinct unnamed values of page, event, prop:plan,
+    entry and exit page, source and referrer, each of one visitor."""
+    events: World = []
+    for n in range(values):
+        start = at(DAY, 400 + 60 * n)
+        origin = {"referrer_host": f"lone-{n}.example", "source": f"lone-{n}.example", "channel": "referral"}
+        events.append(event(start, f"lone-{DAY}", f"/secret-{n}", country="DE", **origin))
+        events.append(event(start, f"lone-{DAY}", f"/secret-{n}", name=f"secret-{n}", props={"plan": f"s{n}"}))
+    return events
+
+
+MANY = ("page", "event", "prop:plan", "entry_page", "exit_page", "source", "referrer")
+
+
+async def every_breakdown(stats: Stats, site: SiteSettings, *filters: str) -> dict[str, Any]:
+    found = {}
+    for dimension in MANY:
+        result = await stats.breakdown(query(site, days(DAY), *filters), dimension)
+        found[dimension] = [(row.label, tuple(row.figures)) for row in [*result.rows, *filter(None, [result.other])]]
+    return found
+
+
+@pytest.mark.parametrize("filters", [(), ("country==DE",)], ids=["rollups", "filtered: raw events"])
+@pytest.mark.parametrize(
+    "counted_for", [K, None, 3], ids=["counted with the rollups", "counted from raw events", "k changed since"]
+)
+def test_attack_one_visitor_on_five_small_values_is_no_other(
+    tmp_path: Path, filters: tuple[str, ...], counted_for: int | None
+) -> None:
+    """The hole of issue 10: "(other)" added the cells of the small values, so one visitor on five
+    unnamed pages (events, plans, entry pages, sources) was an "(other)" of 5 visitors. World A: five
+    of each; world B: one. Every breakdown, "(other)" included, must read the same."""
+    ordinary = ordinary_day()
+
+    def attack(stats: Stats, site: SiteSettings) -> Any:
+        return every_breakdown(stats, site, *filters)
+
+    world_a = ask(tmp_path, ordinary + lone_on_many(5), attack, counted_for=counted_for)
+    world_b = ask(tmp_path, ordinary + lone_on_many(1), attack, counted_for=counted_for)
+    assert world_a == world_b
+    for dimension, found in world_a.items():
+        assert found, dimension  # something is published: the attack is answered, not refused
+        assert all(label != "(other)" for label, _ in found), dimension
+
+
+def test_other_of_k_distinct_visitors_publishes_the_sum_of_its_cells(tmp_path: Path) -> None:
+    """Five more visitors, each on a page of their own: "(other)" holds k people, so it shows, adding
+    its cells (the lone visitor's five pages included); counted from raw events, or after k changed,
+    it reads the same."""
+    world = ordinary_day() + lone_on_many(5)
+    world += [e for n in range(K) for e in crowd(1, f"tail{n}-", f"/tail-{n}", start=300 + n, country="DE")]
+
+    async def work(stats: Stats, site: SiteSettings) -> Any:
+        return await rows(stats, site, days(DAY), "page"), await rows(stats, site, days(DAY), "page", "country==DE")
+
+    expected = {"/": 20, "/pricing": 20, "/docs": 10, "(other)": 10}
+    assert ask(tmp_path, world, work) == (expected, expected)
+    assert (
+        ask(tmp_path, world, work, counted_for=None)
+        == ask(tmp_path, world, work, counted_for=4)
+        == (
+            expected,
+            expected,
+        )
+    )
+
+
+def test_other_of_a_day_whose_raw_events_are_gone_reads_as_under_k(tmp_path: Path) -> None:
+    """Rolled up before "(other)" was counted, then past the events' retention: nobody can count its
+    people any more, so it publishes nothing (and the smallest named value is withheld with it)."""
+    world = ordinary_day() + [e for n in range(K) for e in crowd(1, f"tail{n}-", f"/tail-{n}", start=300 + n)]
+
+    async def purge_then_ask(stats: Stats, site: SiteSettings) -> Any:
+        before = await rows(stats, site, days(DAY), "page")
+        await stats._db.write(  # the daily purge, with the events' retention ending after DAY
+            lambda c: purge(
+                c, events_before=NOW, rollups_before="2000-01-01", consent_before=datetime(2000, 1, 1, tzinfo=UTC)
+            )
+        )
+        return before, await rows(Stats(stats._db, FixedClock(NOW)), site, days(DAY), "page")
+
+    before, after = ask(tmp_path, world, purge_then_ask, counted_for=None)
+    assert before == {"/": 20, "/pricing": 20, "/docs": 10, "(other)": 5}
+    assert after == {"/": 20, "/pricing": 20}  # ties by value: /docs (10) is the smallest, withheld
+
+
+def test_the_raw_events_give_every_breakdown_the_rollups_give(tmp_path: Path) -> None:
+    """``Stats(raw_events=True)``, the benchmark's baseline, answers like the rollups."""
+    world = ordinary_day() + lone_on_many(5) + crowd(6, "t", "/tail", start=300)
+
+    async def work(stats: Stats, site: SiteSettings) -> Any:
+        return await every_breakdown(stats, site), await top_line(stats, site, days(DAY))
+
+    assert ask(tmp_path, world, work, raw_events=True) == ask(tmp_path, world, work)
 
 
 # Rule 3: filters see only named values.
@@ -455,6 +573,22 @@ def test_attack_realtime_one_arrival_changes_nothing(tmp_path: Path) -> None:
 
     arrival = [event(now - timedelta(minutes=1), "new-2026-03-10", "/secret")]
     assert ask(tmp_path, base + arrival, attack) == ask(tmp_path, base, attack) == (15, [("/", 10), ("/shop", 5)], 0)
+
+
+def test_attack_realtime_other_needs_k_distinct_visitors(tmp_path: Path) -> None:
+    """One arrival on five small pages was a realtime "(other)" of 5; five arrivals, one page each, are."""
+    now = at(DAY, 30)
+    base = arrivals(12, "r", "/", now)
+    one = [event(now - timedelta(seconds=100 - n), "one-2026-03-10", f"/secret-{n}") for n in range(5)]
+    five = [event(now - timedelta(seconds=100 - n), f"five{n}-2026-03-10", f"/small-{n}") for n in range(5)]
+
+    async def work(stats: Stats, site: SiteSettings) -> Any:
+        result = await stats.realtime(site, now)
+        return [(row.value, row.figures.visitors) for row in result.pages], result.other
+
+    assert ask(tmp_path, base + one, work) == ([("/", 10)], None)
+    pages, other = ask(tmp_path, base + one + five, work)
+    assert pages == [("/", 10)] and other is not None and other.figures.visitors == 10
 
 
 # Rule 7: custom property keys.
