@@ -12,11 +12,23 @@ sum of published day cells, nothing else:
    line, a series bucket, a breakdown row, "(other)", a goal or a funnel step. A difference of
    two periods is then a sum of whole day cells of k or more visitors each, and a person returning
    alone on five days is zero on each of them, never a row of "5 visitors".
-2. Named values. A day's named values of a dimension are those with at least k visitors in the
-   unfiltered rollups of that day. If the rest ("(other)", the sum of the remaining values'
-   cells) comes to 1..k-1 visitors, the smallest named values (ties: by value) move into it until
-   it reaches k or nothing is named ("complementary suppression"): the top line minus the named
-   rows never leaves 1..k-1.
+2. Named values and "(other)". A day's named values of a dimension are those with at least k
+   visitors in the unfiltered rollups of that day. "(other)" shows the sum of the remaining
+   values' cells (consistent with the rows), but it publishes only when those values hold at
+   least k DISTINCT visitors: one visitor on five unnamed pages (events, properties, hours,
+   entry pages, or two visits from two unnamed sources) adds five cells of one person, never an
+   "(other)" of 5. When they hold 1..k-1 visitors, "(other)" publishes zero and the smallest named
+   value (ties: by value) is withheld too, from the rows and from filters ("complementary
+   suppression"), so the top line minus the named rows never leaves 1..k-1; its figures are in
+   neither the rows nor "(other)", so the few people's cells reach no published number. The
+   distinct visitors are counted when the day is rolled up, for the site's k; for another k (k
+   changed since) from the day's raw events; once those are gone (retention), as under k. A
+   filtered view's "(other)" (rule 3 narrows it to that day's named values) needs k distinct
+   visitors of the view, counted from raw events, and publishes only on days whose unfiltered
+   "(other)" did: else the withheld values' cells would come back in it. Realtime's "(other)"
+   likewise needs k distinct visitors in the window. Buckets need nothing more: a month (or week)
+   bucket adds day cells of k distinct visitors each, and an hour is a row of its day, distinct
+   within the hour.
 3. Filters see only named values, day by day: ``D is v`` matches nothing on a day where v is not
    named, ``D is not v`` everything, ``D contains p`` only the named values containing p (see
    ``resolve``). A site owner's goals (configuration, not a query) are exempt from this rule.
@@ -35,19 +47,20 @@ What it costs in accuracy, precisely:
 
 - a day cell of 1..k-1 visitors vanishes: a quiet day, page, hour or filtered view counts 0;
 - a value's figures are under-counted by up to k-1 visitors on each day it was not named (its
-  visitors then count only in that day's "(other)", or nowhere when "(other)" is under k too),
-  and complementary suppression moves up to the few smallest named values of a day into "(other)";
+  visitors then count only in that day's "(other)", or nowhere when "(other)" holds fewer than k
+  distinct visitors), and on a day whose "(other)" holds 1..k-1 visitors the smallest named value
+  is withheld too (it counts nowhere that day);
 - a filtered cell whose condition is ignored by drop-one (and a breakdown row snapped to its
   view's cell, a funnel step snapped to the step before) over-counts by up to k-1 visitors on that
   day for each condition ignored;
 - hours not named on their day are missing from the hourly chart;
 - realtime figures are under-counted by up to k-1.
 
-"(other)" adds its values' cells, as rows over several days add theirs: a visitor with visits
-from two unnamed sources counts in both. What the floor does not hide: that some visitors are
-outside the named values (a value moved into "(other)", a filter ignored by drop-one is a sign
-that a small group exists, never of its size, values or figures); and today's figures grow as
-people arrive (the rollups of today follow every ``rollup_interval``; raw-event answers of today
+A published "(other)" adds its values' cells, as rows over several days add theirs: a visitor with
+visits from two unnamed sources counts in both, among k or more distinct people. What the floor
+does not hide: that some visitors are outside the named values (a named value withheld, a filter
+ignored by drop-one is a sign that a small group exists, never of its size, values or figures);
+and today's figures grow as people arrive (the rollups of today follow every ``rollup_interval``; raw-event answers of today
 are live, so a filtered view of today may differ from the rollups by the arrivals in between).
 """
 
