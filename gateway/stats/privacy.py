@@ -60,8 +60,9 @@ A published "(other)" adds its values' cells, as rows over several days add thei
 visits from two unnamed sources counts in both, among k or more distinct people. What the floor
 does not hide: that some visitors are outside the named values (a named value withheld, a filter
 ignored by drop-one is a sign that a small group exists, never of its size, values or figures);
-and today's figures grow as people arrive (the rollups of today follow every ``rollup_interval``; raw-event answers of today
-are live, so a filtered view of today may differ from the rollups by the arrivals in between).
+and today's figures grow as people arrive (the rollups of today follow every ``rollup_interval``;
+raw-event answers of today are live, so a filtered view of today may differ from the rollups by
+the arrivals in between).
 """
 
 from __future__ import annotations
