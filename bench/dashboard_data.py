@@ -4,7 +4,8 @@ The rows are what ``gateway.storage.events.insert_events`` would have written fo
 the dashboard's queries meet realistic cardinalities and skew rather than a few repeated values.
 Writing them through the ingest path would take hours at 10M events; instead plain tuples go in with
 ``executemany`` (one transaction a day, ``synchronous=OFF``, no journal), then
-``gateway.storage.rollups.rebuild_all`` builds the rollups and ``ANALYZE`` the planner statistics.
+``gateway.storage.rollups.rebuild_all`` builds the rollups (with the people behind each day's "(other)"
+for the site's k, as the gateway's maintenance counts them) and ``ANALYZE`` the planner statistics.
 
 What the traffic looks like (each figure is a weight below, not a promise of the output):
 
@@ -69,7 +70,9 @@ __all__ = ["GeneratedData", "cached_database", "generate"]
 
 HOSTNAME = "www.example.com"
 #: Bump when the generated rows change, so ``cached_database`` stops reusing older files.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: rollup_other_visitors filled (migration 0011)
+#: The site's k: the default ``min_visitors``, which ``bench/dashboard.py``'s site keeps.
+MIN_VISITORS = 5
 T = TypeVar("T")
 
 _DAY_US = 86_400_000_000
@@ -233,19 +236,21 @@ def _insert_day(
 def _roll_up(connection: sqlite3.Connection, site_id: str) -> int:
     """The one call into the rollups (all UTC: the generated site has no ``timezone``)."""
     connection.execute("BEGIN")
-    built = rebuild_all(connection, site_id)
+    built = rebuild_all(connection, site_id, floors={site_id: MIN_VISITORS})
     connection.execute("COMMIT")
     return built
 
 
 def _code_digest() -> str:
     """What the file's rows depend on: the generator, the events/visits/rollups schema and the SQL that
-    computes a day's rollups (not the rest of the Python around them, so a refactor keeps the cache)."""
+    computes a day's rollups and its "(other)" visitors (not the rest of the Python around them, so a
+    refactor keeps the cache)."""
     digest = hashlib.sha256(str(GENERATOR_VERSION).encode())
     for _, name, sql in _migrations():
-        if name.startswith("0002_"):
+        if name.startswith(("0002_", "0011_")):
             digest.update(name.encode() + sql.encode())
     digest.update(gateway.storage.rollups._SELECT_DAY.encode())
+    digest.update(gateway.storage.rollups._SELECT_OTHER_VISITORS.encode())
     return digest.hexdigest()[:10]
 
 
