@@ -284,3 +284,41 @@ def test_events_arriving_while_the_rollup_is_computed_keep_their_day_marked(tmp_
     assert table(path, DAY1, "all", site="blog")  # the other site's day is done
     run(path, lambda db: db.write(rebuild_dirty))
     assert "/late" in table(path, DAY1, "page")
+
+
+def other_visitors(path: Path) -> dict[tuple[str, str, int], dict[str, int]]:
+    """(site, day, k) -> dimension -> the people behind its "(other)", as the rollup stored them."""
+    found: dict[tuple[str, str, int], dict[str, int]] = {}
+    with closing(sqlite3.connect(path)) as connection:
+        for site, day, k, dimension, visitors in connection.execute(
+            "SELECT site_id, day, k, dimension, visitors FROM rollup_other_visitors"
+        ):
+            found.setdefault((site, day, k), {})[dimension] = visitors
+    return found
+
+
+def test_the_people_behind_other_are_counted_with_the_rollups_for_the_sites_k(tmp_path: Path) -> None:
+    """k = 2 on the 10th: /pricing and /signup (both visitor a) and /blog (b) are pages under k: their
+    cells add up to 3, the people behind them are 2. Each source but "Direct / None" (a and b) is
+    under k: Google (a) and newsletter (c); of referrers, only google.com (a). Every country is (a,
+    b, c). The planner on a reader counts the same; a rebuild without a k for the site, and the
+    purge of the day's rollups, take the counts away with the rollups."""
+    from gateway.maintenance import roll_up
+    from gateway.storage.retention import purge
+
+    expected = {"all": 3, "page": 2, "source": 2, "referrer": 1, "channel": 2, "country": 3, "city": 3}
+    reference, planned = tmp_path / "reference.sqlite3", tmp_path / "planned.sqlite3"
+    for path in (reference, planned):
+        store(path, FIRST_DAY)
+    run(reference, lambda db: db.write(lambda c: rebuild_dirty(c, floors={"shop": 2})))
+    run(planned, lambda db: roll_up(db, {}, floors={"shop": 2}))
+    for path in (reference, planned):
+        counted = other_visitors(path)
+        assert list(counted) == [("shop", DAY1, 2)]  # the blog site has no k here: nothing counted for it
+        assert {d: n for d, n in counted["shop", DAY1, 2].items() if d in expected} == expected
+    assert other_visitors(planned) == other_visitors(reference)
+    run(reference, lambda db: db.write(lambda c: rebuild_day(c, "shop", DAY1)))
+    assert other_visitors(reference) == {}  # counted for no k now: the dashboard counts from raw events
+    cut = datetime(2000, 1, 1, tzinfo=UTC)
+    run(planned, lambda db: db.write(lambda c: purge(c, events_before=cut, rollups_before=DAY2, consent_before=cut)))
+    assert other_visitors(planned) == {}
