@@ -39,6 +39,7 @@ _HELP = {
     "consent_gateway_commit_seconds_max": ("gauge", "The slowest event write transaction so far."),
     "consent_gateway_write_queue_depth": ("gauge", "Events waiting for the writer."),
     "consent_gateway_consent_decisions_total": ("counter", "Consent decisions recorded, by method."),
+    "consent_gateway_client_disconnects_total": ("counter", "Requests whose client left before its body was read."),
 }
 
 

@@ -82,6 +82,7 @@ class EventEndpoint:
             status, extra = error.status, error.headers
             body = json.dumps({"error": error.message}).encode()
         except ClientDisconnect:  # no one to answer
+            self.context.metrics.inc("consent_gateway_client_disconnects_total")
             return
         if extra or body:
             raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
