@@ -78,6 +78,9 @@ def test_serve_answers_and_every_worker_writes_to_one_database(tmp_path: Path, w
     assert process.returncode == 0, stderr.decode()
     lines = stderr.decode().splitlines()
     assert lines and all(json.loads(line)["level"] for line in lines)  # structured: one JSON object a line
-    assert "127.0.0.1" not in stderr.decode()  # addresses appear as networks only
+    # Client addresses appear as networks only; the server's own listening address is kept (issue 10).
+    listening = [line for line in lines if "Uvicorn running on" in line]
+    assert len(listening) == 1 and "127.0.0.1:" in listening[0]
+    assert not any("127.0.0.1" in line for line in lines if line not in listening)
     with closing(sqlite3.connect(database)) as connection:
         assert connection.execute("SELECT count(*) FROM consent_records").fetchone() == (20,)
