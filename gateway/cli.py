@@ -637,7 +637,7 @@ def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 def _rollup(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from gateway.maintenance import roll_up
+    from gateway.maintenance import floors, roll_up
     from gateway.storage.rollups import rebuild_all
 
     settings = _settings(args)
@@ -648,11 +648,12 @@ def _rollup(args: argparse.Namespace) -> int:
 
     async def rebuild() -> int:
         async with _open_database(settings) as db:
-            return await db.write(partial(rebuild_all, site_id=args.site, zones=settings.zones))
+            rebuild_sites = partial(rebuild_all, site_id=args.site, zones=settings.zones, floors=floors(settings))
+            return await db.write(rebuild_sites)
 
     async def dirty() -> int:
         async with _open_database(settings) as db:
-            return len(await roll_up(db, settings.zones))
+            return len(await roll_up(db, settings.zones, floors=floors(settings)))
 
     if args.rebuild:
         print(f"rebuilt {asyncio.run(rebuild())} day(s)")

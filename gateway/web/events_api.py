@@ -89,7 +89,7 @@ class EventEndpoint:
             raw_headers.append((b"content-length", str(len(body)).encode()))
             if body:
                 raw_headers.append((b"content-type", b"application/json"))
-        else:  # the usual answer: a same-origin 202 (sendBeacon from the site itself, or a server)
+        else:  # the usual answer: a same-origin 202 (the snippet's fetch from the site itself, or a server)
             raw_headers = [(b"content-length", b"0")]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
