@@ -86,11 +86,15 @@ class ImpressionCounter:
                 log.exception("banner impression flush failed; %d counts kept for the next flush", len(batch))
                 self._pending.update(batch)
 
+    async def flushes_done(self) -> None:
+        """Return once every background flush started so far has finished (what a reader waits for)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def close(self) -> None:
         """Wait for background flushes, then write the rest (call before the database closes)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flushes_done()
         await self.flush()

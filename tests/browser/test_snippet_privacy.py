@@ -74,7 +74,7 @@ def _snippet_calls(calls: list[Call]) -> list[Call]:
     return [call for call in list(calls) if any(part in call.path for part in SNIPPET_CALLS)]
 
 
-def _wait_for_call(calls: list[Call], condition: Callable[[Call], bool], what: str, timeout: float = 10) -> Call:
+def _wait_for_call(calls: list[Call], condition: Callable[[Call], bool], what: str, timeout: float = 60) -> Call:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = next((call for call in list(calls) if condition(call)), None)
@@ -93,7 +93,7 @@ def _event_named(name: str) -> Callable[[Call], bool]:
     return matches
 
 
-def _stored_pages(database: Path, wanted: set[str], timeout: float = 10) -> set[str]:
+def _stored_pages(database: Path, wanted: set[str], timeout: float = 60) -> set[str]:
     """The stored pageview paths, once ``wanted`` are among them (the write buffer commits in batches)."""
     deadline = time.monotonic() + timeout
     pages: set[str] = set()

@@ -86,7 +86,7 @@ def test_flushes_from_the_request_path_at_most_once_per_interval_and_adds_to_sto
         seen = []
 
         async def settle() -> list[int]:
-            await asyncio.sleep(0.05)  # a started background flush gets to run
+            await counter.flushes_done()  # a flush the count started has written
             return [count.count for count in await impression_counts(db, "shop")]
 
         counter.count("shop", country="FR", device="mobile")  # starts the interval
