@@ -461,6 +461,8 @@ def _secret_keys(top: _Table) -> tuple[Secret, ...]:
             f"config error in {top.source}: secret_keys: expected a list of strings "
             "(the value found is not shown: it holds secret keys)"
         ) from None
+
+
 def _public_url(top: _Table) -> str | None:
     """The gateway's own address, scheme and host lowercased, without a trailing slash; None when unset.
 
@@ -479,8 +481,6 @@ def _public_url(top: _Table) -> str | None:
         )
     port = f":{match['port']}" if match["port"] else ""
     return f"{match['scheme'].lower()}://{match['host'].lower()}{port}{match['path'] or ''}"
-
-
 
 
 def _metrics_token(top: _Table) -> Secret | None:
