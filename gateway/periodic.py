@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from gateway.storage.db import failure_cause
+
 
 class Periodic:
     """``step`` at start and every ``interval`` seconds; a failing step is logged and tried again
@@ -36,8 +38,12 @@ class Periodic:
         while True:
             try:
                 await self._step()
-            except Exception:
-                self._log.exception("%s failed; retrying in %.0f s", self._name, self._interval)
+            except Exception as error:
+                cause = failure_cause(error)
+                if cause is None:  # a bug: its traceback is what helps
+                    self._log.exception("%s failed; retrying in %.0f s", self._name, self._interval)
+                else:  # the store is down (full disk, read-only file): one line per try, /healthz says the rest
+                    self._log.error("%s failed: %s; retrying in %.0f s", self._name, cause, self._interval)
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
             except TimeoutError:
