@@ -10,7 +10,6 @@ sessions (``storage/users.py``); the admin's own is started again when the chang
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 from urllib.parse import urlencode
 
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.accounts.passwords import PasswordError, check_new_password, hash_password
+from gateway.accounts.passwords import PasswordError, check_new_password
 from gateway.context import GatewayContext
 from gateway.storage.sessions import StoredSession, live_sessions, revoke_session, revoke_sessions_of
 from gateway.storage.users import (
@@ -183,14 +182,13 @@ class _UserAdmin:
     def _forbidden(self, request: Request, viewer: Viewer) -> Response:
         return self.auth.error_page(request, 403, "Only the instance admin manages users.", viewer=viewer)
 
-    @staticmethod
-    async def _hash(password: str) -> str | PasswordError:
-        """The new password's hash (scrypt, off the event loop), or why it may not be set."""
+    async def _hash(self, password: str) -> str | PasswordError:
+        """The new password's hash (scrypt, bounded like logins, off the event loop), or why it may not be set."""
         try:
             check_new_password(password)
         except PasswordError as error:
             return error
-        return await asyncio.to_thread(hash_password, password)
+        return await self.context.passwords.hash(password)
 
 
 def _done(what: Done, name: str) -> Response:

@@ -10,7 +10,6 @@ proves the password was given; failures are throttled like logins, per link and 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -107,7 +106,8 @@ class SharedDashboard:
             response.headers["retry-after"] = str(wait)
             return response
         password = form.get("password", "")[:_PASSWORD_LIMIT]
-        if not await asyncio.to_thread(self.links.password_ok, link, password):  # scrypt: off the event loop
+        stored = link.password_hash or ""
+        if not await self.context.passwords.verify(password, stored):  # scrypt: bounded, off the event loop
             return self._password_form(request, token, status=401, error=WRONG_PASSWORD, next_page=form.get("next", ""))
         await self.throttle.release(reservation)
         response = _see_other(back)
