@@ -2,7 +2,9 @@
 goals, access per site, and hostile strings from events rendered as text.
 
 The traffic is the hand-worked day of tests/storage/test_rollups.py; the site's privacy floor is
-k = 2, so its 3 visitors show while single-visitor rows fold into "(other)".
+k = 2, so its 3 visitors show while single-visitor rows fold into "(other)". A test that reads figures
+of one visitor adds ordinary visitors until its cells hold k, or runs on ``exact_site`` (k = 1, a value
+settings refuse: the floor then changes nothing) when the hand-worked figures are the point.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +38,18 @@ FORMULA_PATH = '=HYPERLINK("http://evil.example")'
 
 
 class SiteDashboard(Dashboard):
-    def __init__(self, tmp_path: Path, clock: FixedClock, start: Any) -> None:
+    def __init__(self, tmp_path: Path, clock: FixedClock, start: Any, *, k: int = 2) -> None:
+        """``k``: shop's ``min_visitors``; 1 (which settings refuse) shows the hand-worked figures unfloored."""
         goals = [{"name": "Signup", "event": "signup"}, {"name": "Pricing", "page": "/pricing*"}]
         funnels = [{"name": "Sign up", "steps": ["Pricing", "Signup"]}]
         sites = {
-            "shop": site_config(min_visitors=2, goals=goals, funnels=funnels),
+            "shop": site_config(min_visitors=max(k, 2), goals=goals, funnels=funnels),
             "blog": site_config(name="Blog", origins=["https://blog.example.com"], min_visitors=2),
         }
         self.settings = make_settings(tmp_path, sites=sites)
+        if k < 2:
+            shop = replace(self.settings.sites["shop"], min_visitors=k)
+            self.settings = replace(self.settings, sites={**self.settings.sites, "shop": shop})
         self.clock = clock
         self.server = start(create_app(self.settings, clock=clock))
 
@@ -54,14 +61,23 @@ class SiteDashboard(Dashboard):
         on_database(self.settings, work)
 
 
-@pytest.fixture
-def site(tmp_path: Path, clock: FixedClock, live_server: Any) -> Iterator[tuple[SiteDashboard, httpx.Client]]:
-    dashboard = SiteDashboard(tmp_path, clock, live_server)
+def _signed_in(dashboard: SiteDashboard) -> Iterator[tuple[SiteDashboard, httpx.Client]]:
     dashboard.add_user("ann", roles={"shop": "viewer"})
     dashboard.store(*FIRST_DAY, *AFTER_MIDNIGHT)
     with dashboard.client() as client:
         assert dashboard.login(client, "ann").status_code == 303
         yield dashboard, client
+
+
+@pytest.fixture
+def site(tmp_path: Path, clock: FixedClock, live_server: Any) -> Iterator[tuple[SiteDashboard, httpx.Client]]:
+    yield from _signed_in(SiteDashboard(tmp_path, clock, live_server))
+
+
+@pytest.fixture
+def exact_site(tmp_path: Path, clock: FixedClock, live_server: Any) -> Iterator[tuple[SiteDashboard, httpx.Client]]:
+    """The same site and traffic with k = 1: every figure is the hand-worked one."""
+    yield from _signed_in(SiteDashboard(tmp_path, clock, live_server, k=1))
 
 
 def text_of(html: str) -> str:
@@ -86,7 +102,10 @@ def test_the_overview_shows_the_top_line_chart_and_panels(site: tuple[SiteDashbo
 def test_a_row_filters_the_whole_dashboard_and_the_filter_lives_in_the_url(
     site: tuple[SiteDashboard, httpx.Client],
 ) -> None:
-    _, client = site
+    """d enters on /pricing and e on /blog, so each entry page of the day has k = 2 visitors (nothing is
+    withheld) and the day without / holds 3 (b, d, e): a filter leaving out fewer than k would be ignored."""
+    dashboard, client = site
+    dashboard.store(event(at("2026-03-10", "11:00"), "d", "/pricing"), event(at("2026-03-10", "11:30"), "e", "/blog"))
     page = client.get("/dashboard/shop", params={**DAY1, "pages": "entry_page"})
     link = re.search(r'href="([^"]*f=entry_page%3D%3D%2F&[^"]*)"', page.text.replace("&amp;", "&"))
     assert link, "the / row links to a filter"
@@ -112,7 +131,12 @@ def test_a_breakdown_page_sorts_and_exports(site: tuple[SiteDashboard, httpx.Cli
 
 
 def test_export_all_is_a_zip_of_every_breakdown_and_the_series(site: tuple[SiteDashboard, httpx.Client]) -> None:
-    _, client = site
+    """d and e sign up for pro too: a property key is exported only when one of its values had k visitors
+    on a day, and a and c alone leave plan's values at one visitor each."""
+    dashboard, client = site
+    dashboard.store(
+        *(event(at("2026-03-10", "11:00"), v, "/pricing", name="signup", props={"plan": "pro"}) for v in ("d", "e"))
+    )
     response = client.get("/dashboard/shop/export.zip", params=DAY1)
     assert response.headers["content-type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
@@ -133,10 +157,16 @@ def test_hostile_strings_render_as_text_and_never_run_in_a_spreadsheet(
     assert "'=HYPERLINK(" in exported.text and ",=HYPERLINK" not in exported.text and '"=HYPERLINK' not in exported.text
 
 
-def test_goals_and_funnels(site: tuple[SiteDashboard, httpx.Client]) -> None:
+def test_a_goal_of_one_visitor_is_withheld(site: tuple[SiteDashboard, httpx.Client]) -> None:
+    """A goal is its view plus one condition, a day cell like any other: under k visitors it reads "< k"."""
     _, client = site
     words = text_of(client.get("/dashboard/shop/goals", params=DAY1).text)
     assert "Signup (Event signup) &lt; 2 &lt; 2 –" in words  # signup: only visitor a on the 10th, no rate
+
+
+def test_goals_and_funnels(exact_site: tuple[SiteDashboard, httpx.Client]) -> None:
+    """The hand-worked figures of both days, at k = 1: each day's signups are one visitor."""
+    _, client = exact_site
     both = {"period": "custom", "from": "2026-03-10", "to": "2026-03-11"}
     words = text_of(client.get("/dashboard/shop/goals", params=both).text)
     assert "Signup (Event signup) 2 3 50.0%" in words
