@@ -4,7 +4,9 @@ The routes are not listed by hand: they are read from ``app.routes``, so a ``/da
 route added later is tried too, and fails here if it forgets the check. The gateway serves two
 sites, ``shop`` and ``blog``; ``olga`` owns shop, ``vic`` views shop, neither has a role on blog.
 Blog's traffic has a page no other site has (``BLOG_SECRET``) and blog has its own API key and
-shared link, so a leak or a cross-site write shows.
+shared link, so a leak or a cross-site write shows. Blog's pages each hold k = 2 visitors or more (its
+/ has z of tests/storage/test_rollups.py and one more), so blog's own link names ``BLOG_SECRET``: a page
+of one visitor would leave "(other)" under k, and the floor would withhold the smallest named page with it.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         gateway.add_user("olga", roles={"shop": "owner"})
         gateway.add_user("vic", roles={"shop": "viewer"})
         blog_traffic = [event(at("2026-03-10", f"1{n}:00"), f"b{n}", BLOG_SECRET, site="blog") for n in range(3)]
+        blog_traffic.append(event(at("2026-03-10", "12:30"), "y", "/", site="blog"))  # z's page holds k
         gateway.store(*FIRST_DAY, *blog_traffic)
         shop_key, blog = gateway.blog_rows()
         yield World(gateway, shop_key, blog)
