@@ -2,14 +2,16 @@
 
 The traffic is the hand-worked day of tests/storage/test_rollups.py (10 and 11 March 2026, UTC);
 the expected figures are those of tests/stats/test_query.py. The shop's privacy floor is k = 2,
-so the hand figures stay visible while single-visitor rows fold and single-visitor days are
-withheld.
+so single-visitor days and rows are withheld; where the hand-worked figures of one visitor are the
+point, the test reads ``exact``: the same traffic with k = 1 (a value settings refuse, the floor then
+changes nothing), as tests/stats/test_query.py does. Zero is withheld as well, at any k.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,8 @@ BUSY_DAY = [
 class Api:
     """The gateway on a real uvicorn, with the fixture's traffic rolled up and a key of each kind."""
 
-    def __init__(self, tmp_path: Path, extra: Sequence[AnonymousEvent] = ()) -> None:
+    def __init__(self, tmp_path: Path, extra: Sequence[AnonymousEvent] = (), *, k: int = 2) -> None:
+        """``k``: shop's ``min_visitors``; 1 (which settings refuse) leaves the hand-worked figures unfloored."""
         sites = {
             "shop": site_config(min_visitors=2),
             "blog": site_config(name="Blog", origins=["https://blog.example.com"]),
@@ -59,6 +62,9 @@ class Api:
         tmp_path.mkdir(exist_ok=True)
         # Many filtered requests from one key on a pinned clock: the limit is tested in test_rate_limit.py.
         self.settings: Settings = make_settings(tmp_path, sites=sites, filtered_query_limit=100_000)
+        if k < 2:
+            shop = replace(self.settings.sites["shop"], min_visitors=k)
+            self.settings = replace(self.settings, sites={**self.settings.sites, "shop": shop})
         self.path = Path(self.settings.database)
         store(self.path, FIRST_DAY, AFTER_MIDNIGHT, *([list(extra)] if extra else []))
         run(self.path, lambda db: db.write(lambda c: rebuild_dirty(c, zones=self.settings.zones)))
@@ -107,6 +113,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         yield shared
 
 
+@pytest.fixture(scope="module")
+def exact(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The same traffic with k = 1: every figure is the hand-worked one."""
+    with Api(tmp_path_factory.mktemp("stats-api-exact"), k=1) as shared:
+        yield shared
+
+
 @pytest.fixture
 def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
     opened: list[Api] = []
@@ -135,6 +148,8 @@ def assert_json_error(response: httpx.Response, status: int) -> str:
 
 
 def test_the_top_line_of_one_day_as_worked_out_by_hand(api: Api) -> None:
+    """The 10th holds 3 visitors, over k. The 9th had nobody: zero is withheld like a count under k, so
+    the previous values and the changes are null."""
     response = api.get(AGGREGATE, **FIRST)
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
@@ -152,25 +167,31 @@ def test_the_top_line_of_one_day_as_worked_out_by_hand(api: Api) -> None:
         "bounce_rate": 25.0,
         "visit_duration": 750,
     }
-    assert all(metric["previous"] == 0 and metric["change"] is None for metric in body["results"].values())
+    assert all(metric["previous"] is None and metric["change"] is None for metric in body["results"].values())
 
 
-def test_a_named_period_follows_the_clock_and_compares_with_the_days_before(api: Api) -> None:
-    body = api.get(AGGREGATE, period="7d").json()
+def test_a_named_period_follows_the_clock_and_compares_with_the_days_before(exact: Api) -> None:
+    """At k = 1: the 11th's one visitor counts (at k = 2 that day adds nothing). The week before had
+    nobody, withheld as zero is."""
+    body = exact.get(AGGREGATE, period="7d").json()
     assert body["period"] == {"name": "7d", "from": "2026-03-05", "to": DAY2, "timezone": "UTC"}
-    assert body["results"]["visitors"] == {"value": 4, "previous": 0, "change": None}  # 3 + 1: daily salts
+    assert body["results"]["visitors"] == {"value": 4, "previous": None, "change": None}  # 3 + 1: daily salts
     assert body["results"]["bounce_rate"]["value"] == 20.0
-    default = api.get(AGGREGATE).json()
+    default = exact.get(AGGREGATE).json()
     assert default["period"]["name"] == "30d" and default["period"]["from"] == "2026-02-10"
 
 
 def test_a_day_under_k_visitors_is_withheld_and_the_previous_day_shown(api: Api) -> None:
+    """A day of 1..k-1 visitors and a day of nobody read the same: every value null, ``withheld`` true
+    (withheld is zero). A previous period of k or more shows beside a withheld one; the change never does."""
     body = api.get(AGGREGATE, **SECOND).json()  # visitor c alone, after midnight
     assert body["withheld"] is True
     assert all(metric["value"] is None and metric["change"] is None for metric in body["results"].values())
     assert body["results"]["visitors"]["previous"] == 3  # the 10th: 3 visitors, over the floor
     after = api.get(AGGREGATE, period="custom", **{"from": "2026-03-12", "to": "2026-03-12"}).json()
-    assert after["withheld"] is False and after["results"]["visitors"] == {"value": 0, "previous": None, "change": None}
+    # nobody on the 12th, c alone on the 11th before it: both withheld alike
+    assert after["withheld"] is True
+    assert all(metric == {"value": None, "previous": None, "change": None} for metric in after["results"].values())
 
 
 FILTERS = [
@@ -194,16 +215,24 @@ def test_the_top_line_matches_the_core_with_and_without_filters(api: Api, filter
         assert body["results"][name]["value"] == (None if expected.withheld else value), name
 
 
-def test_filtered_figures_by_hand(api: Api) -> None:
+def test_filtered_figures_by_hand(exact: Api) -> None:
+    """At k = 1, where every value is named: at k = 2 the 10th's countries hold one visitor each, so no
+    country is named and ``country!=DE`` matches everyone (and Google's lone visitor withholds "" of referrer)."""
     # visits 3 and 4 (a and c: no referrer, not Germany) on the 10th: 2 + 1 pageviews, 1200 + 1500 s
-    results = api.get(AGGREGATE, **FIRST, f=["referrer==", "country!=DE"]).json()["results"]
+    results = exact.get(AGGREGATE, **FIRST, f=["referrer==", "country!=DE"]).json()["results"]
     assert {name: results[name]["value"] for name in ("visitors", "visits", "pageviews", "visit_duration")} == {
         "visitors": 2,
         "visits": 2,
         "pageviews": 3,
         "visit_duration": 1350,
     }
-    assert api.get(AGGREGATE, **FIRST, f="country==FR").json()["withheld"] is True  # visitor a alone
+
+
+def test_a_filter_on_a_value_of_one_visitor_is_withheld(api: Api) -> None:
+    """FR has one visitor on the 10th, under k: not named, ``country==FR`` matches nobody that day, and the
+    zero is withheld (filters see only named values)."""
+    body = api.get(AGGREGATE, **FIRST, f="country==FR").json()  # visitor a alone
+    assert body["withheld"] is True and body["results"]["visitors"]["value"] is None
 
 
 def test_a_daily_series_withholds_the_day_of_one_visitor(api: Api) -> None:
@@ -252,10 +281,24 @@ def test_the_series_matches_the_core(api: Api, params: dict[str, str], filters: 
         assert body["results"][9]["withheld"] is True  # visitor a alone in that hour
 
 
-def test_a_breakdown_folds_the_rows_under_k_into_other(api: Api) -> None:
+def test_a_breakdown_folds_the_rows_under_k_into_other(make_api: Callable[..., Api]) -> None:
+    """Pages of fewer than k visitors on the day fold into "(other)", which adds their cells and publishes
+    because they hold k distinct visitors (a on /signup, b on /blog). d and e read /pricing, so the day
+    without /pricing or without / still holds k or more: no row takes the day's cell (drop-one)."""
+    api = make_api([event(at(DAY1, "11:00"), visitor, "/pricing") for visitor in ("d", "e")])
     body = api.get(BREAKDOWN, **FIRST, property="page").json()
-    assert body["property"] == "page" and body["total_rows"] == 1
+    assert body["property"] == "page" and body["total_rows"] == 2
     assert body["results"] == [
+        # (3, 4, 4, 4, 2, 1500): a's two visits, d and e bouncing
+        {
+            "value": "/pricing",
+            "visitors": 3,
+            "visits": 4,
+            "pageviews": 4,
+            "events": 4,
+            "bounce_rate": 50.0,
+            "visit_duration": 375,
+        },
         {
             "value": "/",
             "visitors": 2,
@@ -264,18 +307,37 @@ def test_a_breakdown_folds_the_rows_under_k_into_other(api: Api) -> None:
             "events": 3,
             "bounce_rate": 0.0,
             "visit_duration": 1000,
-        }
+        },
     ]
-    # /pricing (1, 2, 2, 2, 0, 1500) + /signup (1, 1, 1, 1, 0, 300) + /blog (1, 1, 1, 1, 1, 0)
+    # /signup (1, 1, 1, 1, 0, 300) + /blog (1, 1, 1, 1, 1, 0)
     assert body["other"] == {
         "value": "(other)",
-        "visitors": 3,
-        "visits": 4,
-        "pageviews": 4,
-        "events": 4,
-        "bounce_rate": 25.0,
-        "visit_duration": 450,
+        "visitors": 2,
+        "visits": 2,
+        "pageviews": 2,
+        "events": 2,
+        "bounce_rate": 50.0,
+        "visit_duration": 150,
     }
+
+
+def test_a_row_that_leaves_out_fewer_than_k_shows_the_days_cell(api: Api) -> None:
+    """On the hand-worked 10th, / holds a and c: the day without / is b alone, under k. So / shows the
+    whole day's cell, and the day's other rows and "(other)" publish nothing (drop-one): / against the top
+    line never tells b's figures."""
+    body = api.get(BREAKDOWN, **FIRST, property="page").json()
+    assert body["total_rows"] == 1 and body["other"] is None
+    assert body["results"] == [
+        {
+            "value": "/",
+            "visitors": 3,
+            "visits": 4,
+            "pageviews": 7,
+            "events": 9,
+            "bounce_rate": 25.0,
+            "visit_duration": 750,
+        }
+    ]
 
 
 def test_a_breakdown_with_nothing_small_has_no_other(api: Api) -> None:
