@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from gateway.demo import demo_settings, demo_site
 from gateway.settings import Settings
 from tests.browser.conftest import CHROME_UA, GPC_SCRIPT, Deferred, Demo, Watched
 from tests.conftest import LiveServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 OpenPage = Callable[..., Watched]
@@ -74,14 +74,11 @@ def _snippet_calls(calls: list[Call]) -> list[Call]:
     return [call for call in list(calls) if any(part in call.path for part in SNIPPET_CALLS)]
 
 
-def _wait_for_call(calls: list[Call], condition: Callable[[Call], bool], what: str, timeout: float = 60) -> Call:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = next((call for call in list(calls) if condition(call)), None)
-        if found is not None:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"the gateway never received {what}; it received {[c.path for c in calls]}")
+def _wait_for_call(calls: list[Call], condition: Callable[[Call], bool], what: str) -> Call:
+    return wait_until(
+        lambda: next((call for call in list(calls) if condition(call)), None),
+        message=lambda: f"the gateway never received {what}; it received {[c.path for c in calls]}",
+    )
 
 
 def _event_named(name: str) -> Callable[[Call], bool]:
@@ -93,17 +90,17 @@ def _event_named(name: str) -> Callable[[Call], bool]:
     return matches
 
 
-def _stored_pages(database: Path, wanted: set[str], timeout: float = 60) -> set[str]:
+def _stored_pages(database: Path, wanted: set[str]) -> set[str]:
     """The stored pageview paths, once ``wanted`` are among them (the write buffer commits in batches)."""
-    deadline = time.monotonic() + timeout
-    pages: set[str] = set()
-    while time.monotonic() < deadline:
+
+    def pages() -> set[str]:
         with closing(sqlite3.connect(database)) as connection:
-            pages = {row[0] for row in connection.execute("SELECT pathname FROM events WHERE name = 'pageview'")}
-        if wanted <= pages:
-            return pages
-        time.sleep(0.1)
-    raise AssertionError(f"pageviews of {wanted} never arrived; stored: {pages}")
+            return {row[0] for row in connection.execute("SELECT pathname FROM events WHERE name = 'pageview'")}
+
+    return wait_until(
+        lambda: (found := pages()) >= wanted and found,
+        message=lambda: f"pageviews of {wanted} never arrived; stored: {pages()}",
+    )
 
 
 def _consent_updates(page: Any) -> list[dict[str, str]]:
