@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.ingest.bots import IgnoreList, detect_noise
-from gateway.ingest.event import AnonymousEvent, Dropped, DropReason, IncomingEvent
+from gateway.ingest.event import Dropped, DropReason, IncomingEvent
 from gateway.ingest.geo import NO_GEO, Geo, GeoLookup
 from gateway.ingest.referrer import TrafficSource, classify_source, is_referrer_spam
 from gateway.ingest.scrub import scrub_props, scrub_repeated
 from gateway.ingest.useragent import UAInfo, parse_user_agent
 from gateway.ingest.visitor import DailySalts, visitor_id
 from gateway.settings import SiteSettings
+from gateway.storage.records import AnonymousEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
 
-from gateway.ingest.event import AnonymousEvent
+from gateway.storage.records import EVENT_COLUMNS, AnonymousEvent, stored_row
 
 VISIT_TIMEOUT = timedelta(minutes=30)
 
@@ -29,16 +28,9 @@ UPDATE visits SET
     events = events + ?
 WHERE id = ?
 """
-_INSERT_EVENT = """
-INSERT INTO events (
-    site_id, ts, name, visitor_id, visit_id, hostname, pathname, referrer_host, source, channel,
-    utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, region, city,
-    browser, browser_version, os, os_version, device, screen, props, consent
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+_PLACEHOLDERS = ", ".join("?" * len(EVENT_COLUMNS))
+_INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_PLACEHOLDERS})"  # noqa: S608 - names from the record
 _MARK_DIRTY = "INSERT OR IGNORE INTO rollup_dirty (site_id, day) VALUES (?, ?)"
-#: ``json.dumps(props, ensure_ascii=False, sort_keys=True)`` without building an encoder per call.
-_props_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 class _Visit:
@@ -99,7 +91,7 @@ def insert_events(connection: sqlite3.Connection, events: Sequence[AnonymousEven
             visit.visitor_id = current
             touched[visit.id] = visit
         known[(site, current)] = visit
-        rows.append(_event_row(event, ts, current, visit.id))
+        rows.append(stored_row(event, ts, visit.id))
         dirty.add((site, ts[:10]))
     if touched:
         connection.executemany(
@@ -108,34 +100,3 @@ def insert_events(connection: sqlite3.Connection, events: Sequence[AnonymousEven
         )
     connection.executemany(_INSERT_EVENT, rows)
     connection.executemany(_MARK_DIRTY, sorted(dirty))
-
-
-def _event_row(event: AnonymousEvent, ts: str, visitor: str, visit_id: int) -> tuple[object, ...]:
-    return (
-        event.site_id,
-        ts,
-        event.name,
-        visitor,
-        visit_id,
-        event.hostname,
-        event.pathname,
-        event.referrer_host,
-        event.source,
-        event.channel,
-        event.utm_source,
-        event.utm_medium,
-        event.utm_campaign,
-        event.utm_content,
-        event.utm_term,
-        event.country,
-        event.region,
-        event.city,
-        event.browser,
-        event.browser_version,
-        event.os,
-        event.os_version,
-        event.device,
-        event.screen,
-        _props_json(dict(event.props)) if event.props else "{}",
-        ",".join(sorted(event.consent)) if event.consent else "",
-    )
