@@ -1,7 +1,7 @@
 """Login throttling: an attempt is reserved before its password is checked, so parallel requests cannot
 all slip through, and a stranger's failures slow an account down without locking its owner out.
 
-One write transaction (``BEGIN IMMEDIATE`` on the one writer: reservations are serialised) counts
+One write transaction (``gateway.storage.login_attempts``: serialised on every store) counts
 the recent attempts under three keys and, when every key allows it, inserts the attempt under
 each. Only then does the caller run scrypt; 40 parallel wrong passwords meet the limit in the
 database, not after 40 hashes. A right password releases its own reservation and clears its
@@ -24,12 +24,14 @@ Cheat Sheet: "account lockout" vs. throttling, and denial of service by lockout.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.anonymise import truncate_ip
-from gateway.storage.db import Database
+from gateway.storage.login_attempts import AttemptRule, Backoff, Refused, Reservation, release_attempt, reserve_attempt
+from gateway.storage.store import Store
+
+__all__ = ["LoginThrottle", "Refused", "Reservation", "ThrottlePolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,98 +44,30 @@ class ThrottlePolicy:
     max_delay: timedelta = timedelta(seconds=60)
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """An attempt counted before its password is checked; ``release`` it when the password was right."""
-
-    attempt: str
-    pair_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """Too many attempts: try again in ``retry_after`` seconds (at least 1)."""
-
-    retry_after: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    key: str
-    limit: int
-    slows: bool  # False: refused until the window lets the oldest go; True: spaced by a growing delay
-
-
 class LoginThrottle:
-    def __init__(self, database: Database, policy: ThrottlePolicy | None = None) -> None:
+    def __init__(self, database: Store, policy: ThrottlePolicy | None = None) -> None:
         self._database = database
         self.policy = policy or ThrottlePolicy()
+        self._backoff = Backoff(self.policy.window, self.policy.first_delay, self.policy.max_delay)
 
     async def reserve(self, name: str, client_ip: str | None, now: datetime) -> Reservation | Refused:
         """Count this attempt now, or say how long to wait; one transaction, so concurrent calls queue."""
         rules = self._rules(name, client_ip)
         attempt = secrets.token_hex(16)
-
-        def reserve(connection: sqlite3.Connection) -> Reservation | Refused:
-            connection.execute("DELETE FROM login_attempts WHERE at < ?", (_at(now - self.policy.window),))
-            wait = max(self._wait(connection, rule, now) for rule in rules)
-            if wait > 0:
-                return Refused(wait)
-            connection.executemany(
-                "INSERT INTO login_attempts (key, at, attempt) VALUES (?, ?, ?)",
-                [(rule.key, _at(now), attempt) for rule in rules],
-            )
-            return Reservation(attempt, rules[0].key)
-
-        return await self._database.write(reserve)
+        return await reserve_attempt(self._database, rules, attempt=attempt, now=now, backoff=self._backoff)
 
     async def release(self, reservation: Reservation) -> None:
         """The password was right: this attempt counts nowhere, and the (account, network) pair starts afresh.
 
         The account's and the network's earlier failures stay: they were failures.
         """
+        await release_attempt(self._database, reservation)
 
-        def release(connection: sqlite3.Connection) -> None:
-            connection.execute("DELETE FROM login_attempts WHERE attempt = ?", (reservation.attempt,))
-            connection.execute("DELETE FROM login_attempts WHERE key = ?", (reservation.pair_key,))
-
-        await self._database.write(release)
-
-    def _wait(self, connection: sqlite3.Connection, rule: _Rule, now: datetime) -> int:
-        since = _at(now - self.policy.window)
-        if not rule.slows:
-            rows = connection.execute(
-                "SELECT at FROM login_attempts WHERE key = ? AND at >= ? ORDER BY at DESC LIMIT ?",
-                (rule.key, since, rule.limit),
-            ).fetchall()
-            if len(rows) < rule.limit:
-                return 0
-            return _seconds(datetime.fromisoformat(rows[-1][0]) + self.policy.window - now)
-        count, newest = connection.execute(
-            "SELECT count(*), max(at) FROM login_attempts WHERE key = ? AND at >= ?", (rule.key, since)
-        ).fetchone()
-        if count < rule.limit:
-            return 0
-        steps = min(count - rule.limit, 32)  # 2**32 seconds is past any cap
-        delay = min(self.policy.first_delay * 2**steps, self.policy.max_delay)
-        return _seconds(datetime.fromisoformat(newest) + delay - now)
-
-    def _rules(self, name: str, client_ip: str | None) -> list[_Rule]:
+    def _rules(self, name: str, client_ip: str | None) -> list[AttemptRule]:
         account = name.lower()
         network = truncate_ip(client_ip) or "unknown"
         return [
-            _Rule(f"pair:{account}|{network}", self.policy.per_pair, slows=False),  # first: released on success
-            _Rule(f"account:{account}", self.policy.account_slow_after, slows=True),
-            _Rule(f"network:{network}", self.policy.network_slow_after, slows=True),
+            AttemptRule(f"pair:{account}|{network}", self.policy.per_pair, slows=False),  # first: released on success
+            AttemptRule(f"account:{account}", self.policy.account_slow_after, slows=True),
+            AttemptRule(f"network:{network}", self.policy.network_slow_after, slows=True),
         ]
-
-
-def _at(moment: datetime) -> str:
-    # One fixed width, so text order is time order.
-    return moment.isoformat(timespec="microseconds")
-
-
-def _seconds(wait: timedelta) -> int:
-    """Whole seconds to wait, rounded up; 0 when the wait is over."""
-    seconds = wait.total_seconds()
-    return 0 if seconds <= 0 else int(-(-seconds // 1))
