@@ -25,7 +25,8 @@ from gateway.accounts.api_keys import ApiKeyError, create_api_key, list_api_keys
 from gateway.accounts.shared_links import SharedLink, SharedLinkError, SharedLinks
 from gateway.cookies.catalog import CatalogError
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.storage.db import Database, check_database, failure_cause
+from gateway.storage.location import DatabaseLocation, PostgresUrl
+from gateway.storage.store import Store, check_store, failure_cause, open_store
 from gateway.storage.users import ROLES, UserError, add_user, grant, list_users, remove_user, set_password
 
 T = TypeVar("T")
@@ -403,23 +404,24 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
-async def _accounts(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+async def _accounts(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Run ``work`` on the database, creating it (and its tables) on first use."""
-    if not settings.database.parent.is_dir():
-        raise CommandError(f"the folder {settings.database.parent} does not exist")
-    db = Database(settings.database)
+    location = settings.database
+    if isinstance(location, Path) and not location.parent.is_dir():
+        raise CommandError(f"the folder {location.parent} does not exist")
+    db = open_store(location)
     try:
-        await asyncio.to_thread(check_database, settings.database)  # a damaged file: one line, not a traceback
+        await asyncio.to_thread(check_store, location)  # a damaged file: one line, not a traceback
         await db.open()
-    except sqlite3.Error as error:
+    except Exception as error:
         await db.close()
-        raise _database_error(settings.database, error) from None
+        raise _database_error(location, error) from None
     try:
         return await work(db)
     except (UserError, ApiKeyError, SharedLinkError) as error:
         raise CommandError(str(error)) from None
-    except sqlite3.Error as error:  # a damaged page met halfway, a full disk
-        raise _database_error(settings.database, error) from None
+    except Exception as error:  # a damaged page met halfway, a full disk
+        raise _database_error(location, error) from None
     finally:
         await db.close()
 
@@ -440,7 +442,7 @@ def _user_add(args: argparse.Namespace) -> int:
     site = _known_site(settings, args.site) if args.site else None
     password_hash = hash_password(_read_password(args))
 
-    async def work(db: Database) -> None:
+    async def work(db: Store) -> None:
         await add_user(db, args.name, password_hash, is_admin=args.admin, now=SystemClock().now())
         if site:
             await grant(db, args.name, site, args.role)
@@ -530,7 +532,7 @@ def _apikey_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shared_links(settings: Settings, db: Database) -> SharedLinks:
+def _shared_links(settings: Settings, db: Store) -> SharedLinks:
     _require_secret_keys(settings)
     return SharedLinks(db, settings.secret_keys)
 
@@ -562,7 +564,7 @@ def _share_create(args: argparse.Namespace) -> int:
         expires_at = now + timedelta(seconds=lifetime.seconds)
     password = _read_password(args) if args.password or args.password_stdin else None
 
-    async def create(db: Database) -> tuple[SharedLink, str]:
+    async def create(db: Store) -> tuple[SharedLink, str]:
         return await _shared_links(settings, db).create(
             site, label=args.label, expires_at=expires_at, password=password, now=now
         )
@@ -585,7 +587,7 @@ def _share_list(args: argparse.Namespace) -> int:
     site = _known_site(settings, args.site)
     now = SystemClock().now()
 
-    async def listing(db: Database) -> list[tuple[str, ...]]:
+    async def listing(db: Store) -> list[tuple[str, ...]]:
         links = _shared_links(settings, db)
         rows: list[tuple[str, ...]] = []
         for link in await links.list(site):
@@ -614,7 +616,7 @@ def _share_revoke(args: argparse.Namespace) -> int:
     settings = _settings(args)
     site = _known_site(settings, args.site)
 
-    async def revoke(db: Database) -> bool:
+    async def revoke(db: Store) -> bool:
         return await _shared_links(settings, db).revoke(site, args.id, now=SystemClock().now())
 
     if not asyncio.run(_accounts(settings, revoke)):
@@ -678,39 +680,47 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 @asynccontextmanager
-async def _open_database(settings: Settings) -> AsyncIterator[Database]:
-    if not settings.database.exists():
-        raise CommandError(f"the database {settings.database} does not exist")
-    db = Database(settings.database)
+async def _open_database(settings: Settings) -> AsyncIterator[Store]:
+    location = settings.database
+    if isinstance(location, Path) and not location.exists():
+        raise CommandError(f"the database {location} does not exist")
+    db = open_store(location)
     try:
-        await asyncio.to_thread(check_database, settings.database)  # a damaged file: one line, not a traceback
+        await asyncio.to_thread(check_store, location)  # a damaged file: one line, not a traceback
         await db.open()
-    except sqlite3.Error as error:  # not an SQLite file, a folder, no permission
+    except Exception as error:  # not an SQLite file, a folder, no permission, no server
         await db.close()
-        raise _database_error(settings.database, error) from None
+        raise _database_error(location, error) from None
     try:
         yield db
-    except sqlite3.Error as error:  # a damaged page met halfway, a full disk
-        raise _database_error(settings.database, error) from None
+    except Exception as error:  # a damaged page met halfway, a full disk
+        raise _database_error(location, error) from None
     finally:
         await db.close()
 
 
-def _check_database(path: Path) -> None:
-    """Refuse to start on a database that cannot be opened, read or migrated: one line naming the file."""
-    if path.is_dir():
-        raise CommandError(f"cannot open the database {path}: it is a folder, not a file")
+def _check_database(location: DatabaseLocation) -> None:
+    """Refuse to start on a database that cannot be opened, read or migrated: one line naming it."""
+    if isinstance(location, Path) and location.is_dir():
+        raise CommandError(f"cannot open the database {location}: it is a folder, not a file")
     try:
-        check_database(path)
-    except sqlite3.Error as error:
-        raise _database_error(path, error) from None
+        check_store(location)
     except OSError as error:  # the folder cannot be created
-        raise CommandError(f"cannot open the database {path}: {error.strerror or error}") from None
+        raise CommandError(f"cannot open the database {location}: {error.strerror or error}") from None
+    except Exception as error:
+        raise _database_error(location, error) from None
 
 
-def _database_error(path: Path, error: sqlite3.Error) -> CommandError:
+def _database_error(location: DatabaseLocation, error: BaseException) -> CommandError:
+    """One line naming the database (a URL without its password) and what is wrong with it;
+    an error that is not the store's (a bug) is raised as it is."""
     cause = failure_cause(error)
-    return CommandError(f"cannot open the database {path}: {f'{cause} ({error})' if cause else error}")
+    if cause is None and not isinstance(error, sqlite3.Error):
+        raise error
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(location, PostgresUrl):
+        detail = detail.replace(location.url, location.redacted)
+    return CommandError(f"cannot open the database {location}: {f'{cause} ({detail})' if cause else detail}")
 
 
 if __name__ == "__main__":

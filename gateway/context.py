@@ -15,14 +15,14 @@ from gateway.ingest.geo import GeoLookup
 from gateway.ingest.visitor import SaltKeeper
 from gateway.metrics import Metrics
 from gateway.settings import Settings, SiteSettings
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayContext:
     settings: Settings
     clock: Clock
-    database: Database
+    database: Store
     codec: ConsentTokenCodec
     #: Each site's catalog: the shipped rules plus the site's own.
     catalogs: Mapping[str, CookieCatalog]

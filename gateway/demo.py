@@ -26,7 +26,7 @@ from gateway.clock import SystemClock
 from gateway.consent.middleware import SCOPE_KEY, ConsentMiddleware
 from gateway.resources import resource_dir
 from gateway.settings import Settings, load_settings
-from gateway.storage.db import Database
+from gateway.storage.store import open_store
 from gateway.storage.users import add_user, count_users
 from gateway.templating import template_environment
 
@@ -115,7 +115,7 @@ async def demo_login_notice(settings: Settings, *, gateway_url: str, now: dateti
     The password is random and shown once, on the terminal that started the demo (it is
     stored only as its scrypt hash); later runs say how to set a new one instead.
     """
-    database = Database(settings.database)
+    database = open_store(settings.database)
     await database.open()
     try:
         if await count_users(database) == 0:
@@ -126,7 +126,9 @@ async def demo_login_notice(settings: Settings, *, gateway_url: str, now: dateti
     finally:
         await database.close()
     config = resource_dir("config") / "demo.toml"
-    database_env = f"CONSENT_GATEWAY_DATABASE='\"{settings.database.as_posix()}\"' "
+    location = settings.database
+    shown = location.as_posix() if isinstance(location, Path) else location.redacted
+    database_env = f"CONSENT_GATEWAY_DATABASE='\"{shown}\"' "
     default_database = settings.database == Path("data/demo.sqlite3")
     return (
         f"Dashboard: {gateway_url}/login  (the user {DEMO_ADMIN} exists; to set a new password: "

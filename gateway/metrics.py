@@ -22,7 +22,7 @@ from typing import Literal
 
 from gateway.clock import Clock
 from gateway.periodic import Periodic
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 from gateway.storage.worker_metrics import Sample, forget_workers_before, other_workers_samples, publish_samples
 
 log = logging.getLogger("gateway.metrics")
@@ -144,7 +144,7 @@ class MetricsPublisher:
     """Publishes this process's metrics every ``interval``; ``render`` adds the other workers'."""
 
     def __init__(
-        self, database: Database, metrics: Metrics, clock: Clock, *, interval: timedelta = timedelta(seconds=5)
+        self, database: Store, metrics: Metrics, clock: Clock, *, interval: timedelta = timedelta(seconds=5)
     ) -> None:
         self._database, self._metrics, self._clock, self._interval = database, metrics, clock, interval
         self._periodic = Periodic("publishing metrics", self.publish, interval.total_seconds(), log)

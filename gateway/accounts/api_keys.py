@@ -22,7 +22,7 @@ from gateway.storage.api_keys import (
     revoke_stored_api_key,
     touch_api_key,
 )
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 
 __all__ = [
     "KEY_PREFIX",
@@ -49,7 +49,7 @@ class ApiKeyError(ValueError):
     """A key that cannot be created (an empty or overlong name)."""
 
 
-async def create_api_key(db: Database, site_id: str, name: str, *, now: datetime) -> tuple[ApiKey, str]:
+async def create_api_key(db: Store, site_id: str, name: str, *, now: datetime) -> tuple[ApiKey, str]:
     """A new key of ``site_id`` (the caller checks that the site exists): the record and the plaintext, once."""
     name = name.strip()
     if not name or len(name) > _NAME_LENGTH or not name.isprintable():
@@ -59,7 +59,7 @@ async def create_api_key(db: Database, site_id: str, name: str, *, now: datetime
     return record, key
 
 
-async def verify_api_key(db: Database, presented: str | None, *, now: datetime) -> ApiKey | None:
+async def verify_api_key(db: Store, presented: str | None, *, now: datetime) -> ApiKey | None:
     """The live key behind ``presented``; None when it is missing, malformed, unknown or revoked."""
     if presented is None or not _KEY.fullmatch(presented):
         return None
@@ -72,12 +72,12 @@ async def verify_api_key(db: Database, presented: str | None, *, now: datetime) 
     return key
 
 
-async def list_api_keys(db: Database, site_id: str) -> list[ApiKey]:
+async def list_api_keys(db: Store, site_id: str) -> list[ApiKey]:
     """Every key of the site, revoked ones included, oldest first."""
     return await api_keys_of(db, site_id)
 
 
-async def revoke_api_key(db: Database, site_id: str, key_id: int, *, now: datetime) -> bool:
+async def revoke_api_key(db: Store, site_id: str, key_id: int, *, now: datetime) -> bool:
     """Revoke a key of ``site_id`` for good; False when the site has no such key (another site's is kept).
 
     Revoking twice is not an error: the key stays revoked since the first time.

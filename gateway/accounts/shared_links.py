@@ -19,7 +19,6 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from gateway.accounts.passwords import check_new_password, hash_password, verify_password
 from gateway.settings import Secret
-from gateway.storage.db import Database
 from gateway.storage.shared_links import (
     SharedLink,
     insert_shared_link,
@@ -27,6 +26,7 @@ from gateway.storage.shared_links import (
     shared_link_by_id,
     shared_links_of,
 )
+from gateway.storage.store import Store
 
 __all__ = ["UNLOCK_LIFETIME", "SharedLink", "SharedLinkError", "SharedLinks"]
 
@@ -48,7 +48,7 @@ class SharedLinkError(ValueError):
 class SharedLinks:
     """Creates, opens, lists and revokes shared links; holds no state but the serializers."""
 
-    def __init__(self, db: Database, secret_keys: Sequence[Secret]) -> None:
+    def __init__(self, db: Store, secret_keys: Sequence[Secret]) -> None:
         keys = [key.value for key in secret_keys]
         if not keys:
             raise SharedLinkError("shared links need a secret key (secret_keys)")

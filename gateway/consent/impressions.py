@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from gateway.clock import Clock
 from gateway.storage.consent_report import ImpressionCount, add_impressions
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 
 log = logging.getLogger("gateway.impressions")
 
@@ -31,7 +31,7 @@ _Key = tuple[str, date, str, str]  # site, UTC day, country ("" unknown), device
 
 
 class ImpressionCounter:
-    def __init__(self, database: Database, clock: Clock, *, flush_interval: timedelta = timedelta(seconds=10)) -> None:
+    def __init__(self, database: Store, clock: Clock, *, flush_interval: timedelta = timedelta(seconds=10)) -> None:
         self._database = database
         self._clock = clock
         self._interval = flush_interval

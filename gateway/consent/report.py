@@ -10,10 +10,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from gateway.storage.cookie_report import CookieTally, add_cookie_tallies
-from gateway.storage.db import Database
+from gateway.storage.location import DatabaseLocation
+from gateway.storage.store import Store, open_store
 
 log = logging.getLogger("gateway.cookie_report")
 
@@ -45,14 +45,15 @@ class _Counts:
 class CookieReport:
     def __init__(
         self,
-        database: Database | Path | None,
+        database: Store | DatabaseLocation | None,
         *,
         flush_interval: timedelta = timedelta(seconds=10),
         max_pending: int = 500,
     ) -> None:
-        """``database``: an open ``Database`` (the gateway's), a path opened on first flush, or None to only count."""
+        """``database``: an open ``Store`` (the gateway's), a location (path or URL) opened on first
+        flush, or None to only count."""
         self._database = database
-        self._owned: Database | None = None
+        self._owned: Store | None = None
         self._interval = flush_interval
         self._max_pending = max_pending
         self._pending: dict[tuple[str, str], _Counts] = {}
@@ -122,10 +123,10 @@ class CookieReport:
             await self._owned.close()
             self._owned = None
 
-    async def _open(self) -> Database:
-        if isinstance(self._database, Database):
+    async def _open(self) -> Store:
+        if isinstance(self._database, Store):
             return self._database
         if self._owned is None:
             assert self._database is not None  # noqa: S101 - flush() checked it
-            self._owned = await Database(self._database).open()
+            self._owned = await open_store(self._database).open()
         return self._owned

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.settings import Secret
-from gateway.storage.db import Database
 from gateway.storage.salts import delete_salts_before, salts_for
+from gateway.storage.store import Store
 
 VISIT_TIMEOUT = timedelta(minutes=30)
 #: Domain separation: the visitor key derived from a secret key is used for nothing else.
@@ -81,7 +81,7 @@ class SaltKeeper:
     ``key``: the visitor key (``visitor_key``), held by the process and never stored.
     """
 
-    def __init__(self, database: Database, *, key: bytes) -> None:
+    def __init__(self, database: Store, *, key: bytes) -> None:
         self._database = database
         self._key = key
         self._salts: DailySalts | None = None

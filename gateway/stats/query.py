@@ -41,8 +41,8 @@ from gateway.stats.privacy import (
 from gateway.stats.sums import PublishedCells, PublishedDay, add_days
 from gateway.storage import stats as sql
 from gateway.storage.aggregates import Condition
-from gateway.storage.db import Database
 from gateway.storage.rollups import day_bounds
+from gateway.storage.store import Store
 
 SortKey = Literal["value", "visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"]
 SORT_KEYS: tuple[SortKey, ...] = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "value")
@@ -137,7 +137,7 @@ class Stats:
     """Answers for one database; one instance per app. It remembers only what cannot change (settled
     days' answers, checked rollup sums), never anything about one request."""
 
-    def __init__(self, database: Database, clock: Clock, *, raw_events: bool = False) -> None:
+    def __init__(self, database: Store, clock: Clock, *, raw_events: bool = False) -> None:
         """``raw_events``: every figure from raw events, none from the rollups (benchmarks and tests: the
         same answers the rollups give, at the cost they save)."""
         self._db = database

@@ -38,8 +38,8 @@ from gateway.stats.figures import Figures
 from gateway.stats.privacy import ZERO, DayRows, floor, left_out, publish_rows
 from gateway.storage import stats as sql
 from gateway.storage.aggregates import ALL_PROPS, DIMENSIONS
-from gateway.storage.db import Database
 from gateway.storage.rollups import day_bounds
+from gateway.storage.store import Store
 
 _DayKey = tuple[str, str, str, int]  # site, dimension, day, k
 _CountKey = tuple[str, str, int]  # site, day, k
@@ -69,7 +69,7 @@ class PublishedCells:
 
     def __init__(
         self,
-        database: Database,
+        database: Store,
         *,
         day_capacity: int = 512,
         range_capacity: int = 48,

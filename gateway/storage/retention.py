@@ -69,7 +69,7 @@ def purge(
     days before ``rollups_before`` (YYYY-MM-DD), consent records that ended (``expires_at``) before
     ``consent_before``, and salts of days before ``salts_before`` (no salt is deleted when it is None).
 
-    Run it inside one transaction (``Database.write``).
+    Run it inside one transaction (``Store.write``).
     """
     events_cut = _utc_text(events_before)
     events = visits = rollups = 0

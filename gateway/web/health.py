@@ -20,6 +20,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -106,7 +107,10 @@ def _writer_check(context: GatewayContext) -> Check:
 
 
 def _disk_check(context: GatewayContext) -> Check:
-    folder = context.settings.database.resolve().parent
+    location = context.settings.database
+    if not isinstance(location, Path):
+        return Check(True, "the database is a server (its disk is watched there)")
+    folder = location.resolve().parent
     try:
         stats = os.statvfs(folder)
     except OSError as error:

@@ -1,0 +1,272 @@
+"""The PostgreSQL store: several gateway nodes on one database.
+
+psycopg 3 (chosen over asyncpg because it offers both a synchronous connection, which lets the
+same transaction functions run on the writer thread as on SQLite, and a native asyncio pool for
+reads; and because it can bind values client-side, so ``?``-placeholder SQL written for SQLite,
+untyped literals included, runs unchanged). Writes run on the store's writer thread in
+``BEGIN ... COMMIT``; reads share an ``AsyncConnectionPool``.
+
+What makes several nodes correct lives with the statements that need it: visit stitching takes
+a transaction-level advisory lock (gateway/storage/events.py), outbox claims skip locked rows,
+the maintenance leader holds a session-level advisory lock (gateway/storage/leader.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from gateway.storage.location import PostgresUrl
+from gateway.storage.sql import Dialect
+from gateway.storage.store import Store
+
+try:
+    import psycopg
+    from psycopg.adapt import Loader
+    from psycopg_pool import AsyncConnectionPool
+except ImportError as missing:  # pragma: no cover - the message is the point
+    raise ImportError(
+        "database is a postgresql:// URL but the PostgreSQL driver is not installed: "
+        "pip install 'consent-gateway[postgresql]'"
+    ) from missing
+
+#: pg_advisory_lock key under which migrations run (several nodes may start at once).
+_MIGRATION_LOCK = 0x636F6E73656E74  # "consent"
+_CONNECT_TIMEOUT_S = 10
+_POOL_TIMEOUT_S = 30.0
+
+
+class Row(tuple[Any, ...]):
+    """A result row readable by position and by column name, like ``sqlite3.Row``."""
+
+    _index: dict[str, int]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    description = cursor.description or ()
+    index = {column.name: position for position, column in enumerate(description)}
+
+    def make(values: Sequence[Any]) -> Row:
+        row = Row(values)
+        row._index = index
+        return row
+
+    return make
+
+
+class _NumberLoader(Loader):
+    """``numeric`` as SQLite gives it: ``sum()`` of integers is an int, anything else a float
+    (psycopg's default, Decimal, would not mix with the floats and JSON of the stats code)."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        if "." in text or "e" in text or "E" in text or text in ("NaN", "Infinity", "-Infinity"):
+            return float(text)
+        return int(text)
+
+
+def _configure(adapters: Any) -> None:
+    adapters.register_loader("numeric", _NumberLoader)
+
+
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?|%")
+
+
+@lru_cache(maxsize=2048)
+def translate(sql: str) -> str:
+    """``?`` placeholders (outside string literals) to ``%s``; a literal ``%`` to ``%%``."""
+
+    def swap(match: re.Match[str]) -> str:
+        piece = match.group(0)
+        if piece == "?":
+            return "%s"
+        if piece == "%":
+            return "%%"
+        return piece.replace("%", "%%")
+
+    return _PLACEHOLDER.sub(swap, sql)
+
+
+def _values(parameters: Sequence[Any]) -> tuple[Any, ...]:
+    """Bools as 0/1, as SQLite stores them (the columns are integers on both stores)."""
+    return tuple(int(value) if isinstance(value, bool) else value for value in parameters)
+
+
+class PgConnection:
+    """The writer's connection as storage code sees it: ``?`` SQL, rows by name or position."""
+
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.ClientCursor[Any]:
+        cursor = psycopg.ClientCursor(self.raw, row_factory=_row_factory)
+        cursor.execute(translate(sql), _values(parameters))
+        return cursor
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.ClientCursor[Any]:
+        cursor = psycopg.ClientCursor(self.raw, row_factory=_row_factory)
+        cursor.executemany(translate(sql), [_values(row) for row in parameters])
+        return cursor
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.raw.closed or self.raw.broken)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _connect(url: PostgresUrl) -> psycopg.Connection[Any]:
+    connection = psycopg.connect(url.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
+    _configure(connection.adapters)
+    return connection
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("gateway.storage") / "migrations_postgresql"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number = int(entry.name.split("_", 1)[0])
+            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def apply_migrations(url: PostgresUrl) -> None:
+    """Bring the schema up to date; nodes starting at once queue on an advisory lock."""
+    with _connect(url) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            with connection.transaction():
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name TEXT)"
+                )
+                done = {row[0] for row in connection.execute("SELECT number FROM schema_migrations")}
+                for number, name, sql in _migrations():
+                    if number in done:
+                        continue
+                    connection.execute(sql.encode())  # no parameters: the whole file in one simple query
+                    connection.execute("INSERT INTO schema_migrations (number, name) VALUES (%s, %s)", (number, name))
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+
+def check_postgres(url: PostgresUrl) -> None:
+    """Reach the server, bring the schema up to date and read every table once (start-up check)."""
+    apply_migrations(url)
+    with _connect(url) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
+            )
+        ]
+        for table in tables:
+            connection.execute(f'SELECT * FROM "{table}" LIMIT 1').fetchall()  # noqa: S608 - names from the catalog
+
+
+#: What a scrub vacuums: the tables whose deleted rows must not stay readable in dead tuples.
+_SCRUBBED = ("salts", "consent_records")
+
+
+class PostgresStore(Store):
+    """PostgreSQL behind the same shape as the SQLite store (gateway/storage/store.py)."""
+
+    dialect: Dialect = "postgresql"
+    begin_statement = "BEGIN"
+
+    def __init__(self, url: PostgresUrl, *, max_readers: int = 10) -> None:
+        super().__init__()
+        self.url = url
+        self._max_readers = max_readers
+        self._pool: AsyncConnectionPool[Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url.redacted!r})"
+
+    async def open(self) -> PostgresStore:
+        await super().open()
+        return self
+
+    def _prepare(self) -> None:
+        apply_migrations(self.url)
+
+    def _connect_writer(self) -> PgConnection:
+        return PgConnection(_connect(self.url))
+
+    def _writer_connection(self) -> PgConnection:
+        writer: PgConnection = self._writer
+        if writer.broken:  # the server restarted or a network blip: the next transaction reconnects
+            self._writer = writer = self._connect_writer()
+        return writer
+
+    async def _open_reader(self) -> None:
+        async def configure(connection: psycopg.AsyncConnection[Any]) -> None:
+            _configure(connection.adapters)
+
+        self._pool = AsyncConnectionPool(
+            self.url.url,
+            min_size=1,
+            max_size=self._max_readers,
+            kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
+            configure=configure,
+            timeout=_POOL_TIMEOUT_S,
+            open=False,
+            name="consent-gateway-readers",
+        )
+        await self._pool.open(wait=True, timeout=_POOL_TIMEOUT_S)
+
+    async def _close_reader(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        if self._pool is None:
+            raise RuntimeError("the database is not open")
+        async with self._pool.connection() as connection:
+            cursor = psycopg.AsyncClientCursor(connection, row_factory=_row_factory)
+            await cursor.execute(translate(sql), _values(parameters))
+            return await cursor.fetchall()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A dedicated connection (autocommit) for as long as the block runs: a session-level
+        advisory lock lives exactly as long as it (gateway/storage/leader.py)."""
+        connection = await psycopg.AsyncConnection.connect(
+            self.url.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
+        )
+        try:
+            _configure(connection.adapters)
+            yield connection
+        finally:
+            await connection.close()
+
+    def _scrub_on_writer(self, writer: PgConnection, wait_ms: int) -> bool:
+        """VACUUM the tables that lose rows to erasure, so dead tuples of a deleted salt or an
+        erased record are not left for a reader of the data files (WAL segments are recycled by
+        the server; a base backup taken before holds them: say so in the operator's guide)."""
+        writer = self._writer_connection()
+        writer.raw.execute(f"SET lock_timeout = {int(wait_ms)}")
+        try:
+            for table in _SCRUBBED:
+                writer.raw.execute(f"VACUUM (FULL) {table}" if table == "salts" else f"VACUUM {table}")
+        except psycopg.errors.LockNotAvailable:
+            return False
+        finally:
+            writer.raw.execute("RESET lock_timeout")
+        return True
