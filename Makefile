@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 AXE := .cache/npm/node_modules/axe-core/axe.min.js
 
-.PHONY: demo serve test lint typecheck unit bench browser clean
+.PHONY: demo demo-postgres serve test lint typecheck unit bench browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 ## The gateway plus a demo site on the embedded defaults (SQLite under ./data, bundled GeoLite2).
 demo: $(STAMP)
 	$(VENV)/bin/consent-gateway demo
+
+## The same demo on PostgreSQL: a throwaway cluster under .cache/postgres (Debian's packages), deleted at Ctrl-C.
+demo-postgres: $(STAMP)
+	$(PYTHON) scripts/postgres_cluster.py run --database consent_gateway_demo --database-env CONSENT_GATEWAY_DATABASE \
+		-- $(VENV)/bin/consent-gateway demo
 
 ## Debian's chromium for the browser tests (Playwright cannot download its own here).
 browser:
@@ -33,10 +38,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+## The suite on both stores: a throwaway PostgreSQL cluster is up for pytest's length (stopped and deleted even when
+## pytest fails; its exit status is pytest's). PYTEST_ARGS narrows a run: make unit PYTEST_ARGS=tests/storage
 unit: $(STAMP) browser $(AXE)
-	$(VENV)/bin/pytest
+	$(PYTHON) scripts/postgres_cluster.py run -- $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## Everything: lint, types, the whole suite.
+## Everything: lint, types, the whole suite on SQLite and on PostgreSQL.
 test: lint typecheck unit
 
 bench: $(STAMP) browser
