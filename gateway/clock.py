@@ -33,3 +33,29 @@ class FixedClock:
 
     def advance(self, delta: timedelta | float) -> None:
         self.current += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+
+
+class CorrectedClock:
+    """System time moved by the offset to a shared reference clock: the database server's.
+
+    Several gateway nodes stamp events, visits, outbox retries and login windows with their own
+    clocks; a node whose clock runs a few seconds off would order those wrongly against the others.
+    Each node measures the server's time (``correct``, called at start-up and then every minute)
+    and reads its own clock plus that offset, so all nodes agree with the database — and tests
+    still inject a FixedClock instead.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def local(self) -> datetime:
+        """This machine's own time (to bracket a measurement of the reference)."""
+        return datetime.now(UTC)
+
+    def correct(self, reference: datetime, *, sent: datetime, received: datetime) -> None:
+        """Take ``reference`` (the server's time, read between ``sent`` and ``received`` local times)
+        as the time at the midpoint of the round trip."""
+        self.offset = reference - (sent + (received - sent) / 2)

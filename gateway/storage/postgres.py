@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -242,6 +243,11 @@ class PostgresStore(Store):
             cursor = psycopg.AsyncClientCursor(connection, row_factory=_row_factory)
             await cursor.execute(translate(sql), _values(parameters))
             return await cursor.fetchall()
+
+    async def server_time(self) -> datetime:
+        rows = await self.fetch_all("SELECT clock_timestamp() AS now")
+        moment: datetime = rows[0]["now"]
+        return moment.astimezone(UTC)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

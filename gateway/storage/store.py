@@ -16,6 +16,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
@@ -272,6 +273,10 @@ class Store:
         done = await self._submit(lambda writer: self._scrub_on_writer(writer, wait_ms), transaction=False)
         self._scrub_due = not done
         return done
+
+    async def server_time(self) -> datetime | None:
+        """The database server's clock, where several nodes share one (None for an embedded file)."""
+        return None
 
     # Health.
 
