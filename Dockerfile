@@ -6,8 +6,10 @@
 #     -e CONSENT_GATEWAY_CONFIG=/config/gateway.toml -v "$PWD/my-config:/config:ro" \
 #     consent-gateway
 #
-# The SQLite database lives in the /data volume. Behind a reverse proxy, set
-# FORWARDED_ALLOW_IPS to the proxy's address so uvicorn trusts its X-Forwarded-For.
+# The SQLite database lives in the /data volume. Several nodes share one PostgreSQL database
+# instead (CONSENT_GATEWAY_DATABASE=postgresql://user@host:5432/db): docker-compose.yml runs two
+# behind Caddy. Behind a reverse proxy, set FORWARDED_ALLOW_IPS to the proxy's address so uvicorn
+# trusts its X-Forwarded-For.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,8 +26,12 @@ RUN groupadd --system --gid 10001 gateway \
 # The sources are removed once installed.
 WORKDIR /src
 COPY . .
+# The PostgreSQL driver comes with the dependencies: psycopg[binary] ships its own libpq, so the
+# slim image needs no system packages. The import check fails the build, not the first start, if
+# it went missing.
 RUN pip install --no-cache-dir . \
-    && cd / && rm -rf /src
+    && cd / && rm -rf /src \
+    && python -c "import psycopg, psycopg_pool; print('psycopg', psycopg.__version__, psycopg.pq.__impl__, 'libpq', psycopg.pq.version())"
 
 RUN mkdir /data && chown gateway:gateway /data
 VOLUME ["/data"]
