@@ -7,11 +7,15 @@ so a typo fails at start-up with one line rather than at the first write.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
+#: ``scheme://user:`` then the password up to the last ``@`` of the authority.
+_USERINFO_PASSWORD = re.compile(r"^([a-zA-Z][\w+.-]*://[^:/@?#]*:)[^/?#]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")
 
 
 @dataclass(frozen=True)
@@ -28,15 +32,17 @@ class PostgresUrl:
 
     @property
     def redacted(self) -> str:
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+        """The URL with any password (``user:PASSWORD@`` or ``password=...``) replaced by ``***``."""
+        shown = _USERINFO_PASSWORD.sub(r"\1***@", self.url, count=1)
+        return _QUERY_PASSWORD.sub(r"\1***", shown)
 
     @property
     def database_name(self) -> str:
         return urlsplit(self.url).path.lstrip("/") or "postgres"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "localhost"
 
 
 DatabaseLocation = Path | PostgresUrl
