@@ -1,8 +1,18 @@
-"""Shared fixtures: settings with a temporary SQLite file, a pinned clock, a real uvicorn server."""
+"""Shared fixtures: settings on the current test's store, a pinned clock, a real uvicorn server.
+
+Every test that touches the database runs on both stores, ``[sqlite]`` and ``[postgresql]``
+(tests/stores.py says how a SQLite path becomes a fresh PostgreSQL database). A test touches the
+database when it asks for ``settings`` or ``store``, or when it has a ``tmp_path`` and its module
+builds settings or a store (``make_settings``, ``Database(``, ``open_store(``, ``fresh_store(``...).
+A test that reads SQLite itself (file bytes, pragmas, ``sqlite3.connect``) says so with
+``@pytest.mark.sqlite_only(reason=...)`` and runs once, on SQLite.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import os
 import socket
 import threading
 import time
@@ -18,6 +28,17 @@ from gateway.clock import FixedClock
 from gateway.consent.middleware import load_catalog
 from gateway.cookies.catalog import CookieCatalog
 from gateway.settings import Settings, settings_from_dict
+from gateway.storage.store import Store
+from tests.stores import (
+    ADMIN_URL_ENV,
+    STORES,
+    PostgresServer,
+    begin_test,
+    database_setting,
+    end_test,
+    fresh_store,
+    postgres_server_or_skip,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
@@ -45,7 +66,7 @@ def site_config(**overrides: Any) -> dict[str, Any]:
 def make_settings(tmp_path: Path, *, site: dict[str, Any] | None = None, **top: Any) -> Settings:
     raw: dict[str, Any] = {
         "secret_keys": ["test-secret-key-old", "test-secret-key-new"],
-        "database": str(tmp_path / "gateway.sqlite3"),
+        "database": database_setting(tmp_path / "gateway.sqlite3"),
         "sites": {"shop": site if site is not None else site_config()},
     }
     raw.update(top)
@@ -58,8 +79,77 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, store_kind: str) -> Settings:
     return make_settings(tmp_path)
+
+
+#: What in a module's source means its tests (those with a tmp_path) build a database.
+_DATABASE_CALLS = (
+    "make_settings(",
+    "Database(",
+    "open_store(",
+    "fresh_store(",
+    "open_test_store(",
+    "database_setting(",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): reads SQLite itself (file bytes, pragmas), so it runs on SQLite only"
+    )
+
+
+def _module_builds_a_database(module: Any) -> bool:
+    try:
+        source = inspect.getsource(module)
+    except (OSError, TypeError):
+        return False
+    return any(call in source for call in _DATABASE_CALLS)
+
+
+def _touches_database(metafunc: pytest.Metafunc) -> bool:
+    names = set(metafunc.fixturenames)
+    if names & {"settings", "store"}:
+        return True
+    return bool(names & {"tmp_path", "tmp_path_factory"}) and _module_builds_a_database(metafunc.module)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``[sqlite]`` and ``[postgresql]`` for every test that touches the database (``sqlite_only``: SQLite alone)."""
+    if "store_kind" not in metafunc.fixturenames or not _touches_database(metafunc):
+        return
+    if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+        return
+    metafunc.parametrize("store_kind", STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    """The test cluster named by CONSENT_GATEWAY_TEST_POSTGRES, or None (its tests then skip or fail)."""
+    url = os.environ.get(ADMIN_URL_ENV)
+    if not url:
+        yield None
+        return
+    server = PostgresServer(url)
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def store_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The current test's store: "sqlite" unless parametrised (see pytest_generate_tests)."""
+    kind = getattr(request, "param", "sqlite")
+    server = postgres_server_or_skip(request.getfixturevalue("postgres_server")) if kind == "postgresql" else None
+    stores = begin_test(kind, server)
+    yield kind
+    end_test(stores)
+
+
+@pytest.fixture
+def store(tmp_path: Path, store_kind: str) -> Store:
+    """An unopened store of the current test's kind, of its own (``db = await store.open()``)."""
+    return fresh_store(tmp_path)
 
 
 @pytest.fixture(scope="session")
