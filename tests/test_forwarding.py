@@ -15,14 +15,16 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.ingest.forward import verify_signature
 from gateway.ingest.geo import MaxMindGeo, NullGeo
+from gateway.ingest.serverside import PageviewMiddleware
 from tests.conftest import LiveServer, make_settings
 from tests.waiting import wait_until
 
@@ -56,6 +58,36 @@ def test_an_accepted_event_is_forwarded_signed_and_anonymous(
     assert verify_signature(SECRET, body, signature)
     [event] = json.loads(body)["events"]
     assert (event["name"], event["pathname"], event["props"]) == ("Signup", "/join", {"plan": "pro"})
+    assert b"127.0.0.1" not in body and b"MARKER42" not in body
+
+
+def test_a_server_side_pageview_is_forwarded_like_an_api_event(
+    tmp_path: Path, live_server: Callable[[Any], LiveServer]
+) -> None:
+    """PageviewMiddleware writes through the same writer as /api/event, outbox rows included."""
+    received: list[tuple[bytes, str]] = []
+
+    async def webhook(request: Request) -> Response:
+        received.append((await request.body(), request.headers.get("x-consent-gateway-signature", "")))
+        return Response(status_code=204)
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse("<h1>pricing</h1>")
+
+    receiver = live_server(Starlette(routes=[Route("/hook", webhook, methods=["POST"])]))
+    forward = [{"name": "warehouse", "url": f"{receiver.url}/hook", "secret": SECRET}]
+    settings = make_settings(tmp_path, forward=forward)
+    pageviews = [Middleware(PageviewMiddleware, settings=settings, site="shop", geo=NullGeo())]
+    site = live_server(Starlette(routes=[Route("/pricing", page)], middleware=pageviews))
+    with httpx.Client() as client:
+        headers = {"user-agent": UA, "host": "shop.example.com"}  # the visitor's own address is 127.0.0.1
+        assert client.get(f"{site.url}/pricing?ref=mail", headers=headers).status_code == 200
+    wait_until(lambda: received, message="the webhook never received the server-side pageview")
+    [(body, signature)] = received
+    assert verify_signature(SECRET, body, signature)
+    [event] = json.loads(body)["events"]
+    assert (event["name"], event["hostname"], event["pathname"]) == ("pageview", "shop.example.com", "/pricing")
+    assert "visitor_id" not in event  # the forwarder did not ask for one
     assert b"127.0.0.1" not in body and b"MARKER42" not in body
 
 

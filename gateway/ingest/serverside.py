@@ -5,7 +5,10 @@ Mounted in the site's own ASGI app, it records a pageview for every ``GET`` answ
 ``pageview_exclude``, through the same pipeline as ``POST /api/event`` (bots, referrer,
 enrichment, anonymisation) into the gateway's database. The response is never delayed: the
 event is queued after the response has started. Mount it inside ``ConsentMiddleware`` so a
-site that requires consent for analytics sees the visitor's decision.
+site that requires consent for analytics sees the visitor's decision. Its events go through the
+same writer as the endpoint's (``WriteBuffer``), forwarders' outbox rows included, and it runs an
+``OutboxSender`` of its own when forwarders are configured (two senders on one database claim
+disjoint rows), so server-side pageviews reach the webhooks too.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from gateway.consent.model import ConsentDecision
 from gateway.ingest.bots import IgnoreList
 from gateway.ingest.buffer import QueueFull, WriteBuffer
 from gateway.ingest.event import Dropped, IncomingEvent
+from gateway.ingest.forward import OutboxSender
 from gateway.ingest.geo import GeoLookup, open_geo
 from gateway.ingest.pipeline import PipelineContext, run_pipeline
 from gateway.ingest.scrub import scrub_text, scrub_url
 from gateway.ingest.visitor import SaltKeeper, visitor_key
 from gateway.metrics import Metrics
 from gateway.settings import Settings
-from gateway.storage.db import Database
+from gateway.storage.store import Store, open_store
 
 log = logging.getLogger("gateway.pageviews")
 _HEADERS_KEPT = {
@@ -75,8 +79,9 @@ class PageviewMiddleware:
         self._include = compile_paths(site_settings.pageview_paths)
         self._exclude = compile_paths(site_settings.pageview_exclude)
         self._ignore = IgnoreList.parse(site_settings.ignore_ips)
-        self._database: Database | None = None
+        self._database: Store | None = None
         self._buffer: WriteBuffer | None = None
+        self._sender: OutboxSender | None = None
         self._salts: SaltKeeper | None = None
         self._opening = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -151,9 +156,20 @@ class PageviewMiddleware:
             if self._geo is None:
                 self._geo = open_geo(self.settings.geoip_database)
             if self._buffer is None or self._salts is None:
-                self._database = await Database(self.settings.database).open()
-                self._buffer = WriteBuffer(self._database, self.metrics)
+                self._database = await open_store(self.settings.database).open()
+                # The same writer as POST /api/event: its batches carry the forwarders' outbox rows.
+                forwarders = self.settings.forwarders
+                sender = self._sender = OutboxSender(self._database, forwarders, self.clock) if forwarders else None
+                self._buffer = WriteBuffer(
+                    self._database,
+                    self.metrics,
+                    clock=self.clock,
+                    forwarders=forwarders,
+                    on_commit=(lambda events: sender.notify()) if sender is not None else None,
+                )
                 await self._buffer.start()
+                if sender is not None:
+                    await sender.start()
                 key = visitor_key(self.settings.visitor_key, self.settings.secret_keys)
                 self._salts = SaltKeeper(self._database, key=key)
             return self._buffer, self._salts, self._geo
@@ -164,6 +180,9 @@ class PageviewMiddleware:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._buffer is not None:
             await self._buffer.stop()
+        if self._sender is not None:
+            await self._sender.stop()  # what it has not delivered stays in the outbox for the next sender
+            self._sender = None
         if self._database is not None:
             await self._database.close()
         self._buffer = self._salts = self._database = None

@@ -28,8 +28,8 @@ from gateway.ingest.forward import (
     TIMESTAMP_HEADER,
     ForwarderSettings,
     OutboxSender,
-    enqueue_events,
     event_payload,
+    outbox_batches,
     parse_forwarders,
     retry_delay,
     sign_body,
@@ -40,7 +40,7 @@ from gateway.ingest.pipeline import PipelineContext, run_pipeline
 from gateway.ingest.visitor import DailySalts
 from gateway.settings import Secret, SettingsError
 from gateway.storage.db import Database
-from gateway.storage.events import insert_events
+from gateway.storage.events import store_events, write_events
 from tests.conftest import LiveServer, make_settings
 from tests.events import anonymous_event
 from tests.waiting import eventually
@@ -129,12 +129,9 @@ def forwarder(url: str, **changes: Any) -> ForwarderSettings:
 
 async def store(db: Database, forwarders: tuple[ForwarderSettings, ...], events: list[AnonymousEvent]) -> int:
     """What the WriteBuffer does: the events and their outbox rows in one transaction."""
-
-    def transaction(connection: sqlite3.Connection) -> int:
-        insert_events(connection, events)
-        return enqueue_events(connection, forwarders, events, now=NOW)
-
-    return await db.write(transaction)
+    outbox = outbox_batches(forwarders, events)
+    await write_events(db, events, outbox, now=NOW)
+    return len(outbox)
 
 
 @asynccontextmanager
@@ -196,8 +193,8 @@ def test_a_rolled_back_event_transaction_queues_nothing(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         def transaction(connection: sqlite3.Connection) -> None:
-            insert_events(connection, [event(1)])
-            enqueue_events(connection, (forwarder("https://hooks.example.com/in"),), [event(1)], now=NOW)
+            outbox = outbox_batches((forwarder("https://hooks.example.com/in"),), [event(1)])
+            store_events(connection, [event(1)], outbox, now=NOW)
             raise RuntimeError("the batch fails after enqueueing")
 
         async with opened(path) as db:
