@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from typing import Any, Literal
 from gateway.clock import Clock
 from gateway.settings import SiteSettings
 from gateway.stats.figures import Figures, change, total
+from gateway.stats.filtered import FilteredVisits, answers
 from gateway.stats.filters import OTHER_LABEL
 from gateway.stats.goals import Funnel, Goal
 from gateway.stats.period import Interval, Period
@@ -43,6 +44,7 @@ from gateway.storage import stats as sql
 from gateway.storage.aggregates import Condition
 from gateway.storage.rollups import day_bounds
 from gateway.storage.store import Store
+from gateway.storage.visit_days import can_break_down
 
 SortKey = Literal["value", "visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"]
 SORT_KEYS: tuple[SortKey, ...] = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "value")
@@ -144,6 +146,7 @@ class Stats:
         self._clock = clock
         self._raw_events = raw_events
         self._cells = PublishedCells(database, raw_events=raw_events)
+        self._filtered = FilteredVisits(database)
         self._settled_raw: OrderedDict[tuple[object, ...], list[sql.Row]] = OrderedDict()
 
     # The top line and the series.
@@ -307,17 +310,20 @@ class Stats:
         for dimension in {condition.dimension for condition in query.filters}:
             named[dimension] = await self._cells.days(site, dimension, period.first, period.last)
         ordered = canonical(query.filters)
-        views = {}
+        resolved_days: dict[date, list[Condition | bool]] = {}
         for day in period.days():
             resolved = [resolve(c, named[c.dimension][day].rows.named) for c in ordered]
-            kept: list[Condition | bool] = [r for r in resolved if r is not True]
+            resolved_days[day] = [r for r in resolved if r is not True]
+        known = await self._stored_cells(site, period, resolved_days)
+        views = {}
+        for day, kept in resolved_days.items():
             real = [r for r in kept if isinstance(r, Condition)]
             rollup = len(real) <= 1 and all(r.operator == "is" for r in real)
-            cell = await self._cell(site, day, kept, rollup=rollup, total=totals[day].total)
+            cell = await self._cell(site, day, kept, rollup=rollup, total=totals[day].total, known=known)
             for condition in list(kept):
                 without = kept.copy()
                 without.remove(condition)
-                parent = await self._cell(site, day, without, rollup=rollup, total=totals[day].total)
+                parent = await self._cell(site, day, without, rollup=rollup, total=totals[day].total, known=known)
                 if splits_off(parent, cell, k):
                     kept, cell = without, parent
             conditions = None if False in kept else tuple(r for r in kept if isinstance(r, Condition))
@@ -332,6 +338,7 @@ class Stats:
         if not query.filters:
             return {day: published.rows for day, published in unfiltered.items()}
         views = await self._view_days(query, period)
+        stored, generations = await self._stored_rows(query.site, period, dimension, views)
         found: dict[date, DayRows] = {}
         for day, view in views.items():
             if view.conditions is None or not view.published.visitors:
@@ -339,11 +346,18 @@ class Stats:
             if not view.conditions:
                 found[day] = unfiltered[day].rows
                 continue
-            rows = await self._raw(query.site, day, (dimension,), view.conditions)
-            cells = {str(row[1]): Figures.of(row[2:]) for row in rows if row[0] == dimension}
+            if day in stored:
+                cells = stored[day]
+            else:
+                rows = await self._raw(query.site, day, (dimension,), view.conditions)
+                cells = {str(row[1]): Figures.of(row[2:]) for row in rows if row[0] == dimension}
             allowed = unfiltered[day].rows.named
             chosen, people = left_out(cells, k, allowed)
-            if people >= k and view.cell.visitors >= k:  # "(other)" may hold k people: count them
+            if people >= k and view.cell.visitors >= k and day in stored:  # "(other)" may hold k people
+                people = await self._filtered.other_visitors(
+                    query.site, day, generations.get(day), dimension, view.conditions, chosen
+                )
+            elif people >= k and view.cell.visitors >= k:
                 people = await self._other_visitors(query.site, day, dimension, view.conditions, chosen)
             found[day] = publish_rows(
                 cells,
@@ -355,6 +369,34 @@ class Stats:
             )
         return found
 
+    async def _stored_cells(
+        self, site: SiteSettings, period: Period, resolved: dict[date, list[Condition | bool]]
+    ) -> dict[tuple[date, frozenset[Condition]], Figures]:
+        """Every cell the drop-one chain of each day may ask for, read from the stored visits for the whole
+        period at once (``gateway.stats.filtered``); nothing for days the rollups or raw events answer."""
+        views: dict[date, tuple[Condition, ...]] = {}
+        for day, kept in resolved.items():
+            real = tuple(r for r in kept if isinstance(r, Condition))
+            if False in kept or not real or (len(real) == 1 and real[0].operator == "is"):
+                continue  # nothing to read, or the rollups answer the whole chain
+            views[day] = real
+        if self._raw_events or not views or not all(answers(real) for real in views.values()):
+            return {}
+        generations = await self._filtered.generations(site, period.first, period.last)
+        return await self._filtered.cells(site, views, generations)
+
+    async def _stored_rows(
+        self, site: SiteSettings, period: Period, dimension: str, views: dict[date, _ViewDay]
+    ) -> tuple[dict[date, dict[str, Figures]], dict[date, int]]:
+        """Each day's cells of ``dimension`` under its view, from the stored visits when they answer."""
+        wanted = {day: view.conditions for day, view in views.items() if view.conditions and view.published.visitors}
+        if self._raw_events or not wanted or not can_break_down(dimension):
+            return {}, {}
+        if not all(answers(conditions) for conditions in wanted.values()):
+            return {}, {}
+        generations = await self._filtered.generations(site, period.first, period.last)
+        return await self._filtered.rows(site, dimension, wanted, generations), generations
+
     async def _cell(
         self,
         site: SiteSettings,
@@ -363,9 +405,11 @@ class Stats:
         *,
         rollup: bool,
         total: Figures | None = None,
+        known: Mapping[tuple[date, frozenset[Condition]], Figures] | None = None,
     ) -> Figures:
         """The unfloored day cell under ``conditions`` (False: nothing matches), from the rollups when
-        they can answer and ``rollup`` says the whole drop-one chain reads them, else from raw events."""
+        they can answer and ``rollup`` says the whole drop-one chain reads them, else from the stored
+        visits (``known``: read for the whole period at once), else from raw events."""
         if False in conditions:
             return Figures()
         real = tuple(c for c in conditions if isinstance(c, Condition))
@@ -373,6 +417,8 @@ class Stats:
             if total is None:
                 total = (await self._cells.days(site, "all", day, day))[day].total
             return total
+        if known is not None and (day, frozenset(real)) in known:
+            return known[day, frozenset(real)]
         if rollup and not self._raw_events and len(real) == 1 and real[0].operator == "is":
             rows = await sql.rollup_series(
                 self._db, site.id, real[0].dimension, real[0].value, day.isoformat(), day.isoformat()

@@ -286,22 +286,47 @@ def test_no_change_is_shown_against_a_withheld_previous_period(tmp_path: Path) -
     assert result.previous_withheld and set(result.changes().values()) == {None}
 
 
-def test_a_filtered_answer_remembers_settled_days_and_reads_the_last_two_afresh(tmp_path: Path) -> None:
-    """No event is stamped in the past, so a day before yesterday cannot change: its raw answer is
-    remembered. Deleting its events behind the gateway's back shows which days were read again."""
+def test_a_filtered_answer_follows_its_days_rollups_not_the_raw_events(tmp_path: Path) -> None:
+    """Filtered views read each day's stored visits (gateway/storage/visit_days.py), built at the day's
+    rollup generation: events deleted behind the gateway's back change nothing until the day is rolled
+    up again, and then only that day is read again."""
     path, shop = filled(tmp_path)
-    query = StatsQuery(exact(shop), BOTH_DAYS, parse_filters(["browser==Chrome", "os==Linux"]))  # two: raw events
-    today = FixedClock(datetime(2026, 3, 12, 9, 0, tzinfo=UTC))  # the 10th is settled, yesterday (11th) not
+    query = StatsQuery(exact(shop), BOTH_DAYS, parse_filters(["browser==Chrome", "os==Linux"]))  # two: stored visits
+    today = FixedClock(datetime(2026, 3, 12, 9, 0, tzinfo=UTC))
 
-    async def twice(db: Database) -> tuple[Figures, Figures]:
+    async def thrice(db: Database) -> tuple[Figures, Figures, Figures]:
         stats = Stats(db, today)
         first = (await stats.aggregate(query)).current
         await db.write(lambda c: c.execute("DELETE FROM events"))
-        return first, (await stats.aggregate(query)).current
+        second = (await stats.aggregate(query)).current
+        await db.write(lambda c: rebuild_day(c, "shop", DAY2))
+        return first, second, (await stats.aggregate(query)).current
 
-    first, second = run(path, twice)
+    first, second, third = run(path, thrice)
     assert first == figures(3, 4, 7, 10, 0, 4500)  # the Chrome visits of both days
-    assert second == figures(2, 3, 6, 8, 0, 3000)  # the 10th remembered, the 11th read again (empty now)
+    assert second == first  # the days' rollups did not change: neither did their visits
+    assert third == figures(2, 3, 6, 8, 0, 3000)  # the 11th rolled up again (empty now), the 10th as it was
+
+
+def test_stored_visits_give_the_raw_events_answers(tmp_path: Path) -> None:
+    """Two "is" filters, one "is not", and their breakdowns: the same figures from the stored visits as
+    from raw events (Stats(raw_events=True) reads every cell from the events)."""
+    path, shop = filled(tmp_path)
+    views = (["browser==Chrome", "os==Linux"], ["browser!=Chrome"], ["country==DE", "device!=mobile"])
+    now = FixedClock(datetime(2026, 3, 12, 9, 0, tzinfo=UTC))
+
+    async def both(db: Database) -> list[tuple[object, object]]:
+        stored, raw = Stats(db, now), Stats(db, now, raw_events=True)
+        pairs: list[tuple[object, object]] = []
+        for filters in views:
+            query = StatsQuery(exact(shop), BOTH_DAYS, parse_filters(filters))
+            pairs.append((await stored.aggregate(query), await raw.aggregate(query)))
+            for dimension in ("page", "source", "country", "entry_page", "exit_page", "event", "browser"):
+                pairs.append((await stored.breakdown(query, dimension), await raw.breakdown(query, dimension)))
+        return pairs
+
+    for stored, raw in run(path, both):
+        assert stored == raw
 
 
 def test_a_remembered_sum_of_settled_days_is_read_again_after_they_are_rebuilt(tmp_path: Path) -> None:
