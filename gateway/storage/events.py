@@ -1,12 +1,25 @@
-"""SQL for anonymous events and the visits they form (one transaction per batch)."""
+"""SQL for anonymous events and the visits they form (one transaction per batch).
+
+Several writers may store batches at once: the processes of one node on SQLite queue on its write
+lock, but nodes on one PostgreSQL database do not. There a batch first locks each of its visitors
+(a transaction-level advisory lock per site and visitor id, taken in one order by every batch, so
+two batches never wait on each other in a circle): the open visit it finds is then not continued
+or opened a second time by another node before this batch commits.
+"""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
-from datetime import timedelta
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
-from gateway.storage.records import EVENT_COLUMNS, AnonymousEvent, stored_row
+from gateway.storage.outbox import enqueue_outbox
+from gateway.storage.partitions import ensure_months, forget_months, month_of
+from gateway.storage.records import EVENT_COLUMNS, AnonymousEvent, OutboxBatch, stored_row
+from gateway.storage.rollups import mark_dirty
+from gateway.storage.sql import Connection, is_postgres
+from gateway.storage.store import Store
 
 VISIT_TIMEOUT = timedelta(minutes=30)
 
@@ -18,11 +31,12 @@ ORDER BY last_seen DESC LIMIT 1
 _NEW_VISIT = """
 INSERT INTO visits (site_id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events)
 VALUES (?, ?, ?, ?, ?, ?, ?, 1)
+RETURNING id
 """
 _CONTINUE_VISIT = """
 UPDATE visits SET
     visitor_id = ?,
-    last_seen = max(last_seen, ?),
+    last_seen = {latest}(last_seen, ?),
     exit_page = coalesce(?, exit_page),
     pageviews = pageviews + ?,
     events = events + ?
@@ -30,7 +44,11 @@ WHERE id = ?
 """
 _PLACEHOLDERS = ", ".join("?" * len(EVENT_COLUMNS))
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_PLACEHOLDERS})"  # noqa: S608 - names from the record
-_MARK_DIRTY = "INSERT OR IGNORE INTO rollup_dirty (site_id, day) VALUES (?, ?)"
+_CONTINUE_VISIT_SQLITE = _CONTINUE_VISIT.format(latest="max")
+_CONTINUE_VISIT_POSTGRES = _CONTINUE_VISIT.format(latest="GREATEST")  # max(a, b) is an aggregate there
+# One statement locks a chunk of visitors, in the order given (a VALUES list is scanned in order).
+_LOCK_CHUNK = 500
+_LOCK_VISITORS = "SELECT count(pg_advisory_xact_lock(k)) FROM (VALUES {values}) AS visitors (k)"
 
 
 class _Visit:
@@ -44,13 +62,26 @@ class _Visit:
         self.pageviews = self.events = 0
 
 
-def insert_events(connection: sqlite3.Connection, events: Sequence[AnonymousEvent]) -> None:
+def insert_events(connection: Connection, events: Sequence[AnonymousEvent]) -> None:
     """Store ``events`` in order, opening or continuing visits (30 minutes of inactivity ends one).
 
-    One batch is one transaction holding the write lock, so no other writer can open a visit
-    meanwhile: a visitor's visit is looked up once per batch, later events of theirs continue it
-    in memory, and the rows go to SQLite in a few statements rather than three per event.
+    One batch is one transaction, and no other writer can open or continue a visit of its visitors
+    meanwhile (SQLite's write lock; PostgreSQL's per-visitor locks): a visitor's visit is looked up
+    once per batch, later events of theirs continue it in memory, and the rows go to the database
+    in a few statements rather than three per event.
     """
+    try:
+        _insert_events(connection, events)
+    except BaseException:
+        forget_months(connection)  # the months this batch created were rolled back with it
+        raise
+
+
+def _insert_events(connection: Connection, events: Sequence[AnonymousEvent]) -> None:
+    postgres = is_postgres(connection)
+    if postgres:
+        ensure_months(connection, {month_of(event.ts.isoformat()) for event in events})
+        _lock_visitors(connection, ((e.site_id, v) for e in events for v in (e.visitor_id, e.previous_visitor_id) if v))
     known: dict[tuple[str, str], _Visit] = {}  # (site, visitor id) -> the latest visit seen in this batch
     by_id: dict[int, _Visit] = {}  # every visit in memory, so one visit is never two objects
     looked_up: set[tuple[str, str]] = set()
@@ -76,7 +107,7 @@ def insert_events(connection: sqlite3.Connection, events: Sequence[AnonymousEven
             cursor = connection.execute(
                 _NEW_VISIT, (site, current, ts, ts, event.pathname, event.pathname, int(is_pageview))
             )
-            visit = _Visit(int(cursor.lastrowid or 0), current, ts)
+            visit = _Visit(int(cursor.fetchone()[0]), current, ts)
             by_id[visit.id] = visit
         else:  # continued; found under yesterday's salt, it is re-keyed to today's id so it can go
             # on after yesterday's salt is deleted (30 minutes after midnight)
@@ -95,8 +126,52 @@ def insert_events(connection: sqlite3.Connection, events: Sequence[AnonymousEven
         dirty.add((site, ts[:10]))
     if touched:
         connection.executemany(
-            _CONTINUE_VISIT,
+            _CONTINUE_VISIT_POSTGRES if postgres else _CONTINUE_VISIT_SQLITE,
             [(v.visitor_id, v.last_seen, v.exit_page, v.pageviews, v.events, v.id) for v in touched.values()],
         )
     connection.executemany(_INSERT_EVENT, rows)
-    connection.executemany(_MARK_DIRTY, sorted(dirty))
+    mark_dirty(connection, dirty)
+
+
+def _visitor_key(site: str, visitor: str) -> int:
+    """A 64-bit advisory lock key for one visitor of one site (a collision only makes two visitors queue)."""
+    digest = hashlib.blake2b(f"{site}\0{visitor}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_visitors(connection: Connection, visitors: Iterable[tuple[str, str]]) -> None:
+    """Lock every visitor of a batch until it commits, in ascending key order (no deadlock between batches)."""
+    keys = sorted({_visitor_key(site, visitor) for site, visitor in visitors})
+    for start in range(0, len(keys), _LOCK_CHUNK):
+        chunk = keys[start : start + _LOCK_CHUNK]
+        values = ", ".join(["(CAST(? AS BIGINT))"] * len(chunk))
+        connection.execute(_LOCK_VISITORS.format(values=values), chunk).fetchone()
+
+
+def store_events(
+    connection: Connection, events: Sequence[AnonymousEvent], outbox: Sequence[OutboxBatch], *, now: datetime | None
+) -> None:
+    """One batch of the event writer, inside its transaction: the events, their visits and the
+    forwarders' outbox rows (queued at ``now``), so a committed event is always forwarded too.
+    The writer thread (``write_events``) and the writer process (gateway/storage/batch_writer.py)
+    both store a batch with this, so they store the same rows."""
+    insert_events(connection, events)
+    if outbox:
+        if now is None:
+            raise ValueError("outbox rows need the time they are queued at")
+        enqueue_outbox(connection, outbox, now=now)
+
+
+async def write_events(
+    store: Store, events: Sequence[AnonymousEvent], outbox: Sequence[OutboxBatch], *, now: datetime | None
+) -> float:
+    """``store_events`` in one transaction on the store's writer thread; returns the seconds from the
+    transaction's start to its commit being known here (the commit-time metrics)."""
+    started: list[float] = []
+
+    def run(connection: Connection) -> None:
+        started.append(time.perf_counter())
+        store_events(connection, events, outbox, now=now)
+
+    await store.write(run)
+    return time.perf_counter() - started[0]

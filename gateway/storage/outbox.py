@@ -3,15 +3,20 @@
 Rows are inserted inside the transaction that stores their events. A sender *claims* due
 rows by moving ``next_attempt_at`` forward by a lease in one write transaction, so several
 gateway processes on one database never send the same row at once, and a sender killed
-mid-send leaves its rows to be retried when the lease runs out.
+mid-send leaves its rows to be retried when the lease runs out. On SQLite the write lock makes
+the claim exclusive; on PostgreSQL the claim locks the rows it reads (``FOR UPDATE SKIP
+LOCKED``): a node claiming at the same moment skips them and takes the next due rows, and
+after the commit it sees their lease.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from gateway.storage.records import OutboxBatch
+from gateway.storage.sql import Connection, is_postgres
 
 _INSERT = """
 INSERT INTO outbox (forwarder, payload, event_count, created_at, attempts, next_attempt_at)
@@ -23,6 +28,7 @@ WHERE forwarder = ? AND next_attempt_at <= ?
 ORDER BY next_attempt_at, id
 LIMIT ?
 """
+_SELECT_DUE_POSTGRES = _SELECT_DUE.rstrip() + " FOR UPDATE SKIP LOCKED"
 _LEASE = "UPDATE outbox SET next_attempt_at = ? WHERE id = ?"
 _DELETE = "DELETE FROM outbox WHERE id = ?"
 _FAILED = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?"
@@ -44,22 +50,24 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def insert_outbox(
-    connection: sqlite3.Connection, forwarder: str, payload: str, event_count: int, *, now: datetime
-) -> None:
-    """Queue one batch for ``forwarder``, due at once."""
+def enqueue_outbox(connection: Connection, batches: Sequence[OutboxBatch], *, now: datetime) -> None:
+    """Queue each batch for its forwarder, due at once; called inside the transaction that stores
+    the batches' events (``store_events``), so both commit or neither does."""
     stamp = _timestamp(now)
-    connection.execute(_INSERT, (forwarder, payload, event_count, stamp, stamp))
+    connection.executemany(
+        _INSERT, [(batch.forwarder, batch.payload, batch.event_count, stamp, stamp) for batch in batches]
+    )
 
 
 def claim_outbox(
-    connection: sqlite3.Connection, forwarder: str, *, now: datetime, lease_until: datetime, max_events: int
+    connection: Connection, forwarder: str, *, now: datetime, lease_until: datetime, max_events: int
 ) -> list[OutboxEntry]:
     """Lease the oldest due rows of ``forwarder`` holding at most ``max_events`` events (always at least one row).
 
     Ordered by ``next_attempt_at`` so a row that keeps failing does not hold back the rows behind it.
     """
-    rows = connection.execute(_SELECT_DUE, (forwarder, _timestamp(now), max(max_events, 1))).fetchall()
+    select = _SELECT_DUE_POSTGRES if is_postgres(connection) else _SELECT_DUE
+    rows = connection.execute(select, (forwarder, _timestamp(now), max(max_events, 1))).fetchall()
     claimed: list[OutboxEntry] = []
     total = 0
     for row_id, name, payload, event_count, attempts in rows:
@@ -72,13 +80,11 @@ def claim_outbox(
     return claimed
 
 
-def delete_outbox(connection: sqlite3.Connection, ids: Sequence[int]) -> None:
+def delete_outbox(connection: Connection, ids: Sequence[int]) -> None:
     """Forget delivered rows."""
     connection.executemany(_DELETE, [(row_id,) for row_id in ids])
 
 
-def record_outbox_failure(
-    connection: sqlite3.Connection, retries: Sequence[tuple[int, datetime]], *, error: str
-) -> None:
+def record_outbox_failure(connection: Connection, retries: Sequence[tuple[int, datetime]], *, error: str) -> None:
     """Count a failed send of each ``(id, next_attempt_at)`` row and schedule its retry."""
     connection.executemany(_FAILED, [(_timestamp(when), error, row_id) for row_id, when in retries])

@@ -7,7 +7,11 @@ on every day it has events, so a visit across midnight counts once on each of it
 days counts it twice. ``entry_page`` and ``exit_page`` count the visits started that day.
 
 The marks in ``rollup_dirty`` name UTC days (what an insert can tell without the site's settings);
-the planner turns each into the one or two local days it overlaps.
+the planner turns each into the one or two local days it overlaps. Each mark carries the generation
+of the batch that set it last (``mark_dirty``: a number never handed out twice), and a rebuild clears
+a mark only while it still holds the generation the rebuild read. A batch that commits after the
+rebuild's read (on PostgreSQL, other nodes commit at any moment, in any order of their event ids)
+has given the mark a new generation, so the mark stays and the next round counts its events.
 
 With each day's rollups goes, for the site's k (``floors``: site id -> ``min_visitors``), each
 dimension's count of DISTINCT visitors with a value of fewer than k visitors (``other_visitors_sql``,
@@ -18,16 +22,27 @@ publishes only when they are k or more (``gateway.stats.privacy``, rule 2). A si
 
 from __future__ import annotations
 
-import sqlite3
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from gateway.storage.aggregates import ALL_PROPS, DIMENSIONS, PROP_PREFIX, figures_sql, other_visitors_sql
-from gateway.storage.db import Database
+from gateway.storage.sql import Connection, Cursor, is_postgres
+from gateway.storage.store import Store
 
-__all__ = ["DIMENSIONS", "PROP_PREFIX", "RollupPlan", "apply_plan", "plan_dirty", "rebuild_all", "rebuild_day"]
+__all__ = [
+    "DIMENSIONS",
+    "PROP_PREFIX",
+    "RollupPlan",
+    "apply_plan",
+    "mark_dirty",
+    "plan_dirty",
+    "rebuild_all",
+    "rebuild_day",
+]
 
 Zones = Mapping[str, tzinfo]
 #: Each site's k (``min_visitors``): the day's "(other)" visitors are counted for it.
@@ -45,8 +60,20 @@ _INSERT_OTHER_VISITORS = (
     "INSERT INTO rollup_other_visitors (site_id, day, k, dimension, visitors) VALUES (?, ?, ?, ?, ?)"
 )
 
-_DIRTY = "SELECT site_id, day FROM rollup_dirty ORDER BY site_id, day"
-_CLEAR_DIRTY = "DELETE FROM rollup_dirty WHERE site_id = ? AND day = ?"
+_DIRTY = "SELECT site_id, day, generation FROM rollup_dirty ORDER BY site_id, day"
+# A mark is cleared only while it holds the generation the rebuild read: a batch that marked the day
+# again since (committed after the read) gave it another, and the mark stays for the next round.
+_CLEAR_DIRTY = "DELETE FROM rollup_dirty WHERE site_id = ? AND day = ? AND generation = ?"
+_MARK_DIRTY = """
+INSERT INTO rollup_dirty (site_id, day, generation) VALUES (?, ?, ?)
+ON CONFLICT (site_id, day) DO UPDATE SET generation = excluded.generation
+"""
+_NEXT_GENERATION_SQLITE = "UPDATE rollup_dirty_counter SET generation = generation + 1 RETURNING generation"
+_NEXT_GENERATION_POSTGRES = "SELECT nextval('rollup_dirty_generation')"
+# The planner's read transaction: one snapshot for every statement (PostgreSQL's default gives each
+# statement its own).
+_BEGIN_SNAPSHOT_SQLITE = "BEGIN"
+_BEGIN_SNAPSHOT_POSTGRES = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 # The hours of the earlier events of the visits still going on in a window: their days hold the
 # visits' bounce, duration and exit page, which the new events changed.
 _EARLIER_HOURS_OF_CONTINUED_VISITS = """
@@ -65,13 +92,50 @@ WHERE site_id = ? AND day = ? AND dimension = ?
 ORDER BY visitors DESC, visits DESC, value
 """
 _INSERT_ROW = _INSERT_HEAD + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_LAST_EVENT = "SELECT coalesce(max(id), 0) FROM events"
-# A mark is cleared only when no event of that UTC day arrived after the snapshot the rows came from.
-_CLEAR_DIRTY_IF_CURRENT = """
-DELETE FROM rollup_dirty WHERE site_id = :site AND day = :day AND NOT EXISTS (
-    SELECT 1 FROM events WHERE id > :last_event AND site_id = :site AND ts >= :start AND ts < :stop
-)
-"""
+
+
+Mark = tuple[str, str, int]  # (site, UTC day, generation)
+
+# A comment, a string literal, a cast, or a :name parameter (comments and literals are skipped whole:
+# an apostrophe in a comment must not open a literal).
+_NAMED = re.compile(r"--[^\n]*|'(?:[^']|'')*'|::|:([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=64)
+def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` parameters (shared with gateway/storage/aggregates.py) as ``?``, and the names in order."""
+    names: list[str] = []
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group(0)
+        names.append(match.group(1))
+        return "?"
+
+    return _NAMED.sub(swap, sql), tuple(names)
+
+
+def _execute(connection: Connection, sql: str, named: Mapping[str, object]) -> Cursor:
+    """Run SQL written with ``:name`` parameters on either store (the stores bind ``?`` only)."""
+    text, names = _positional(sql)
+    return connection.execute(text, [named[name] for name in names])
+
+
+def mark_dirty(connection: Connection, days: Iterable[tuple[str, str]]) -> None:
+    """Mark (site, UTC day) pairs for the next rollup, under one new generation (inside the batch's transaction).
+
+    In sorted order: two batches marking the same days lock their rows in the same order (no deadlock).
+    """
+    marks = sorted(set(days))
+    if not marks:
+        return
+    next_generation = _NEXT_GENERATION_POSTGRES if is_postgres(connection) else _NEXT_GENERATION_SQLITE
+    generation = int(connection.execute(next_generation).fetchone()[0])
+    connection.executemany(_MARK_DIRTY, [(site, day, generation) for site, day in marks])
+
+
+def _read_marks(connection: Connection) -> tuple[Mark, ...]:
+    return tuple((str(site), str(day), int(generation)) for site, day, generation in connection.execute(_DIRTY))
 
 
 def parse_day(day: str) -> date:
@@ -114,43 +178,41 @@ def _zone(zones: Zones | None, site_id: str) -> tzinfo:
     return (zones or {}).get(site_id, UTC)
 
 
-def _days_to_roll_up(
-    connection: sqlite3.Connection, dirty: Iterable[tuple[str, str]], zones: Zones | None
-) -> set[tuple[str, str]]:
+def _days_to_roll_up(connection: Connection, dirty: Iterable[Mark], zones: Zones | None) -> set[tuple[str, str]]:
     """The local (site, day) pairs the UTC marks touch, plus the earlier days of visits they continued."""
     wanted: set[tuple[str, str]] = set()
-    for site, day in dirty:
+    for site, day, _ in dirty:
         zone = _zone(zones, site)
         for local_day in _local_days_of_mark(day, zone):
             wanted.add((site, local_day))
             window = _window(site, local_day, zone)
-            earlier = connection.execute(_EARLIER_HOURS_OF_CONTINUED_VISITS, window).fetchall()
+            earlier = _execute(connection, _EARLIER_HOURS_OF_CONTINUED_VISITS, window).fetchall()
             wanted.update((site, local) for row in earlier for local in _local_days_of_hour(str(row[0]), zone))
     return wanted
 
 
 def rebuild_day(
-    connection: sqlite3.Connection, site_id: str, day: str, *, zones: Zones | None = None, floors: Floors | None = None
+    connection: Connection, site_id: str, day: str, *, zones: Zones | None = None, floors: Floors | None = None
 ) -> int:
     """Replace the rollups of ``site_id`` on its local ``day`` (YYYY-MM-DD), with its "(other)" visitors
     when ``floors`` has the site; returns the rollup rows written.
 
-    Run it inside one transaction (``Database.write``): readers see the old rows or the new, never none.
+    Run it inside one transaction (``Store.write``): readers see the old rows or the new, never none.
     """
     parameters = _window(site_id, day, _zone(zones, site_id))
-    connection.execute(_DELETE_DAY, parameters)  # a trigger deletes the day's "(other)" visitors with it
-    connection.execute(_ROLL_UP_DAY, parameters)
+    _execute(connection, _DELETE_DAY, parameters)  # a trigger deletes the day's "(other)" visitors with it
+    _execute(connection, _ROLL_UP_DAY, parameters)
     # rowcount stays -1 for a statement that starts with WITH, and total_changes counts the triggers' rows
-    written = int(connection.execute(_COUNT_DAY, parameters).fetchone()[0])
+    written = int(_execute(connection, _COUNT_DAY, parameters).fetchone()[0])
     k = (floors or {}).get(site_id)
     if written and k is not None:
-        counted = connection.execute(_SELECT_OTHER_VISITORS, {**parameters, "k": k}).fetchall()
+        counted = _execute(connection, _SELECT_OTHER_VISITORS, {**parameters, "k": k}).fetchall()
         _insert_other_visitors(connection, site_id, day, k, counted)
     return written
 
 
 def _insert_other_visitors(
-    connection: sqlite3.Connection, site_id: str, day: str, k: int, counted: Iterable[Sequence[Any]]
+    connection: Connection, site_id: str, day: str, k: int, counted: Iterable[Sequence[Any]]
 ) -> None:
     """Store a day's "(other)" visitors for ``k``; the ``all`` row marks the day as counted (0 elsewhere)."""
     rows = [(str(dimension), int(visitors)) for dimension, visitors in counted if dimension == "all" or visitors]
@@ -158,14 +220,14 @@ def _insert_other_visitors(
 
 
 def rebuild_dirty(
-    connection: sqlite3.Connection, *, zones: Zones | None = None, floors: Floors | None = None
+    connection: Connection, *, zones: Zones | None = None, floors: Floors | None = None
 ) -> list[tuple[str, str]]:
     """Rebuild every (site, local day) that received events since its last rollup, then clear the marks.
 
     A visit continued past midnight also changes the earlier days it has events on (its bounce,
     duration and exit page), so those are rebuilt too. Returns the (site, day) pairs rebuilt.
     """
-    dirty = [(str(site), str(day)) for site, day in connection.execute(_DIRTY).fetchall()]
+    dirty = _read_marks(connection)
     days = _days_to_roll_up(connection, dirty, zones)
     for site, day in sorted(days):
         rebuild_day(connection, site, day, zones=zones, floors=floors)
@@ -177,54 +239,49 @@ def rebuild_dirty(
 class RollupPlan:
     """Rollup rows computed from one read snapshot, to be written in a short transaction."""
 
-    last_event: int  # the newest event id the snapshot saw
-    dirty: tuple[tuple[str, str], ...]  # the UTC marks the snapshot answered
+    dirty: tuple[Mark, ...]  # the UTC marks the snapshot answered, with their generations
     days: dict[tuple[str, str], list[tuple[Any, ...]]]  # (site, local day) -> its full set of rollup rows
     #: (site, local day) -> (k, its "(other)" visitors by dimension), for the sites in ``floors``
     other_visitors: dict[tuple[str, str], tuple[int, list[tuple[Any, ...]]]] = field(default_factory=dict)
 
 
-def plan_dirty(
-    connection: sqlite3.Connection, *, zones: Zones | None = None, floors: Floors | None = None
-) -> RollupPlan:
+def plan_dirty(connection: Connection, *, zones: Zones | None = None, floors: Floors | None = None) -> RollupPlan:
     """Compute every dirty day's rollups on a read connection, in one read transaction (one snapshot).
 
     The heavy GROUP BYs run here, outside the write lock, so event writes go on meanwhile.
     """
-    connection.execute("BEGIN")
+    connection.execute(_BEGIN_SNAPSHOT_POSTGRES if is_postgres(connection) else _BEGIN_SNAPSHOT_SQLITE)
     try:
-        last_event = int(connection.execute(_LAST_EVENT).fetchone()[0])
-        dirty = tuple((str(site), str(day)) for site, day in connection.execute(_DIRTY).fetchall())
+        dirty = _read_marks(connection)
         days: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
         other_visitors: dict[tuple[str, str], tuple[int, list[tuple[Any, ...]]]] = {}
         for site, day in sorted(_days_to_roll_up(connection, dirty, zones)):
             parameters = _window(site, day, _zone(zones, site))
-            days[(site, day)] = [(site, day, *row) for row in connection.execute(_SELECT_DAY, parameters)]
+            days[(site, day)] = [(site, day, *row) for row in _execute(connection, _SELECT_DAY, parameters)]
             k = (floors or {}).get(site)
             if days[(site, day)] and k is not None:
-                counted = connection.execute(_SELECT_OTHER_VISITORS, {**parameters, "k": k}).fetchall()
+                counted = _execute(connection, _SELECT_OTHER_VISITORS, {**parameters, "k": k}).fetchall()
                 other_visitors[(site, day)] = (k, [tuple(row) for row in counted])
     finally:
         connection.execute("ROLLBACK")
-    return RollupPlan(last_event, dirty, days, other_visitors)
+    return RollupPlan(dirty, days, other_visitors)
 
 
-def apply_plan(connection: sqlite3.Connection, plan: RollupPlan) -> list[tuple[str, str]]:
-    """Write a plan's rows (inside ``Database.write``); marks of days that got newer events stay set,
+def apply_plan(connection: Connection, plan: RollupPlan) -> list[tuple[str, str]]:
+    """Write a plan's rows (inside ``Store.write``); marks of days that got newer events stay set,
     so the next round recomputes them. Returns the (site, day) pairs written."""
     for (site, day), rows in plan.days.items():
-        connection.execute(_DELETE_DAY, {"site": site, "day": day})  # the "(other)" visitors go with it
+        _execute(connection, _DELETE_DAY, {"site": site, "day": day})  # the "(other)" visitors go with it
         connection.executemany(_INSERT_ROW, rows)
         if (site, day) in plan.other_visitors:
             k, counted = plan.other_visitors[(site, day)]
             _insert_other_visitors(connection, site, day, k, counted)
-    for site, day in plan.dirty:
-        connection.execute(_CLEAR_DIRTY_IF_CURRENT, {**_window(site, day, UTC), "last_event": plan.last_event})
+    connection.executemany(_CLEAR_DIRTY, plan.dirty)
     return sorted(plan.days)
 
 
 def rebuild_all(
-    connection: sqlite3.Connection,
+    connection: Connection,
     site_id: str | None = None,
     *,
     zones: Zones | None = None,
@@ -247,7 +304,7 @@ def rebuild_all(
     return len(days)
 
 
-async def rollup_rows(db: Database, site_id: str, day: str, dimension: str) -> list[dict[str, Any]]:
+async def rollup_rows(db: Store, site_id: str, day: str, dimension: str) -> list[dict[str, Any]]:
     """The rows of one dimension on one day, most visitors first, as plain dictionaries."""
     rows = await db.fetch_all(_ROWS, (site_id, day, dimension))
     return [dict(row) for row in rows]

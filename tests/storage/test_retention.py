@@ -1,10 +1,8 @@
-"""The purge on a real SQLite file: exactly what is past each cut-off goes, to the second, and nothing else."""
+"""The purge on both stores: exactly what is past each cut-off goes, to the second, and nothing else."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +11,10 @@ import pytest
 
 from gateway.consent.records import ConsentRecord
 from gateway.storage.consent_log import append_record
-from gateway.storage.db import Database
 from gateway.storage.events import insert_events
 from gateway.storage.retention import PurgeCounts, purge
 from tests.storage.test_rollups import event
+from tests.stores import open_test_store
 
 EVENTS_BEFORE = datetime(2025, 9, 10, 0, 0, tzinfo=UTC)
 ROLLUPS_BEFORE = "2024-02-10"
@@ -56,8 +54,10 @@ def fill(path: Path) -> None:
         consent_record("no-expiry-after", recorded_at=CONSENT_BEFORE + SECOND, expires_at=None),
     ]  # fmt: skip
 
+    store = open_test_store(path)  # outside the loop: a PostgreSQL run may build its template first
+
     async def work() -> None:
-        db = await Database(path).open()
+        db = await store.open()
         try:
             await db.write(lambda connection: insert_events(connection, events))
             for record in records:
@@ -76,7 +76,7 @@ def fill(path: Path) -> None:
                         for day in salt_days
                     ),
                     *(
-                        ("INSERT OR IGNORE INTO rollup_dirty VALUES (?, ?)", ("shop", day))
+                        ("INSERT INTO rollup_dirty (site_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING", ("shop", day))
                         for day in ("2025-09-09", "2025-09-11")
                     ),
                 ]
@@ -88,8 +88,10 @@ def fill(path: Path) -> None:
 
 
 def run_purge(path: Path, **cutoffs: Any) -> PurgeCounts:
+    store = open_test_store(path)
+
     async def work() -> PurgeCounts:
-        db = await Database(path).open()
+        db = await store.open()
         try:
             return await db.write(lambda connection: purge(connection, **cutoffs))
         finally:
@@ -107,13 +109,21 @@ CUTOFFS: dict[str, Any] = {
 
 
 def remaining(path: Path, sql: str) -> list[Any]:
-    with closing(sqlite3.connect(path)) as connection:
-        return [row[0] if len(row) == 1 else tuple(row) for row in connection.execute(sql)]
+    store = open_test_store(path)
+
+    async def work() -> list[Any]:
+        db = await store.open()
+        try:
+            return [row[0] if len(row) == 1 else tuple(row) for row in await db.fetch_all(sql)]
+        finally:
+            await db.close()
+
+    return asyncio.run(work())
 
 
-@pytest.fixture(scope="module")
-def purged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PurgeCounts]:
-    path = tmp_path_factory.mktemp("retention") / "gateway.sqlite3"
+@pytest.fixture
+def purged(tmp_path: Path) -> tuple[Path, PurgeCounts]:
+    path = tmp_path / "gateway.sqlite3"
     fill(path)
     return path, run_purge(path, **CUTOFFS)
 
