@@ -25,6 +25,12 @@ printed is JSON:
 ``{"bare_rps", "ingest_rps", "ratio", "p50_ms", "p99_ms", "acknowledged", "stored", "lost", "rss_mb",
 "cpu_us": {"gateway": {"children", "loop", "threads"}, "bare": {...}}, "rounds", "seconds", "writer"}``.
 ``--writer thread`` measures the gateway with the writer thread instead of the writer process.
+
+``--store postgresql`` (bench/stores.py) runs every gateway on a database of its own on PostgreSQL (a
+throwaway cluster unless ``--database-url`` names a server) and then also measures two gateway nodes
+sharing one database against one node (``--no-two-nodes`` skips it). The JSON adds ``store``,
+``storage_mb_per_million_events`` (the stored rounds' database size, median) and, for two nodes,
+``one_node_rps``, ``two_nodes_rps`` and ``two_nodes_ratio``.
 """
 
 from __future__ import annotations
@@ -35,14 +41,14 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +57,7 @@ import httpx
 import uvicorn
 from ingest_apps import SETTINGS_ENV, SITE, WRITER_ENV
 from rounds import add_round_options, check_round_options, free_port
+from stores import BenchStore, add_store_options, bench_store
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -178,6 +185,9 @@ class Options:
     connections: int
     requests: int
     writer: str
+    store: str = "sqlite"
+    database_url: str | None = None
+    two_nodes: bool = False
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -190,17 +200,37 @@ def parse_options(argv: list[str] | None = None) -> Options:
         default="process",
         help="who writes the events: a child process, as serve runs it (default), or the writer thread",
     )
+    add_store_options(parser)
+    parser.add_argument(
+        "--two-nodes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also measure two gateway nodes on one database against one node (default: on for postgresql)",
+    )
     args = parser.parse_args(argv)
     check_round_options(parser, args)
     if args.requests < 1:
         parser.error("--requests must be at least 1")
-    return Options(args.rounds, args.seconds, args.warmup, args.connections, args.requests, args.writer)
+    two_nodes = args.store == "postgresql" if args.two_nodes is None else args.two_nodes
+    if two_nodes and args.store != "postgresql":
+        parser.error("--two-nodes needs --store postgresql (nodes share a database server)")
+    return Options(
+        args.rounds,
+        args.seconds,
+        args.warmup,
+        args.connections,
+        args.requests,
+        args.writer,
+        args.store,
+        args.database_url,
+        two_nodes,
+    )
 
 
-def write_settings(path: Path, database: Path, *, debug: bool = False) -> Path:
+def write_settings(path: Path, database: str, *, debug: bool = False) -> Path:
     raw = {
         "secret_keys": ["bench-secret-key"],
-        "database": str(database),
+        "database": database,
         "debug": debug,
         "sites": {SITE: {"name": "Bench shop", "origins": [PAGE]}},
     }
@@ -298,14 +328,9 @@ def _wait_until_answering(server: Server, log_path: Path) -> None:
     raise SystemExit(f"bench: uvicorn did not answer on {server.url} within 30 s:\n{log_path.read_text()}")
 
 
-def count_events(database: Path) -> int:
-    with closing(sqlite3.connect(database)) as connection:
-        return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
-
-
-def verify_events(requests: list[tuple[str, str]], directory: Path, writer: str) -> None:
+def verify_events(requests: list[tuple[str, str]], directory: Path, writer: str, store: BenchStore) -> None:
     """Fail loudly unless a debug gateway stores every one of the benchmark's events (no drop, no error)."""
-    database = directory / "verify.sqlite3"
+    database = store.new_database("verify")
     settings_file = write_settings(directory / "verify.json", database, debug=True)
     with (
         running_server("gateway", settings_file, directory, writer) as server,
@@ -316,16 +341,14 @@ def verify_events(requests: list[tuple[str, str]], directory: Path, writer: str)
             if answer.status_code != 202 or "x-consent-gateway-dropped" in answer.headers:
                 dropped = answer.headers.get("x-consent-gateway-dropped")
                 raise SystemExit(f"bench: {body} from {agent!r} answered {answer.status_code} {answer.text} {dropped}")
-    stored = count_events(database)
-    with closing(sqlite3.connect(database)) as connection:
-        browsers = connection.execute("SELECT count(DISTINCT browser) FROM events").fetchone()[0]
-        channels = [row[0] for row in connection.execute("SELECT DISTINCT channel FROM events ORDER BY channel")]
-        names = connection.execute("SELECT count(DISTINCT name) FROM events").fetchone()[0]
+    stored = store.count_events(database)
+    browsers = store.scalar(database, "SELECT count(DISTINCT browser) FROM events")
+    names = store.scalar(database, "SELECT count(DISTINCT name) FROM events")
+    channels = store.scalar(database, "SELECT count(DISTINCT channel) FROM events")
     if stored != len(requests):
         raise SystemExit(f"bench: {len(requests)} events acknowledged but {stored} stored")
     print(
-        f"verified: {stored} distinct events all stored; {browsers} browsers, {names} event names, "
-        f"channels {', '.join(channels)}"
+        f"verified: {stored} distinct events all stored; {browsers} browsers, {names} event names, {channels} channels"
     )
 
 
@@ -370,8 +393,10 @@ class Round:
     batch_events: float | None = None
 
 
-def measure(factory: str, options: Options, directory: Path, requests_file: Path, index: int) -> Round:
-    database = directory / f"round-{index}-{factory}.sqlite3"
+def measure(
+    factory: str, options: Options, directory: Path, requests_file: Path, index: int, store: BenchStore
+) -> Round:
+    database = store.new_database(f"round-{index}-{factory}")
     settings_file = write_settings(directory / f"round-{index}.json", database)
     with running_server(factory, settings_file, directory, options.writer) as server:
         warm = None
@@ -383,9 +408,35 @@ def measure(factory: str, options: Options, directory: Path, requests_file: Path
         rss_mb = server.peak_rss_mb()
         batch_events = _mean_batch(server.url) if factory == "gateway" else None
     acknowledged = measured.accepted + (warm.accepted if warm else 0)
-    stored = count_events(database) if factory == "gateway" else None
+    stored = store.count_events(database) if factory == "gateway" else None
+    if factory == "gateway" and stored:
+        store.sizes.append((stored, store.size_bytes(database)))
     cpu_us = _cpu_us_per_event(before, after, measured.accepted)
     return Round(measured, acknowledged, stored, rss_mb, cpu_us, batch_events)
+
+
+def measure_nodes(
+    count: int, options: Options, directory: Path, requests_file: Path, index: int, store: BenchStore
+) -> float:
+    """Accepted events/s of ``count`` gateway nodes sharing one database, each under its own wrk
+    (the connections split between them), summed."""
+    database = store.new_database(f"nodes-{count}-{index}")
+    settings_file = write_settings(directory / f"nodes-{count}-{index}.json", database)
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(running_server("gateway", settings_file, directory, options.writer))
+            for _ in range(count)
+        ]
+        connections = max(1, options.connections // count)
+
+        def load(server: Server, seconds: int) -> WrkResult:
+            return run_wrk(server.url, requests_file, seconds=seconds, connections=connections)
+
+        with ThreadPoolExecutor(count) as pool:
+            if options.warmup:
+                list(pool.map(lambda server: load(server, options.warmup), servers))
+            results = list(pool.map(lambda server: load(server, options.seconds), servers))
+    return sum(result.accepted_per_second for result in results)
 
 
 def _mean_batch(url: str) -> float | None:
@@ -432,7 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     requests = build_requests(options.requests)
     bare: list[Round] = []
     ingest: list[Round] = []
-    with tempfile.TemporaryDirectory(prefix="cg-bench-ingest-") as temp:
+    nodes: dict[int, list[float]] = {1: [], 2: []}
+    with (
+        tempfile.TemporaryDirectory(prefix="cg-bench-ingest-") as temp,
+        bench_store(options.store, Path(temp), options.database_url) as store,
+    ):
         directory = Path(temp)
         requests_file = directory / "requests.tsv"
         requests_file.write_text("".join(f"{agent}\t{body}\n" for agent, body in requests), encoding="utf-8")
@@ -441,15 +496,15 @@ def main(argv: list[str] | None = None) -> int:
             f"wrk -t1 -c{options.connections} --latency, {options.warmup} s warm-up + {options.seconds} s measured, "
             f"{options.rounds} rounds alternating bare/gateway, {len(requests)} distinct events, "
             f"{len(USER_AGENTS)} user agents ({os.cpu_count()} CPUs, shared), events written by the writer "
-            f"{options.writer}",
+            f"{options.writer}, store {options.store}",
             flush=True,
         )
-        verify_events(requests, directory, options.writer)
+        verify_events(requests, directory, options.writer, store)
 
         for index in range(options.rounds):
             order = ("bare", "gateway") if index % 2 == 0 else ("gateway", "bare")
             for factory in order:
-                result = measure(factory, options, directory, requests_file, index)
+                result = measure(factory, options, directory, requests_file, index, store)
                 (bare if factory == "bare" else ingest).append(result)
             b, g = bare[-1].measured, ingest[-1].measured
             print(
@@ -462,6 +517,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"  CPU µs/event: gateway {_format_cpu(ingest[-1].cpu_us)}; bare {_format_cpu(bare[-1].cpu_us)}",
                 flush=True,
             )
+        if options.two_nodes:
+            for index in range(options.rounds):
+                for count in (1, 2) if index % 2 == 0 else (2, 1):
+                    nodes[count].append(measure_nodes(count, options, directory, requests_file, index, store))
+                print(
+                    f"nodes round {index + 1}/{options.rounds}: one node {nodes[1][-1]:>8,.0f}/s   "
+                    f"two nodes {nodes[2][-1]:>8,.0f}/s   ratio {nodes[2][-1] / nodes[1][-1]:.3f}",
+                    flush=True,
+                )
+        mb_per_million = store.mb_per_million_events()
 
     bare_rps = statistics.median(r.measured.accepted_per_second for r in bare)
     ingest_rps = statistics.median(r.measured.accepted_per_second for r in ingest)
@@ -497,7 +562,15 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": options.rounds,
         "seconds": options.seconds,
         "writer": options.writer,
+        "store": options.store,
+        "storage_mb_per_million_events": mb_per_million,
     }
+    if options.two_nodes:
+        one, two = statistics.median(nodes[1]), statistics.median(nodes[2])
+        print(f"two nodes on one database: {two:,.0f} events/s against one node's {one:,.0f} ({two / one:.3f}x)")
+        result.update(one_node_rps=round(one, 1), two_nodes_rps=round(two, 1), two_nodes_ratio=round(two / one, 4))
+    if mb_per_million is not None:
+        print(f"storage: {mb_per_million} MB per million events ({options.store})")
     print(json.dumps(result))
     return 1 if lost else 0
 
