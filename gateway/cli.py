@@ -159,6 +159,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_key_commands(commands)
     _add_share_commands(commands)
 
+    migrate = commands.add_parser(
+        "migrate-store",
+        help="copy a SQLite database into an empty PostgreSQL database",
+        description="Copy every table of a SQLite database into an empty PostgreSQL database, then check that "
+        "every site's dashboard shows the same figures on both. Stop the gateway first.",
+    )
+    _config_option(migrate)
+    migrate.add_argument("--from", dest="source", type=Path, required=True, metavar="SQLITE_PATH")
+    migrate.add_argument("--to", dest="target", required=True, metavar="POSTGRES_URL")
+    migrate.set_defaults(run=_migrate_store)
+
     purge = commands.add_parser(
         "purge",
         help="delete what is past its retention",
@@ -676,6 +687,34 @@ def _purge(args: argparse.Namespace) -> int:
             return counts.describe()
 
     print(asyncio.run(run()))
+    return 0
+
+
+def _migrate_store(args: argparse.Namespace) -> int:
+    from gateway.clock import SystemClock
+    from gateway.migrate_store import check_figures, copy_with_progress
+    from gateway.storage.location import parse_database
+    from gateway.storage.migrate import MigrationRefused
+
+    settings = _settings(args)
+    try:
+        target = parse_database(args.target)
+    except ValueError as error:
+        raise CommandError(f"--to {error}") from None
+    if not isinstance(target, PostgresUrl):
+        raise CommandError("--to must be a postgresql://user@host:5432/database URL")
+    try:
+        copy_with_progress(args.source, target, print)
+        agree = asyncio.run(check_figures(args.source, target, SystemClock(), settings.sites, print))
+    except MigrationRefused as refused:
+        raise CommandError(str(refused)) from None
+    except Exception as error:  # an unreachable server, a damaged file: one line naming the store
+        failed = target if failure_cause(error) is not None and not isinstance(error, sqlite3.Error) else args.source
+        raise _database_error(failed, error) from None
+    if not agree:
+        print("consent-gateway: error: the copy does not show the same figures; keep using SQLite", file=sys.stderr)
+        return 1
+    print(f"done: {args.source} is copied to {target.redacted}; set database = the URL and start the gateway")
     return 0
 
 
