@@ -1,10 +1,15 @@
-"""Counters for ``/metrics`` in the Prometheus text format, summed over every worker process.
+"""Counters for ``/metrics`` in the Prometheus text format, summed over the worker processes of one node.
 
 A deliberately small registry instead of prometheus_client: a handful of counters and
 gauges, no global default registry, one instance per app. With ``serve --workers N`` each
 process publishes a snapshot of its own values to the database every few seconds
 (``MetricsPublisher``) and ``/metrics`` adds the other live workers' latest snapshots to its
-own live values, so any worker answering a scrape shows the whole server.
+own live values, so any worker answering a scrape shows the whole node.
+
+A node is one ``serve`` (its workers share the node id it hands them in ``NODE_ENVIRONMENT``).
+Several nodes may share one PostgreSQL database; each node's ``/metrics`` shows that node only,
+so a Prometheus that scrapes every node and sums (``sum(...)`` over instances) counts each node
+once, and a node that is down is missing from the sum rather than counted by the others.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+import socket
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,11 +29,21 @@ from typing import Literal
 from gateway.clock import Clock
 from gateway.periodic import Periodic
 from gateway.storage.store import Store
-from gateway.storage.worker_metrics import Sample, forget_workers_before, other_workers_samples, publish_samples
+from gateway.storage.worker_metrics import Sample, forget_workers_before, publish_samples, sibling_samples
 
 log = logging.getLogger("gateway.metrics")
 #: A worker that has not published for this long is gone (stopped or killed).
 WORKER_GONE = timedelta(seconds=60)
+#: The environment variable through which ``serve --workers N`` gives its workers one node id.
+#: Not ``CONSENT_GATEWAY_*``: it is no setting (settings read every variable of that prefix).
+NODE_ENVIRONMENT = "_CONSENT_GATEWAY_NODE"
+
+
+def new_node_id() -> str:
+    """A node id: the machine's name, for an operator reading the table, and random bits, so two
+    ``serve`` on one machine (or two containers with one hostname) are two nodes."""
+    return f"{socket.gethostname()[:64]}/{secrets.token_hex(8)}"
+
 
 _HELP = {
     "consent_gateway_events_accepted_total": ("counter", "Events stored (answered 202 after commit)."),
@@ -44,8 +60,10 @@ _HELP = {
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.worker = secrets.token_hex(6)  # this process, among the workers sharing the database
+    def __init__(self, *, node: str | None = None) -> None:
+        #: The node this process belongs to (``NODE_ENVIRONMENT`` under ``serve --workers N``); its own otherwise.
+        self.node = node or new_node_id()
+        self.worker = secrets.token_hex(8)  # this process, among the workers sharing the database
         self._values: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         self._gauges: dict[str, Callable[[], float]] = {}
 
@@ -71,7 +89,7 @@ class Metrics:
         return [(name, labels, value) for (name, labels), value in values.items()]
 
     def render(self, others: Iterable[Sample] = ()) -> str:
-        """The text format: this process's values plus ``others`` (other workers' snapshots);
+        """The text format: this process's values plus ``others`` (its sibling workers' snapshots);
         maxima are merged by max, everything else by sum."""
         values: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         for name, labels, value in [*self.samples(), *others]:
@@ -141,7 +159,7 @@ def _address_in(host: str | None, networks: Sequence[ipaddress.IPv4Network | ipa
 
 
 class MetricsPublisher:
-    """Publishes this process's metrics every ``interval``; ``render`` adds the other workers'."""
+    """Publishes this process's metrics every ``interval``; ``render`` adds its node's other workers'."""
 
     def __init__(
         self, database: Store, metrics: Metrics, clock: Clock, *, interval: timedelta = timedelta(seconds=5)
@@ -157,10 +175,12 @@ class MetricsPublisher:
 
     async def publish(self) -> None:
         now = self._clock.now()
-        await publish_samples(self._database, self._metrics.worker, self._metrics.samples(), now=now)
+        metrics = self._metrics
+        await publish_samples(self._database, metrics.node, metrics.worker, metrics.samples(), now=now)
         await forget_workers_before(self._database, now - 10 * WORKER_GONE)
 
     async def render(self) -> str:
         since = self._clock.now() - WORKER_GONE
-        others = await other_workers_samples(self._database, self._metrics.worker, seen_since=since)
+        metrics = self._metrics
+        others = await sibling_samples(self._database, metrics.node, metrics.worker, seen_since=since)
         return self._metrics.render(sample for _, sample in others)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sqlite3
 import string
 from collections.abc import Awaitable, Callable
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -25,15 +23,18 @@ from gateway.accounts.api_keys import (
     revoke_api_key,
     verify_api_key,
 )
-from gateway.storage.db import Database
+from gateway.storage.store import Store
+from tests.stores import open_test_store
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 T = TypeVar("T")
 
 
-def with_db(tmp_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+def with_db(tmp_path: Path, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = open_test_store(tmp_path / "gw.sqlite3")  # on PostgreSQL: created here, outside the event loop
+
     async def run() -> T:
-        db = await Database(tmp_path / "gw.sqlite3").open()
+        db = await store.open()
         try:
             return await work(db)
         finally:
@@ -43,7 +44,7 @@ def with_db(tmp_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
 
 
 def test_a_key_is_shown_once_and_stored_only_as_its_hash(tmp_path: Path) -> None:
-    async def work(db: Database) -> tuple[ApiKey, str, list[ApiKey]]:
+    async def work(db: Store) -> tuple[ApiKey, str, list[ApiKey]]:
         key, plaintext = await create_api_key(db, "shop", "weekly report", now=NOW)
         return key, plaintext, await list_api_keys(db, "shop")
 
@@ -51,8 +52,7 @@ def test_a_key_is_shown_once_and_stored_only_as_its_hash(tmp_path: Path) -> None
     assert plaintext.startswith("cg_") and len(plaintext) == 46
     assert key == ApiKey(key.id, "shop", "weekly report", plaintext[:8], NOW, None, None)
     assert listed == [key]
-    with closing(sqlite3.connect(tmp_path / "gw.sqlite3")) as connection:
-        stored = connection.execute("SELECT prefix, key_hash FROM api_keys").fetchall()
+    stored = [tuple(row) for row in with_db(tmp_path, lambda db: db.fetch_all("SELECT prefix, key_hash FROM api_keys"))]
     assert stored == [(plaintext[:8], hashlib.sha256(plaintext.encode()).hexdigest())]
     for file in tmp_path.glob("gw.sqlite3*"):  # the database and its WAL
         assert plaintext.encode() not in file.read_bytes()
@@ -60,14 +60,14 @@ def test_a_key_is_shown_once_and_stored_only_as_its_hash(tmp_path: Path) -> None
 
 
 def test_every_key_is_new(tmp_path: Path) -> None:
-    async def work(db: Database) -> set[str]:
+    async def work(db: Store) -> set[str]:
         return {(await create_api_key(db, "shop", f"key {n}", now=NOW))[1] for n in range(20)}
 
     assert len(with_db(tmp_path, work)) == 20
 
 
 def test_a_key_verifies_with_its_site_and_the_caller_compares_it(tmp_path: Path) -> None:
-    async def work(db: Database) -> tuple[ApiKey | None, ApiKey | None]:
+    async def work(db: Store) -> tuple[ApiKey | None, ApiKey | None]:
         _, shop = await create_api_key(db, "shop", "shop key", now=NOW)
         _, blog = await create_api_key(db, "blog", "blog key", now=NOW)
         return await verify_api_key(db, shop, now=NOW), await verify_api_key(db, blog, now=NOW)
@@ -103,7 +103,7 @@ def _flip(text: str, index: int) -> str:
     ],
 )
 def test_anything_but_the_exact_key_is_refused(tmp_path: Path, tamper: Callable[[str], str | None]) -> None:
-    async def work(db: Database) -> tuple[ApiKey | None, ApiKey | None]:
+    async def work(db: Store) -> tuple[ApiKey | None, ApiKey | None]:
         _, plaintext = await create_api_key(db, "shop", "k", now=NOW)
         return await verify_api_key(db, tamper(plaintext), now=NOW), await verify_api_key(db, plaintext, now=NOW)
 
@@ -114,7 +114,7 @@ def test_anything_but_the_exact_key_is_refused(tmp_path: Path, tamper: Callable[
 def test_a_revoked_key_stops_working_and_stays_revoked(tmp_path: Path) -> None:
     later = NOW + timedelta(hours=1)
 
-    async def work(db: Database) -> None:
+    async def work(db: Store) -> None:
         key, plaintext = await create_api_key(db, "shop", "k", now=NOW)
         assert await revoke_api_key(db, "shop", key.id, now=later)
         assert await verify_api_key(db, plaintext, now=later) is None
@@ -126,7 +126,7 @@ def test_a_revoked_key_stops_working_and_stays_revoked(tmp_path: Path) -> None:
 
 
 def test_a_site_cannot_revoke_another_sites_key(tmp_path: Path) -> None:
-    async def work(db: Database) -> None:
+    async def work(db: Store) -> None:
         key, plaintext = await create_api_key(db, "blog", "k", now=NOW)
         assert not await revoke_api_key(db, "shop", key.id, now=NOW)
         assert not await revoke_api_key(db, "blog", key.id + 1, now=NOW)  # no such key at all
@@ -138,7 +138,7 @@ def test_a_site_cannot_revoke_another_sites_key(tmp_path: Path) -> None:
 
 
 def test_last_use_is_written_at_most_once_a_minute(tmp_path: Path) -> None:
-    async def work(db: Database) -> list[datetime | None]:
+    async def work(db: Store) -> list[datetime | None]:
         key, plaintext = await create_api_key(db, "shop", "k", now=NOW)
         seen = []
         for seconds in (0, 30, 59, 60, 61, 119, 125):
@@ -154,7 +154,7 @@ def test_last_use_is_written_at_most_once_a_minute(tmp_path: Path) -> None:
 
 
 def test_concurrent_uses_all_verify_and_one_records_the_use(tmp_path: Path) -> None:
-    async def work(db: Database) -> tuple[list[ApiKey | None], list[ApiKey]]:
+    async def work(db: Store) -> tuple[list[ApiKey | None], list[ApiKey]]:
         _, plaintext = await create_api_key(db, "shop", "k", now=NOW)
         verified = await asyncio.gather(*(verify_api_key(db, plaintext, now=NOW) for _ in range(20)))
         return list(verified), await list_api_keys(db, "shop")

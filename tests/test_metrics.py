@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +16,10 @@ import pytest
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.ingest.geo import NullGeo
-from gateway.metrics import Metrics, MetricsAccess, MetricsPublisher
+from gateway.metrics import WORKER_GONE, Metrics, MetricsAccess, MetricsPublisher
 from gateway.settings import DEFAULT_METRICS_NETWORKS, SettingsError, load_settings, settings_from_dict
-from gateway.storage.db import Database
 from tests.conftest import LiveServer, make_settings
+from tests.stores import fresh_store
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 
@@ -27,37 +28,75 @@ def _value(text: str, line_start: str) -> float:
     return float(next(line for line in text.splitlines() if line.startswith(line_start)).rsplit(" ", 1)[1])
 
 
-def test_a_scrape_of_one_worker_shows_all_live_workers(tmp_path: Path) -> None:
+def test_a_scrape_of_one_worker_shows_all_live_workers_of_its_node(tmp_path: Path) -> None:
     clock = FixedClock(NOW)
+    store = fresh_store(tmp_path)  # outside the event loop: a PostgreSQL run creates its database here
 
-    async def scenario() -> tuple[str, str]:
-        db = await Database(tmp_path / "db.sqlite3").open()
+    async def scenario() -> tuple[str, str, str]:
+        db = await store.open()
         try:
-            first, second, gone = Metrics(), Metrics(), Metrics()
+            # Three workers of one `serve` (one node) and a worker of another node on the same database.
+            first, second, gone = Metrics(node="node-a"), Metrics(node="node-a"), Metrics(node="node-a")
+            elsewhere = Metrics(node="node-b")
             first.inc("consent_gateway_events_accepted_total", 3)
             second.inc("consent_gateway_events_accepted_total", 4)
             second.inc("consent_gateway_events_dropped_total", reason="bot")
             first.set_max("consent_gateway_commit_seconds_max", 0.25)
             second.set_max("consent_gateway_commit_seconds_max", 0.5)
             gone.inc("consent_gateway_events_accepted_total", 100)
-            publishers = [MetricsPublisher(db, m, clock) for m in (first, second, gone)]
+            elsewhere.inc("consent_gateway_events_accepted_total", 1000)
+            elsewhere.set_max("consent_gateway_commit_seconds_max", 9.0)
+            publishers = [MetricsPublisher(db, m, clock) for m in (first, second, gone, elsewhere)]
             clock.current = NOW - timedelta(minutes=5)
             await publishers[2].publish()  # a worker that stopped five minutes ago
             clock.current = NOW
             await publishers[1].publish()
+            await publishers[3].publish()
             first.inc("consent_gateway_events_accepted_total", 1)  # not yet published: still counted live
             seen_by_first = await publishers[0].render()
             await publishers[0].publish()
             seen_by_second = await publishers[1].render()
-            return seen_by_first, seen_by_second
+            seen_elsewhere = await publishers[3].render()
+            return seen_by_first, seen_by_second, seen_elsewhere
         finally:
             await db.close()
 
-    by_first, by_second = asyncio.run(scenario())
+    by_first, by_second, elsewhere = asyncio.run(scenario())
     for text in (by_first, by_second):
-        assert _value(text, "consent_gateway_events_accepted_total ") == 8  # 4 + 4, the gone worker left out
+        assert _value(text, "consent_gateway_events_accepted_total ") == 8  # 4 + 4: the gone worker and node-b left out
         assert _value(text, 'consent_gateway_events_dropped_total{reason="bot"}') == 1
-        assert _value(text, "consent_gateway_commit_seconds_max ") == 0.5  # maxima merge by max
+        assert _value(text, "consent_gateway_commit_seconds_max ") == 0.5  # maxima merge by max, within the node
+    # node-b shows itself only: a Prometheus summing both nodes counts 8 + 1000, each node once.
+    assert _value(elsewhere, "consent_gateway_events_accepted_total ") == 1000
+    assert _value(elsewhere, "consent_gateway_commit_seconds_max ") == 9.0
+
+
+def test_the_workers_of_one_serve_share_a_node_and_two_serves_do_not() -> None:
+    assert Metrics(node="n").node == Metrics(node="n").node == "n"
+    one, other = Metrics(), Metrics()
+    assert one.node != other.node and one.worker != other.worker  # a process of its own is a node of its own
+    assert one.node.startswith(socket.gethostname()[:64] + "/")  # an operator can tell the machine
+
+
+def test_rows_of_stopped_workers_expire_on_every_node(tmp_path: Path) -> None:
+    clock = FixedClock(NOW)
+    store = fresh_store(tmp_path)
+
+    async def scenario() -> list[str]:
+        db = await store.open()
+        try:
+            stopped, live = Metrics(node="node-b"), Metrics(node="node-a")
+            for metrics in (stopped, live):
+                metrics.inc("consent_gateway_events_accepted_total")
+            clock.current = NOW - 11 * WORKER_GONE
+            await MetricsPublisher(db, stopped, clock).publish()  # a node that stopped for good
+            clock.current = NOW
+            await MetricsPublisher(db, live, clock).publish()
+            return [row["node"] for row in await db.fetch_all("SELECT DISTINCT node FROM worker_metrics")]
+        finally:
+            await db.close()
+
+    assert asyncio.run(scenario()) == ["node-a"]
 
 
 TOKEN = "metrics-token-0123456789abcdef"

@@ -3,7 +3,7 @@
 An erasure leaves only a tombstone: a new random id per record, no language, page, network,
 browser, country or device, and the day instead of the instant (the start of the site's local
 day, so a per-day report counts the anonymous decision on the same day as before). The writer
-deletes with ``secure_delete`` and the erasure ends with ``Database.scrub``, so the old consent
+deletes with ``secure_delete`` and the erasure ends with ``Store.scrub``, so the old consent
 id and the erased values are not left readable in the main file, ``-wal`` or ``-shm``.
 """
 
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, tzinfo
+from typing import Any
 
 from gateway.consent.records import ConsentRecord
-from gateway.storage.db import Database
+from gateway.storage.sql import Connection
+from gateway.storage.store import Store
 
 _INSERT = """
 INSERT INTO consent_records (
@@ -59,7 +60,7 @@ def _parameters(record: ConsentRecord) -> tuple[object, ...]:
     )
 
 
-def _record(row: sqlite3.Row) -> ConsentRecord:
+def _record(row: Any) -> ConsentRecord:
     return ConsentRecord(
         consent_id=row["consent_id"],
         site_id=row["site_id"],
@@ -81,12 +82,13 @@ def _record(row: sqlite3.Row) -> ConsentRecord:
     )
 
 
-async def append_record(db: Database, record: ConsentRecord) -> None:
+async def append_record(db: Store, record: ConsentRecord) -> None:
     """Append one record; it is committed when this returns."""
-    await db.execute_many([(_INSERT, _parameters(record))])
+    parameters = _parameters(record)
+    await db.write(lambda connection: connection.execute(_INSERT, parameters))
 
 
-async def records_for(db: Database, consent_id: str, site_id: str | None = None) -> list[ConsentRecord]:
+async def records_for(db: Store, consent_id: str, site_id: str | None = None) -> list[ConsentRecord]:
     if site_id is None:
         rows = await db.fetch_all(_SELECT_BY_ID, (consent_id,))
     else:
@@ -104,9 +106,7 @@ def _erased_id() -> str:
     return "erased-" + secrets.token_urlsafe(12)
 
 
-async def erase_records(
-    db: Database, consent_id: str, *, now: datetime, zones: Mapping[str, tzinfo] | None = None
-) -> int:
+async def erase_records(db: Store, consent_id: str, *, now: datetime, zones: Mapping[str, tzinfo] | None = None) -> int:
     """Unlink and blank every record of ``consent_id``; append an anonymous ``erase`` tombstone.
 
     Each erased record gets its own random id (erased records are not linked to each other either),
@@ -119,16 +119,19 @@ async def erase_records(
     def day(moment: str, site_id: str) -> str:
         return start_of_day(datetime.fromisoformat(moment), zones.get(site_id, UTC)).isoformat()
 
-    def erase(connection: sqlite3.Connection) -> int:
+    def erase(connection: Connection) -> int:
+        # Columns by position: rows of both stores index by number (a PostgreSQL row unpacks differently).
         found = connection.execute(_TO_ERASE, (consent_id,)).fetchall()
-        for seq, site_id, recorded_at, expires_at in found:
+        for row in found:
+            seq, site_id, recorded_at, expires_at = row[0], row[1], row[2], row[3]
             expires = day(expires_at, site_id) if expires_at else None
             connection.execute(_ERASE, (_erased_id(), day(recorded_at, site_id), expires, seq))
         if found:
             site_id = found[-1][1]
-            revision, banner_hash = connection.execute(
+            last = connection.execute(
                 "SELECT policy_revision, banner_hash FROM consent_records WHERE seq = ?", (found[-1][0],)
             ).fetchone()
+            revision, banner_hash = last[0], last[1]
             tombstone = ConsentRecord(
                 consent_id=_erased_id(),
                 site_id=site_id,

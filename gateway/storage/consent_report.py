@@ -17,15 +17,16 @@ still counts: its decision, country and device are anonymous and kept.
 
 from __future__ import annotations
 
-import json
-import sqlite3
+# The statements are put together from fixed fragments (a dialect's category test, a bucket count's
+# VALUES list); every value is a ? parameter.
+# ruff: noqa: S608
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.categories import CONSENT_CATEGORIES
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 
 Dimension = Literal["country", "device"]
 
@@ -54,37 +55,66 @@ class ConsentFigures:
     opt_in: dict[str, float]
 
 
+# The stored count is named with its table: on PostgreSQL a bare ``count`` beside ``excluded``
+# would be ambiguous.
 _UPSERT_IMPRESSIONS = """
 INSERT INTO banner_impressions (site_id, day, country, device, count) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (site_id, day, country, device) DO UPDATE SET count = count + excluded.count
+ON CONFLICT (site_id, day, country, device) DO UPDATE SET count = banner_impressions.count + excluded.count
 """
 
-# One statement for the whole range and for each dimension: ?1 ("country", "device" or "" for
-# one row) picks the key. ?5-?7 are the JSON paths of CONSENT_CATEGORIES ("$.functional", ...):
-# a new category fails loudly (the number of bindings) until it gets its column here.
-_DECISIONS = """
-SELECT
-    CASE ?1 WHEN 'country' THEN COALESCE(country, '') WHEN 'device' THEN COALESCE(device, '') ELSE '' END AS key,
-    COALESCE(SUM(method IN ('accept_all', 'reject_all', 'custom', 'gpc')), 0) AS decisions,
-    COALESCE(SUM(method = 'accept_all'), 0) AS accept_all,
-    COALESCE(SUM(method = 'reject_all'), 0) AS reject_all,
-    COALESCE(SUM(method = 'custom'), 0) AS custom,
-    COALESCE(SUM(method = 'gpc'), 0) AS gpc,
-    COALESCE(SUM(method = 'withdraw'), 0) AS withdrawals,
-    COALESCE(SUM(method != 'withdraw' AND json_extract(categories, ?5) IS 1), 0) AS allowed1,
-    COALESCE(SUM(method != 'withdraw' AND json_extract(categories, ?6) IS 1), 0) AS allowed2,
-    COALESCE(SUM(method != 'withdraw' AND json_extract(categories, ?7) IS 1), 0) AS allowed3
-FROM consent_records
-WHERE site_id = ?2 AND recorded_at >= ?3 AND recorded_at < ?4 AND method != 'erase'
-GROUP BY key
+#: A record that is a decision (not a withdrawal, not an erasure tombstone).
+_DECIDED = "r.method IN ('accept_all', 'reject_all', 'custom', 'gpc')"
+
+
+def _counts(allowed: str) -> str:
+    """The counting columns shared by both reads; ``allowed`` tests one category (one parameter each).
+
+    Counted with CASE, not by summing a comparison: PostgreSQL has no sum of booleans."""
+    return f"""
+    COALESCE(SUM(CASE WHEN {_DECIDED} THEN 1 ELSE 0 END), 0) AS decisions,
+    COALESCE(SUM(CASE WHEN r.method = 'accept_all' THEN 1 ELSE 0 END), 0) AS accept_all,
+    COALESCE(SUM(CASE WHEN r.method = 'reject_all' THEN 1 ELSE 0 END), 0) AS reject_all,
+    COALESCE(SUM(CASE WHEN r.method = 'custom' THEN 1 ELSE 0 END), 0) AS custom,
+    COALESCE(SUM(CASE WHEN r.method = 'gpc' THEN 1 ELSE 0 END), 0) AS gpc,
+    COALESCE(SUM(CASE WHEN r.method = 'withdraw' THEN 1 ELSE 0 END), 0) AS withdrawals,
+    COALESCE(SUM(CASE WHEN r.method != 'withdraw' AND {allowed} THEN 1 ELSE 0 END), 0) AS allowed1,
+    COALESCE(SUM(CASE WHEN r.method != 'withdraw' AND {allowed} THEN 1 ELSE 0 END), 0) AS allowed2,
+    COALESCE(SUM(CASE WHEN r.method != 'withdraw' AND {allowed} THEN 1 ELSE 0 END), 0) AS allowed3"""
+
+
+# Whether the record allowed one category, by dialect: SQLite reads the JSON path ("$.functional")
+# and its true is 1; PostgreSQL reads the key ("functional") of the jsonb and compares its text.
+_ALLOWED = {
+    "sqlite": ("json_extract(r.categories, ?) = 1", "$.{}"),
+    "postgresql": ("(r.categories::jsonb ->> ?) = 'true'", "{}"),
+}
+_KEY = "CASE ? WHEN 'country' THEN COALESCE(r.country, '') WHEN 'device' THEN COALESCE(r.device, '') ELSE '' END"
+
+
+def _decisions(dialect: str) -> str:
+    """One statement for the whole range and for each dimension: the first parameter ("country",
+    "device" or "" for one row) picks the key; the next three are the categories of
+    CONSENT_CATEGORIES (a new category fails loudly, by the number of bindings, until it gets its
+    column); then the site and the range."""
+    return f"""
+SELECT {_KEY} AS key,{_counts(_ALLOWED[dialect][0])}
+FROM consent_records AS r
+WHERE r.site_id = ? AND r.recorded_at >= ? AND r.recorded_at < ? AND r.method != 'erase'
+GROUP BY 1
 """
+
+
+def _category_parameters(dialect: str) -> tuple[str, ...]:
+    return tuple(_ALLOWED[dialect][1].format(category) for category in CONSENT_CATEGORIES)
+
+
 _IMPRESSIONS = """
 SELECT
-    CASE ?1 WHEN 'country' THEN country WHEN 'device' THEN device ELSE '' END AS key,
+    CASE ? WHEN 'country' THEN country WHEN 'device' THEN device ELSE '' END AS key,
     SUM(count) AS impressions
 FROM banner_impressions
-WHERE site_id = ?2 AND day >= ?3 AND day <= ?4
-GROUP BY key
+WHERE site_id = ? AND day >= ? AND day <= ?
+GROUP BY 1
 """
 
 
@@ -106,32 +136,23 @@ class ConsentCell:
     allowed: tuple[int, ...]
 
 
-# The buckets come as one JSON parameter ([[label, since, until], ...]) so the statement is the
-# same whatever their number; each bucket is a range read of the (site_id, recorded_at) index.
-_CELLS = """
-WITH buckets AS (
-    SELECT json_extract(value, '$[0]') AS label, json_extract(value, '$[1]') AS since,
-           json_extract(value, '$[2]') AS until
-    FROM json_each(?2)
-)
+def _cells(dialect: str, buckets: int) -> str:
+    """The buckets come as rows of a VALUES list (label, since, until), the same SQL on both stores;
+    each bucket is a range read of the (site_id, recorded_at) index. The parameters, in the order
+    of the text: the buckets' three values each, the key's dimension, the three categories, the site."""
+    values = ", ".join(["(?, ?, ?)"] * buckets)
+    return f"""
+WITH buckets (label, since, until) AS (VALUES {values})
 SELECT
     buckets.label AS label,
-    CASE ?1 WHEN 'country' THEN COALESCE(r.country, '') WHEN 'device' THEN COALESCE(r.device, '') ELSE '' END AS key,
-    COUNT(DISTINCT CASE WHEN r.method IN ('accept_all', 'reject_all', 'custom', 'gpc') THEN r.consent_id END)
-        AS deciders,
-    COALESCE(SUM(r.method IN ('accept_all', 'reject_all', 'custom', 'gpc')), 0) AS decisions,
-    COALESCE(SUM(r.method = 'accept_all'), 0) AS accept_all,
-    COALESCE(SUM(r.method = 'reject_all'), 0) AS reject_all,
-    COALESCE(SUM(r.method = 'custom'), 0) AS custom,
-    COALESCE(SUM(r.method = 'gpc'), 0) AS gpc,
-    COALESCE(SUM(r.method = 'withdraw'), 0) AS withdrawals,
-    COALESCE(SUM(r.method != 'withdraw' AND json_extract(r.categories, ?4) IS 1), 0) AS allowed1,
-    COALESCE(SUM(r.method != 'withdraw' AND json_extract(r.categories, ?5) IS 1), 0) AS allowed2,
-    COALESCE(SUM(r.method != 'withdraw' AND json_extract(r.categories, ?6) IS 1), 0) AS allowed3
+    {_KEY} AS key,
+    COUNT(DISTINCT CASE WHEN {_DECIDED} THEN r.consent_id END) AS deciders,{_counts(_ALLOWED[dialect][0])}
 FROM buckets JOIN consent_records AS r
-    ON r.site_id = ?3 AND r.recorded_at >= buckets.since AND r.recorded_at < buckets.until AND r.method != 'erase'
-GROUP BY buckets.label, key
+    ON r.site_id = ? AND r.recorded_at >= buckets.since AND r.recorded_at < buckets.until AND r.method != 'erase'
+GROUP BY 1, 2
 """
+
+
 _IMPRESSIONS_BY_DAY = """
 SELECT day, SUM(count) AS impressions FROM banner_impressions
 WHERE site_id = ? AND day >= ? AND day <= ? GROUP BY day ORDER BY day
@@ -139,14 +160,17 @@ WHERE site_id = ? AND day >= ? AND day <= ? GROUP BY day ORDER BY day
 
 
 async def consent_cells(
-    db: Database, site_id: str, group: Literal["", "country", "device"], buckets: list[tuple[str, datetime, datetime]]
+    db: Store, site_id: str, group: Literal["", "country", "device"], buckets: list[tuple[str, datetime, datetime]]
 ) -> list[ConsentCell]:
     """One cell per ``(label, start, end)`` bucket and key that holds any record; "" is an unknown key."""
     if group not in ("", "country", "device"):
         raise ValueError(f"group must be '', 'country' or 'device', not {group!r}")
-    spans = [[label, *_range(start, end)[:2]] for label, start, end in buckets]
-    paths = tuple(f"$.{category}" for category in CONSENT_CATEGORIES)
-    rows = await db.fetch_all(_CELLS, (group, json.dumps(spans), site_id, *paths))
+    if not buckets:
+        return []
+    dialect = db.dialect
+    spans = [value for label, start, end in buckets for value in (label, *_range(start, end)[:2])]
+    parameters = (*spans, group, *_category_parameters(dialect), site_id)  # in the order of the text
+    rows = await db.fetch_all(_cells(dialect, len(buckets)), parameters)
     return [
         ConsentCell(
             row["label"],
@@ -164,39 +188,38 @@ async def consent_cells(
     ]
 
 
-async def impressions_by_day(db: Database, site_id: str, start: datetime, end: datetime) -> dict[date, int]:
+async def impressions_by_day(db: Store, site_id: str, start: datetime, end: datetime) -> dict[date, int]:
     """Banner impressions of each UTC day that ``[start, end)`` touches (impressions have day resolution)."""
     _, _, first_day, last_day = _range(start, end)
     rows = await db.fetch_all(_IMPRESSIONS_BY_DAY, (site_id, first_day, last_day))
     return {date.fromisoformat(row["day"]): int(row["impressions"]) for row in rows}
 
 
-async def add_impressions(db: Database, counts: Iterable[ImpressionCount]) -> None:
+async def add_impressions(db: Store, counts: Iterable[ImpressionCount]) -> None:
     """Add a batch of counts in one transaction."""
-    await db.execute_many(
-        (_UPSERT_IMPRESSIONS, (c.site_id, c.day.isoformat(), c.country, c.device, c.count)) for c in counts
-    )
+    rows = [(c.site_id, c.day.isoformat(), c.country, c.device, c.count) for c in counts]
+    await db.write(lambda connection: connection.executemany(_UPSERT_IMPRESSIONS, rows))
 
 
-async def impression_counts(db: Database, site_id: str) -> list[ImpressionCount]:
+async def impression_counts(db: Store, site_id: str) -> list[ImpressionCount]:
     """Every stored count of a site, oldest day first."""
-    rows = await db.fetch_all(
-        "SELECT * FROM banner_impressions WHERE site_id = ? ORDER BY day, country, device", (site_id,)
-    )
-    return [
+    rows = await db.fetch_all("SELECT * FROM banner_impressions WHERE site_id = ?", (site_id,))
+    counts = [
         ImpressionCount(row["site_id"], date.fromisoformat(row["day"]), row["country"], row["device"], row["count"])
         for row in rows
     ]
+    # Sorted here, not by ORDER BY: a PostgreSQL database's collation would order text unlike SQLite.
+    return sorted(counts, key=lambda c: (c.day, c.country, c.device))
 
 
-async def consent_figures(db: Database, site_id: str, start: datetime, end: datetime) -> ConsentFigures:
+async def consent_figures(db: Store, site_id: str, start: datetime, end: datetime) -> ConsentFigures:
     """The figures of ``[start, end)``; impressions of every UTC day the range touches."""
     [(_, figures)] = await _grouped(db, site_id, "", start, end) or [("", _no_decision(0))]
     return figures
 
 
 async def consent_over_time(
-    db: Database, site_id: str, days: list[tuple[str, datetime, datetime]]
+    db: Store, site_id: str, days: list[tuple[str, datetime, datetime]]
 ) -> list[tuple[str, ConsentFigures]]:
     """One ``(label, figures)`` per ``(label, start, end)`` bucket, in the given order.
 
@@ -207,7 +230,7 @@ async def consent_over_time(
 
 
 async def consent_by(
-    db: Database, site_id: str, dimension: Dimension, start: datetime, end: datetime
+    db: Store, site_id: str, dimension: Dimension, start: datetime, end: datetime
 ) -> list[tuple[str, ConsentFigures]]:
     """The figures of ``[start, end)`` per country or device, most decisions first; "" is unknown.
 
@@ -220,11 +243,12 @@ async def consent_by(
 
 
 async def _grouped(
-    db: Database, site_id: str, group: str, start: datetime, end: datetime
+    db: Store, site_id: str, group: str, start: datetime, end: datetime
 ) -> list[tuple[str, ConsentFigures]]:
     since, until, first_day, last_day = _range(start, end)
-    paths = tuple(f"$.{category}" for category in CONSENT_CATEGORIES)
-    decided = {row["key"]: row for row in await db.fetch_all(_DECISIONS, (group, site_id, since, until, *paths))}
+    dialect = db.dialect
+    parameters = (group, *_category_parameters(dialect), site_id, since, until)  # in the order of the text
+    decided = {row["key"]: row for row in await db.fetch_all(_decisions(dialect), parameters)}
     shown: dict[str, int] = {
         row["key"]: row["impressions"]
         for row in await db.fetch_all(_IMPRESSIONS, (group, site_id, first_day, last_day))
@@ -244,7 +268,7 @@ def _range(start: datetime, end: datetime) -> tuple[str, str, str, str]:
     return start.isoformat(), end.isoformat(), start.date().isoformat(), last_day.isoformat()
 
 
-def _figures(row: sqlite3.Row, impressions: int) -> ConsentFigures:
+def _figures(row: Any, impressions: int) -> ConsentFigures:
     decisions = row["decisions"]
     allowed = (row["allowed1"], row["allowed2"], row["allowed3"])
     return ConsentFigures(

@@ -1,17 +1,18 @@
 """SQL for server-side dashboard sessions (see migrations/0014_sessions.sql).
 
 Rows are found by the SHA-256 of the cookie's session id; the id itself is never stored. The
-functions taking a ``sqlite3.Connection`` run inside another write of ``storage/`` (a password
+functions taking a ``Connection`` run inside another write of ``storage/`` (a password
 change, a role change, removing a user), so the sessions end in the same transaction.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from gateway.storage.db import Database
+from gateway.storage.sql import Connection
+from gateway.storage.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,7 @@ class StoredSession:
 
 
 async def insert_session(
-    db: Database, id_hash: str, *, user_id: int, csrf_token: str, now: datetime, network: str | None
+    db: Store, id_hash: str, *, user_id: int, csrf_token: str, now: datetime, network: str | None
 ) -> None:
     await db.write(
         lambda connection: connection.execute(
@@ -37,41 +38,41 @@ async def insert_session(
     )
 
 
-async def session_by_hash(db: Database, id_hash: str) -> StoredSession | None:
+async def session_by_hash(db: Store, id_hash: str) -> StoredSession | None:
     rows = await db.fetch_all("SELECT * FROM sessions WHERE id_hash = ?", (id_hash,))
     return _session(rows[0]) if rows else None
 
 
-async def touch_session(db: Database, session_id: int, now: datetime) -> None:
+async def touch_session(db: Store, session_id: int, now: datetime) -> None:
     await db.write(
         lambda connection: connection.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", (_at(now), session_id))
     )
 
 
-async def delete_session(db: Database, id_hash: str) -> None:
+async def delete_session(db: Store, id_hash: str) -> None:
     await db.write(lambda connection: connection.execute("DELETE FROM sessions WHERE id_hash = ?", (id_hash,)))
 
 
-async def revoke_session(db: Database, user_id: int, session_id: int) -> bool:
+async def revoke_session(db: Store, user_id: int, session_id: int) -> bool:
     """End one session of ``user_id``; False when the user has no such session (another's is kept)."""
 
-    def revoke(connection: sqlite3.Connection) -> bool:
+    def revoke(connection: Connection) -> bool:
         cursor = connection.execute("DELETE FROM sessions WHERE id = ? AND user_id = ?", (session_id, user_id))
         return cursor.rowcount > 0
 
     return await db.write(revoke)
 
 
-async def revoke_sessions_of(db: Database, user_id: int) -> int:
+async def revoke_sessions_of(db: Store, user_id: int) -> int:
     return await db.write(lambda connection: end_sessions_of(connection, user_id))
 
 
-def end_sessions_of(connection: sqlite3.Connection, user_id: int) -> int:
+def end_sessions_of(connection: Connection, user_id: int) -> int:
     """Inside another write: every session of ``user_id`` ends with it."""
     return connection.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,)).rowcount
 
 
-async def live_sessions(db: Database, *, seen_since: datetime, created_since: datetime) -> list[StoredSession]:
+async def live_sessions(db: Store, *, seen_since: datetime, created_since: datetime) -> list[StoredSession]:
     """Sessions not past their idle or absolute timeout, newest activity first."""
     rows = await db.fetch_all(
         "SELECT * FROM sessions WHERE last_seen >= ? AND created_at >= ? ORDER BY last_seen DESC",
@@ -80,7 +81,7 @@ async def live_sessions(db: Database, *, seen_since: datetime, created_since: da
     return [_session(row) for row in rows]
 
 
-def purge_sessions(connection: sqlite3.Connection, *, seen_before: datetime, created_before: datetime) -> int:
+def purge_sessions(connection: Connection, *, seen_before: datetime, created_before: datetime) -> int:
     """Delete sessions past their idle or absolute timeout (they can no longer sign anyone in)."""
     return connection.execute(
         "DELETE FROM sessions WHERE last_seen < ? OR created_at < ?", (_at(seen_before), _at(created_before))
@@ -92,7 +93,7 @@ def _at(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-def _session(row: sqlite3.Row) -> StoredSession:
+def _session(row: Any) -> StoredSession:
     return StoredSession(
         id=row["id"],
         user_id=row["user_id"],

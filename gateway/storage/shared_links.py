@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from gateway.storage.db import Database
+from gateway.storage.sql import Connection
+from gateway.storage.store import Store
 
 _INSERT = """
 INSERT INTO shared_links (site_id, label, nonce, password_hash, created_at, expires_at)
-VALUES (?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?) RETURNING id
 """
 _SELECT_BY_ID = "SELECT * FROM shared_links WHERE id = ?"
 _SELECT_BY_SITE = "SELECT * FROM shared_links WHERE site_id = ? ORDER BY id"
@@ -38,7 +39,7 @@ class SharedLink:
 
 
 async def insert_shared_link(
-    db: Database,
+    db: Store,
     site_id: str,
     *,
     label: str,
@@ -49,32 +50,32 @@ async def insert_shared_link(
 ) -> SharedLink:
     expires = expires_at.isoformat() if expires_at is not None else None
 
-    def insert(connection: sqlite3.Connection) -> SharedLink:
-        cursor = connection.execute(_INSERT, (site_id, label, nonce, password_hash, now.isoformat(), expires))
-        return SharedLink(int(cursor.lastrowid or 0), site_id, label, now, expires_at, None, password_hash, nonce)
+    def insert(connection: Connection) -> SharedLink:
+        row = connection.execute(_INSERT, (site_id, label, nonce, password_hash, now.isoformat(), expires)).fetchone()
+        return SharedLink(int(row[0]), site_id, label, now, expires_at, None, password_hash, nonce)
 
     return await db.write(insert)
 
 
-async def shared_link_by_id(db: Database, link_id: int) -> SharedLink | None:
+async def shared_link_by_id(db: Store, link_id: int) -> SharedLink | None:
     rows = await db.fetch_all(_SELECT_BY_ID, (link_id,))
     return _shared_link(rows[0]) if rows else None
 
 
-async def shared_links_of(db: Database, site_id: str) -> list[SharedLink]:
+async def shared_links_of(db: Store, site_id: str) -> list[SharedLink]:
     return [_shared_link(row) for row in await db.fetch_all(_SELECT_BY_SITE, (site_id,))]
 
 
-async def revoke_stored_shared_link(db: Database, site_id: str, link_id: int, *, now: datetime) -> bool:
+async def revoke_stored_shared_link(db: Store, site_id: str, link_id: int, *, now: datetime) -> bool:
     """False when ``link_id`` is not a link of ``site_id`` (a link of another site is left alone)."""
 
-    def revoke(connection: sqlite3.Connection) -> bool:
+    def revoke(connection: Connection) -> bool:
         return connection.execute(_REVOKE, (now.isoformat(), link_id, site_id)).rowcount > 0
 
     return await db.write(revoke)
 
 
-def _shared_link(row: sqlite3.Row) -> SharedLink:
+def _shared_link(row: Any) -> SharedLink:
     return SharedLink(
         id=row["id"],
         site_id=row["site_id"],

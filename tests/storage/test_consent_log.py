@@ -1,4 +1,5 @@
-"""The proof-of-consent log on a real SQLite file: append-only, erasable, never half-written."""
+"""The proof-of-consent log on both stores (a real SQLite file, a real PostgreSQL database): append-only,
+erasable, never half-written."""
 
 from __future__ import annotations
 
@@ -6,22 +7,27 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from gateway.consent.records import ConsentRecord
 from gateway.storage.consent_log import _INSERT, _parameters, append_record, erase_records, records_for
-from gateway.storage.db import Database
+from gateway.storage.sql import Connection
+from gateway.storage.store import Store
+from tests.stores import database_location, open_test_store
 
 T = TypeVar("T")
 RECORDED = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 BANNER = "a" * 64
+#: What a refused statement raises on either store (the trigger's error, a NOT NULL column).
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
 def make_record(**overrides: Any) -> ConsentRecord:
@@ -46,15 +52,15 @@ def make_record(**overrides: Any) -> ConsentRecord:
 
 
 @asynccontextmanager
-async def opened(path: Path) -> AsyncIterator[Database]:
-    db = await Database(path).open()
+async def opened(path: Path) -> AsyncIterator[Store]:
+    db = await open_test_store(path).open()
     try:
         yield db
     finally:
         await db.close()
 
 
-def with_db(path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+def with_db(path: Path, work: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
         async with opened(path) as db:
             return await work(db)
@@ -62,15 +68,28 @@ def with_db(path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+async def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Every stored record as stored, read through a store of its own (another connection)."""
+    async with opened(path) as db:
+        found = await db.fetch_all("SELECT * FROM consent_records ORDER BY seq")
+    return [dict(zip(row.keys(), row, strict=True)) for row in found]
+
+
 def rows(path: Path) -> list[dict[str, Any]]:
-    with closing(sqlite3.connect(path)) as connection:
-        connection.row_factory = sqlite3.Row
-        return [dict(row) for row in connection.execute("SELECT * FROM consent_records ORDER BY seq")]
+    return asyncio.run(read_rows(path))
+
+
+def update(path: Path, change: str) -> int:
+    """Run ``UPDATE consent_records SET <change>`` in a write transaction of its own; the rows it changed."""
+    statement = f"UPDATE consent_records SET {change}"  # noqa: S608 - fixed test text
+    return with_db(path, lambda db: db.write(lambda connection: connection.execute(statement).rowcount))
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "log.sqlite3"
+    path = tmp_path / "log.sqlite3"
+    database_location(path)  # on PostgreSQL, its database is created now, outside any event loop
+    return path
 
 
 def test_appended_records_read_back_unchanged_in_order(db_path: Path) -> None:
@@ -79,7 +98,7 @@ def test_appended_records_read_back_unchanged_in_order(db_path: Path) -> None:
     elsewhere = make_record(site_id="blog", method="accept_all", gpc=True, language=None, page_path=None)
     stranger = make_record(consent_id="visitor-b")
 
-    async def work(db: Database) -> tuple[list[ConsentRecord], ...]:
+    async def work(db: Store) -> tuple[list[ConsentRecord], ...]:
         for record in (first, elsewhere, second, stranger):
             await append_record(db, record)
         return (
@@ -97,9 +116,9 @@ def test_appended_records_read_back_unchanged_in_order(db_path: Path) -> None:
 
 
 def test_a_record_is_committed_when_append_returns(db_path: Path) -> None:
-    async def work(db: Database) -> list[dict[str, Any]]:
+    async def work(db: Store) -> list[dict[str, Any]]:
         await append_record(db, make_record())
-        return rows(db_path)  # another connection, while ours is still open
+        return await read_rows(db_path)  # another connection, while ours is still open
 
     [row] = with_db(db_path, work)
     assert row["consent_id"] == "visitor-a"
@@ -117,9 +136,7 @@ _ERASURE = (
 
 def test_the_tombstone_update_itself_passes_the_trigger(db_path: Path) -> None:
     with_db(db_path, lambda db: append_record(db, make_record(country="FR", device="mobile")))
-    with closing(sqlite3.connect(db_path)) as connection:
-        assert connection.execute(f"UPDATE consent_records SET {_ERASURE}").rowcount == 1  # noqa: S608
-        connection.commit()
+    assert update(db_path, _ERASURE) == 1
     [row] = rows(db_path)
     assert (row["erased"], row["recorded_at"]) == (1, "2026-03-10T00:00:00+00:00")
 
@@ -129,7 +146,7 @@ def test_an_erased_record_keeps_the_start_of_its_day_in_the_sites_time_zone(db_p
     records = [make_record(recorded_at=late), make_record(site_id="blog", recorded_at=late, expires_at=None)]
     zones = {"shop": ZoneInfo("Europe/Paris"), "blog": ZoneInfo("America/New_York")}
 
-    async def work(db: Database) -> None:
+    async def work(db: Store) -> None:
         for record in records:
             await append_record(db, record)
         assert await erase_records(db, "visitor-a", now=late, zones=zones) == 2
@@ -165,8 +182,9 @@ def test_an_erased_record_keeps_the_start_of_its_day_in_the_sites_time_zone(db_p
             "erased = 1, language = NULL, page_path = NULL, ip_network = NULL, ua_family = NULL, expires_at = NULL",
             id="an erasure cannot change when the consent ends",
         ),
-        pytest.param(_ERASURE + ", country = 'FR'", id="an erasure cannot keep the country"),
-        pytest.param(_ERASURE + ", device = 'mobile'", id="an erasure cannot keep the device"),
+        # One assignment per column: PostgreSQL refuses a column set twice, SQLite keeps the last.
+        pytest.param(_ERASURE.replace("country = NULL", "country = 'FR'"), id="an erasure cannot keep the country"),
+        pytest.param(_ERASURE.replace("device = NULL", "device = 'mobile'"), id="an erasure cannot keep the device"),
         pytest.param(_ERASURE.replace("consent_id = 'erased-1'", "consent_id = consent_id"), id="an erasure unlinks"),
         pytest.param(
             _ERASURE.replace("T00:00:00+00:00', expires", "T09:29:59+00:00', expires"),
@@ -185,9 +203,8 @@ def test_an_erased_record_keeps_the_start_of_its_day_in_the_sites_time_zone(db_p
 def test_records_cannot_be_updated(db_path: Path, change: str) -> None:
     with_db(db_path, lambda db: append_record(db, make_record()))
     before = rows(db_path)
-    with closing(sqlite3.connect(db_path)) as connection:
-        with pytest.raises(sqlite3.IntegrityError, match="consent_records is append-only"):
-            connection.execute(f"UPDATE consent_records SET {change}")  # noqa: S608 - fixed test text
+    with pytest.raises(INTEGRITY_ERRORS, match="consent_records is append-only"):
+        update(db_path, change)
     assert rows(db_path) == before
 
 
@@ -195,9 +212,8 @@ def test_an_erased_record_cannot_be_unerased(db_path: Path) -> None:
     with_db(db_path, lambda db: append_record(db, make_record()))
     with_db(db_path, lambda db: erase_records(db, "visitor-a", now=RECORDED + timedelta(days=30)))
     before = rows(db_path)
-    with closing(sqlite3.connect(db_path)) as connection:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            connection.execute("UPDATE consent_records SET erased = 0, consent_id = 'visitor-a'")
+    with pytest.raises(INTEGRITY_ERRORS, match="append-only"):
+        update(db_path, "erased = 0, consent_id = 'visitor-a'")
     assert rows(db_path) == before
 
 
@@ -206,7 +222,7 @@ def test_erasure_blanks_unlinks_and_leaves_a_tombstone(db_path: Path) -> None:
     decisions = [make_record(), make_record(method="withdraw", categories={}, recorded_at=RECORDED + timedelta(1))]
     bystander = make_record(consent_id="visitor-b", language="en")
 
-    async def work(db: Database) -> tuple[int, list[ConsentRecord], list[ConsentRecord]]:
+    async def work(db: Store) -> tuple[int, list[ConsentRecord], list[ConsentRecord]]:
         for record in (*decisions, bystander):
             await append_record(db, record)
         count = await erase_records(db, "visitor-a", now=erased_at)
@@ -233,7 +249,7 @@ def test_erasure_blanks_unlinks_and_leaves_a_tombstone(db_path: Path) -> None:
 
 
 def test_each_erasure_gets_its_own_unlinkable_id(db_path: Path) -> None:
-    async def work(db: Database) -> None:
+    async def work(db: Store) -> None:
         await append_record(db, make_record(consent_id="visitor-a"))
         await append_record(db, make_record(consent_id="visitor-b"))
         assert await erase_records(db, "visitor-a", now=RECORDED) == 1
@@ -254,7 +270,7 @@ def test_each_erasure_gets_its_own_unlinkable_id(db_path: Path) -> None:
     ],
 )
 def test_erasing_what_is_not_there_writes_nothing(db_path: Path, consent_id: str) -> None:
-    async def setup(db: Database) -> None:
+    async def setup(db: Store) -> None:
         await append_record(db, make_record())
         await append_record(db, make_record(consent_id="visitor-b"))
         await erase_records(db, "visitor-a", now=RECORDED)
@@ -269,8 +285,8 @@ def test_a_failed_transaction_leaves_nothing_half_written(db_path: Path) -> None
     class Interrupted(Exception):
         pass
 
-    async def work(db: Database) -> list[ConsentRecord]:
-        def interrupted(connection: sqlite3.Connection) -> None:
+    async def work(db: Store) -> list[ConsentRecord]:
+        def interrupted(connection: Connection) -> None:
             connection.execute(_INSERT, _parameters(make_record(consent_id="half")))
             connection.execute(_INSERT, _parameters(make_record(consent_id="half", method="withdraw")))
             raise Interrupted
@@ -285,8 +301,8 @@ def test_a_failed_transaction_leaves_nothing_half_written(db_path: Path) -> None
 
 
 def test_a_failing_statement_rolls_back_the_batch(db_path: Path) -> None:
-    async def work(db: Database) -> None:
-        with pytest.raises(sqlite3.IntegrityError):
+    async def work(db: Store) -> None:
+        with pytest.raises(INTEGRITY_ERRORS):
             await db.execute_many(
                 [
                     (_INSERT, _parameters(make_record(consent_id="first"))),
@@ -302,6 +318,5 @@ def test_migrations_apply_once_when_the_file_is_reopened(db_path: Path) -> None:
     with_db(db_path, lambda db: append_record(db, make_record()))
     with_db(db_path, lambda db: append_record(db, make_record(consent_id="visitor-b")))
     assert [row["consent_id"] for row in rows(db_path)] == ["visitor-a", "visitor-b"]
-    with closing(sqlite3.connect(db_path)) as connection:
-        applied = [number for (number,) in connection.execute("SELECT number FROM schema_migrations")]
+    applied = [row[0] for row in with_db(db_path, lambda db: db.fetch_all("SELECT number FROM schema_migrations"))]
     assert applied == sorted(set(applied))

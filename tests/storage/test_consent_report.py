@@ -14,21 +14,24 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 
 from gateway.consent.records import ConsentRecord
 from gateway.storage.consent_log import append_record, erase_records, records_for
 from gateway.storage.consent_report import (
-    _DECISIONS,
     _IMPRESSIONS,
     ConsentFigures,
     ImpressionCount,
+    _cells,
+    _decisions,
     add_impressions,
     consent_by,
     consent_figures,
     consent_over_time,
 )
-from gateway.storage.db import Database
+from gateway.storage.store import Store
+from tests.stores import database_location, open_test_store
 
 T = TypeVar("T")
 MARCH_9, MARCH_10, MARCH_11, MARCH_12 = (datetime(2026, 3, day, tzinfo=UTC) for day in (9, 10, 11, 12))
@@ -84,8 +87,9 @@ IMPRESSIONS = [
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     path = tmp_path / "gateway.sqlite3"
+    database_location(path)  # on PostgreSQL, its database is created now, outside any event loop
 
-    async def fill(db: Database) -> None:
+    async def fill(db: Store) -> None:
         for each in RECORDS:
             await append_record(db, each)
         await add_impressions(db, IMPRESSIONS)
@@ -95,9 +99,9 @@ def database(tmp_path: Path) -> Path:
     return path
 
 
-def with_db(path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+def with_db(path: Path, work: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         try:
             return await work(db)
         finally:
@@ -198,31 +202,43 @@ def test_by_device(database: Path) -> None:
 def test_an_erasure_keeps_neither_country_nor_device_and_the_trigger_guards_that(database: Path) -> None:
     kept = with_db(database, lambda db: records_for(db, "visitor-9"))
     assert [(r.country, r.device) for r in kept] == [("FR", "mobile")]
-    with closing(sqlite3.connect(database)) as connection:
-        [erased] = connection.execute("SELECT * FROM consent_records WHERE erased = 1 AND method != 'erase'").fetchall()
-        assert erased[-2:] == (None, None)  # country, device: the 13h record keeps its decision only
-        erase = (
-            "UPDATE consent_records SET consent_id = 'erased-9', erased = 1, language = NULL, page_path = NULL, "
-            "ip_network = NULL, ua_family = NULL, recorded_at = '2026-03-10T00:00:00+00:00', expires_at = NULL"
-        )
-        for change in (erase + ", device = NULL", erase + ", country = NULL"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                connection.execute(change + " WHERE consent_id = 'visitor-9'")
-        allowed = connection.execute(erase + ", country = NULL, device = NULL WHERE consent_id = 'visitor-9'")
-        assert allowed.rowcount == 1  # the erasure itself still passes
+    [erased] = with_db(
+        database, lambda db: db.fetch_all("SELECT * FROM consent_records WHERE erased = 1 AND method != 'erase'")
+    )
+    assert (erased["country"], erased["device"]) == (None, None)  # the 13h record keeps its decision only
+    erase = (
+        "UPDATE consent_records SET consent_id = 'erased-9', erased = 1, language = NULL, page_path = NULL, "
+        "ip_network = NULL, ua_family = NULL, recorded_at = '2026-03-10T00:00:00+00:00', expires_at = NULL"
+    )
+
+    def run(statement: str) -> int:
+        return with_db(database, lambda db: db.write(lambda connection: connection.execute(statement).rowcount))
+
+    for change in (erase + ", device = NULL", erase + ", country = NULL"):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError), match="append-only"):
+            run(change + " WHERE consent_id = 'visitor-9'")
+    assert run(erase + ", country = NULL, device = NULL WHERE consent_id = 'visitor-9'") == 1  # the erasure passes
 
 
+@pytest.mark.sqlite_only(reason="reads SQLite's query plan")
 def test_the_queries_read_through_the_indexes(database: Path) -> None:
     with closing(sqlite3.connect(database)) as connection:
+        categories = ("$.functional", "$.analytics", "$.advertising")
         decisions = " ".join(
             row[3]
             for row in connection.execute(
-                "EXPLAIN QUERY PLAN " + _DECISIONS,
-                ("country", "shop", "a", "b", "$.functional", "$.analytics", "$.advertising"),
+                "EXPLAIN QUERY PLAN " + _decisions("sqlite"), ("country", *categories, "shop", "a", "b")
+            )
+        )
+        cells = " ".join(
+            row[3]
+            for row in connection.execute(
+                "EXPLAIN QUERY PLAN " + _cells("sqlite", 2), ("d1", "a", "b", "d2", "b", "c", "", *categories, "shop")
             )
         )
         impressions = " ".join(
             row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + _IMPRESSIONS, ("country", "shop", "a", "b"))
         )
     assert "consent_records_by_site_time" in decisions
+    assert "consent_records_by_site_time" in cells
     assert "PRIMARY KEY" in impressions and "day>? AND day<?" in impressions.replace("=", "")
