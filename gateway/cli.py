@@ -271,6 +271,9 @@ def _serve(args: argparse.Namespace) -> int:
     if workers > 1:
         if args.config:
             os.environ["CONSENT_GATEWAY_CONFIG"] = str(args.config.resolve())
+        from gateway.metrics import NODE_ENVIRONMENT, new_node_id
+
+        os.environ[NODE_ENVIRONMENT] = new_node_id()  # the workers' /metrics add up to this node
         run_server("gateway.app:app_from_environment", limits=limits, factory=True, workers=workers, **common)
     else:
         from gateway.app import create_app
