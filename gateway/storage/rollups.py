@@ -107,6 +107,8 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
     names: list[str] = []
 
     def swap(match: re.Match[str]) -> str:
+        if match.group(0).startswith("--"):
+            return ""  # dropped: the PostgreSQL adapter would read an apostrophe in it as a literal's start
         if match.group(1) is None:
             return match.group(0)
         names.append(match.group(1))
