@@ -17,7 +17,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -174,3 +178,49 @@ def postgres_server_or_skip(server: PostgresServer | None) -> PostgresServer:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{REQUIRE_ENV}=1 but {ADMIN_URL_ENV} is not set: the PostgreSQL runs cannot run")
     pytest.skip(SKIP_REASON)
+
+
+class Row(tuple[Any, ...]):
+    """A row read back by a test: equal to a plain tuple, and ``row["column"]`` works too (on both stores)."""
+
+    _columns: dict[str, int]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._columns[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._columns)
+
+
+def _as_sqlite_gives_it(value: Any) -> Any:
+    """numeric (a PostgreSQL sum or avg) reads as SQLite gives it: an int when whole, else a float."""
+    if isinstance(value, Decimal):
+        return float(value) if value % 1 else int(value)
+    return value
+
+
+def _row(columns: dict[str, int], values: Sequence[Any]) -> Row:
+    row = Row(_as_sqlite_gives_it(value) for value in values)
+    row._columns = columns
+    return row
+
+
+def query(location: DatabaseLocation | str, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+    """Read the database as an auditor would, outside the gateway: ``sqlite3`` or a plain psycopg connection.
+
+    ``?`` placeholders on both stores, as in the gateway's own SQL.
+    """
+    if isinstance(location, PostgresUrl) or str(location).startswith("postgresql://"):
+        import psycopg
+
+        url = location.url if isinstance(location, PostgresUrl) else str(location)
+        with psycopg.connect(url, autocommit=True) as connection:
+            cursor = connection.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(parameters))
+            columns = {column.name: index for index, column in enumerate(cursor.description or ())}
+            return [_row(columns, values) for values in cursor.fetchall()]
+    with closing(sqlite3.connect(location)) as connection:
+        cursor = connection.execute(sql, tuple(parameters))
+        columns = {column[0]: index for index, column in enumerate(cursor.description or ())}
+        return [_row(columns, values) for values in cursor.fetchall()]
