@@ -14,7 +14,7 @@ deleting a salt or erasing a consent record the caller asks for ``scrub`` — a
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -178,7 +178,7 @@ class Database(Store):
     def _scrub_on_writer(self, writer: sqlite3.Connection, wait_ms: int) -> bool:
         return truncate_wal(writer, wait_ms=wait_ms)
 
-    async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def fetch_all(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         if self._reader is None:
             raise RuntimeError("the database is not open")
         # One call runs and finishes the statement: a statement left open between awaits would

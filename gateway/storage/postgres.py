@@ -14,7 +14,7 @@ the maintenance leader holds a session-level advisory lock (gateway/storage/lead
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -82,12 +82,15 @@ def _configure(adapters: Any) -> None:
     adapters.register_loader("numeric", _NumberLoader)
 
 
-_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?|%")
+#: What ``translate`` looks at: literals, quoted names and comments are kept whole (a ``?`` or an
+#: apostrophe inside them is not SQL), ``::`` casts are kept, and ``?``, ``:name`` and ``%`` are rewritten.
+_TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|::|:[A-Za-z_]\w*|\?|%""", re.DOTALL)
 
 
-@lru_cache(maxsize=2048)
-def translate(sql: str) -> str:
-    """``?`` placeholders (outside string literals) to ``%s``; a literal ``%`` to ``%%``."""
+@lru_cache(maxsize=4096)
+def translate(sql: str, named: bool = False) -> str:
+    """SQLite's parameter styles to psycopg's: ``?`` to ``%s`` (or, with ``named``, ``:name`` to
+    ``%(name)s``), and a literal ``%`` to ``%%``, wherever they are SQL rather than text."""
 
     def swap(match: re.Match[str]) -> str:
         piece = match.group(0)
@@ -95,14 +98,26 @@ def translate(sql: str) -> str:
             return "%s"
         if piece == "%":
             return "%%"
-        return piece.replace("%", "%%")
+        if named and piece[0] == ":" and piece != "::":
+            return f"%({piece[1:]})s"
+        if piece[0] in "'\"":
+            return piece.replace("%", "%%")
+        if piece.startswith(("--", "/*")):
+            return " "  # a comment goes: psycopg would read a % in it
+        return piece
 
-    return _PLACEHOLDER.sub(swap, sql)
+    return _TOKENS.sub(swap, sql)
 
 
-def _values(parameters: Sequence[Any]) -> tuple[Any, ...]:
+def _values(parameters: Sequence[Any] | Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
     """Bools as 0/1, as SQLite stores them (the columns are integers on both stores)."""
+    if isinstance(parameters, Mapping):
+        return {key: int(value) if isinstance(value, bool) else value for key, value in parameters.items()}
     return tuple(int(value) if isinstance(value, bool) else value for value in parameters)
+
+
+def _bind(sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> tuple[str, Any]:
+    return translate(sql, isinstance(parameters, Mapping)), _values(parameters)
 
 
 class PgConnection:
@@ -113,14 +128,18 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
 
-    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.ClientCursor[Any]:
+    def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = (), /) -> psycopg.ClientCursor[Any]:
         cursor = psycopg.ClientCursor(self.raw, row_factory=_row_factory)
-        cursor.execute(translate(sql), _values(parameters))
+        cursor.execute(*_bind(sql, parameters))
         return cursor
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.ClientCursor[Any]:
+    def executemany(
+        self, sql: str, parameters: Iterable[Sequence[Any] | Mapping[str, Any]], /
+    ) -> psycopg.ClientCursor[Any]:
         cursor = psycopg.ClientCursor(self.raw, row_factory=_row_factory)
-        cursor.executemany(translate(sql), [_values(row) for row in parameters])
+        rows = list(parameters)
+        named = bool(rows) and isinstance(rows[0], Mapping)
+        cursor.executemany(translate(sql, named), [_values(row) for row in rows])
         return cursor
 
     @property
@@ -236,12 +255,12 @@ class PostgresStore(Store):
             await self._pool.close()
             self._pool = None
 
-    async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+    async def fetch_all(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         if self._pool is None:
             raise RuntimeError("the database is not open")
         async with self._pool.connection() as connection:
             cursor = psycopg.AsyncClientCursor(connection, row_factory=_row_factory)
-            await cursor.execute(translate(sql), _values(parameters))
+            await cursor.execute(*_bind(sql, parameters))
             return await cursor.fetchall()
 
     async def server_time(self) -> datetime:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from queue import Empty, SimpleQueue
@@ -165,7 +165,7 @@ class Store:
     async def _close_reader(self) -> None:
         raise NotImplementedError
 
-    async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+    async def fetch_all(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         """Run one read statement and return every row (``row[0]`` and ``row["column"]`` both work)."""
         raise NotImplementedError
 

@@ -197,3 +197,25 @@ async def test_clock_sync_agrees_with_the_database_server(store: Store, store_ki
         assert server is not None and abs(clock.now() - server) < timedelta(seconds=1)
     finally:
         await db.close()
+
+
+def test_comments_casts_and_named_parameters() -> None:
+    assert translate("SELECT ? -- don't\n, ?") == "SELECT %s  \n, %s"
+    assert translate("SELECT x::text, :a FROM t WHERE y = :b", True) == "SELECT x::text, %(a)s FROM t WHERE y = %(b)s"
+    assert translate('SELECT "odd?name" FROM t WHERE a = ?') == 'SELECT "odd?name" FROM t WHERE a = %s'
+
+
+@run
+async def test_named_parameters_read_and_write(store: Store) -> None:
+    db = await store.open()
+    try:
+        await db.write(_scratch)
+
+        def put(connection: Connection) -> None:
+            connection.execute("INSERT INTO scratch (id, note) VALUES (:id, :note)", {"id": 3, "note": "it's 100%"})
+
+        await db.write(put)
+        rows = await db.fetch_all("SELECT note FROM scratch WHERE id = :id -- a comment's apostrophe", {"id": 3})
+        assert [row["note"] for row in rows] == ["it's 100%"]
+    finally:
+        await db.close()
