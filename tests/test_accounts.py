@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sqlite3
 import threading
-from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +21,7 @@ from gateway.accounts.passwords import (
 )
 from gateway.cli import main
 from tests.conftest import site_config
+from tests.stores import database_setting, open_test_store
 
 # One hash, reused: scrypt is slow on purpose.
 STORED = hash_password("correct horse battery")
@@ -79,7 +79,7 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "gateway.toml"
     site = site_config()
     path.write_text(
-        f'secret_keys = ["accounts-test-key"]\ndatabase = "{(tmp_path / "gw.sqlite3").as_posix()}"\n'
+        f'secret_keys = ["accounts-test-key"]\ndatabase = "{database_setting(tmp_path / "gw.sqlite3")}"\n'
         f'[sites.shop]\norigins = {site["origins"]!r}\n[sites.blog]\norigins = ["https://blog.example.com"]\n'.replace(
             "'", '"'
         ),
@@ -95,6 +95,19 @@ def _run(
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def _rows(config: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the config's database (on the test's store) the way the dashboard would."""
+
+    async def read() -> list[tuple[Any, ...]]:
+        store = await open_test_store(config.parent / "gw.sqlite3").open()
+        try:
+            return [tuple(row) for row in await store.fetch_all(sql)]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
 
 
 def test_user_commands_manage_accounts_and_roles(
@@ -118,13 +131,11 @@ def test_user_commands_manage_accounts_and_roles(
     assert _run(monkeypatch, capsys, "user", "grant", "bob", "--site", "shop", "--role", "none", *c)[0] == 0
     assert "bob: owner of blog\n" in _run(monkeypatch, capsys, "user", "list", *c)[1]
     assert _run(monkeypatch, capsys, "user", "passwd", "bob", "--password-stdin", *c, stdin="a-new-password\n")[0] == 0
-    with closing(sqlite3.connect(config.parent / "gw.sqlite3")) as connection:
-        stored = dict(connection.execute("SELECT name, password_hash FROM users").fetchall())
+    stored = dict(_rows(config, "SELECT name, password_hash FROM users"))
     assert verify_password("a-new-password", stored["bob"]) and verify_password("s3cret-pass!", stored["ada"])
     assert "bobs-password" not in str(stored) and "s3cret" not in str(stored)
     assert _run(monkeypatch, capsys, "user", "remove", "bob", *c)[0] == 0
-    with closing(sqlite3.connect(config.parent / "gw.sqlite3")) as connection:
-        assert connection.execute("SELECT count(*) FROM site_roles").fetchone() == (0,)
+    assert _rows(config, "SELECT count(*) FROM site_roles") == [(0,)]
 
 
 @pytest.mark.parametrize(

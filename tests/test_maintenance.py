@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,9 +18,10 @@ from gateway.clock import FixedClock
 from gateway.cookies.lifetimes import parse_lifetime
 from gateway.maintenance import Cutoffs, Maintenance, MaintenanceRun, retention_cutoffs
 from gateway.settings import Retention, Settings
-from gateway.storage.db import Database
 from gateway.storage.events import insert_events
+from gateway.storage.location import DatabaseLocation
 from gateway.storage.retention import PurgeCounts
+from gateway.storage.store import Store, open_store
 from tests.conftest import LiveServer, make_settings
 from tests.storage.test_rollups import event
 
@@ -54,15 +54,15 @@ def test_cut_offs_follow_the_clock_and_the_retention(now: datetime, retention: R
 
 
 @asynccontextmanager
-async def opened(path: Path) -> AsyncIterator[Database]:
-    db = await Database(path).open()
+async def opened(location: DatabaseLocation) -> AsyncIterator[Store]:
+    db = await open_store(location).open()
     try:
         yield db
     finally:
         await db.close()
 
 
-def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+def with_db(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     async def scenario() -> T:
         async with opened(settings.database) as db:
             return await work(db)
@@ -75,8 +75,7 @@ def store(settings: Settings, *events: Any) -> None:
 
 
 def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(settings.database)) as connection:
-        return [tuple(row) for row in connection.execute(sql)]
+    return [tuple(row) for row in with_db(settings, lambda db: db.fetch_all(sql))]
 
 
 def totals(settings: Settings) -> list[tuple[Any, ...]]:
@@ -157,7 +156,7 @@ def test_start_runs_once_and_stop_waits_for_it(settings: Settings) -> None:
 
 def test_a_failing_run_is_logged_and_the_loop_goes_on(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
-        maintenance = Maintenance(Database(settings.database), settings, FixedClock(NOW))  # never opened
+        maintenance = Maintenance(open_store(settings.database), settings, FixedClock(NOW))  # never opened
         await maintenance.start()
         await asyncio.sleep(0)
         await maintenance.stop()
@@ -203,7 +202,7 @@ def test_yesterdays_salt_is_deleted_after_the_grace_period_even_without_events(s
             for moment in ((0, 10), (0, 31)):  # a quiet night: no event after midnight
                 clock.current = datetime(2026, 3, 11, *moment, tzinfo=UTC)
                 await maintenance.run_once()
-                seen.append(query(settings, "SELECT day FROM salts ORDER BY day"))
+                seen.append([tuple(row) for row in await db.fetch_all("SELECT day FROM salts ORDER BY day")])
             return seen
 
     in_grace, after = asyncio.run(scenario())
