@@ -30,9 +30,9 @@ def copy_with_progress(source: Path, target: PostgresUrl, out: Out, *, batch_row
     """The copy, printing a line every ``_PROGRESS_EVERY`` rows of a table and one when it is done."""
     printed: dict[str, int] = {}
 
-    def progress(table: str, rows: int, done: bool) -> None:
-        if done:
-            out(f"  {table}: {rows:,} rows")
+    def progress(table: str, rows: int, seconds: float | None) -> None:
+        if seconds is not None:
+            out(f"  {table}: {rows:,} rows in {seconds:.1f} s")
         elif rows - printed.get(table, 0) >= _PROGRESS_EVERY:
             printed[table] = rows
             out(f"  {table}: {rows:,} rows so far")

@@ -281,7 +281,7 @@ def test_everything_is_copied_with_its_ids_and_the_dashboards_agree(
     for table in COPIED:
         (count,) = sqlite_rows(source, f"SELECT count(*) FROM {table}")[0]  # noqa: S608 - names from PLAN
         assert postgres_rows(postgres_url, f"SELECT count(*) FROM {table}")[0][0] == count, table  # noqa: S608
-        assert f"  {table}: {count:,} rows" in out
+        assert f"  {table}: {count:,} rows in " in out
     assert sqlite_rows(source, "SELECT count(*) FROM login_attempts")[0][0] > 0  # the failed login was counted
     for table in WHOLE:
         columns = ", ".join(row[1] for row in sqlite_rows(source, f"PRAGMA table_info({table})"))

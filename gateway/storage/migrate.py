@@ -34,8 +34,9 @@ from gateway.storage.partitions import ensure_months
 from gateway.storage.store import Store
 
 Mode = Literal["copy", "upsert", "cache", "skip"]
-#: Called while a table is copied: its name, rows copied so far, and whether it is done.
-Progress = Callable[[str, int, bool], None]
+#: Called while a table is copied: its name, rows copied so far, and None; once it is done: its
+#: name, its rows and the seconds it took.
+Progress = Callable[[str, int, float | None], None]
 #: pg_advisory_xact_lock key held by a copy, so two copies into one database queue ("migrate").
 _COPY_LOCK = 0x6D696772617465
 _CONNECT_TIMEOUT_S = 10
@@ -245,6 +246,7 @@ def _copy_table(
     if table == "events":
         months = [row[0] for row in reader.execute("SELECT DISTINCT substr(ts, 1, 7) FROM events")]
         ensure_months(writer, months)
+    indexes = _drop_secondary_indexes(writer, table) if plan.mode == "copy" else []
     copied = 0
     if plan.mode == "upsert":
         updates = ", ".join(f'"{column}" = excluded."{column}"' for column in columns if column not in plan.key)
@@ -256,7 +258,7 @@ def _copy_table(
             writer.executemany(statement, batch)
             copied += len(batch)
             if progress is not None:
-                progress(table, copied, False)
+                progress(table, copied, None)
     else:
         with writer.raw.cursor().copy(f'COPY "{table}" ({quoted}) FROM STDIN') as stream:
             for batch in _batches(reader, table, columns, batch_rows):
@@ -264,14 +266,34 @@ def _copy_table(
                     stream.write_row(row)
                 copied += len(batch)
                 if progress is not None:
-                    progress(table, copied, False)
+                    progress(table, copied, None)
+    for definition in indexes:
+        writer.execute(definition)
     expected = reader.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]  # noqa: S608 - names from the schema
     stored = writer.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]  # noqa: S608 - names from the schema
     if not copied == expected == stored:
         raise MigrationRefused(f"{table}: {expected} rows in SQLite, {copied} copied, {stored} in PostgreSQL")
+    seconds = time.perf_counter() - started
     if progress is not None:
-        progress(table, copied, True)
-    return TableCopied(table, copied, time.perf_counter() - started)
+        progress(table, copied, seconds)
+    return TableCopied(table, copied, seconds)
+
+
+def _drop_secondary_indexes(writer: Any, table: str) -> list[str]:
+    """Drop the table's indexes that back no constraint and return how to create them again: one
+    index built after the rows is several times faster than one kept up to date row by row (what
+    pg_restore does too). Inside the copy's transaction, so a failed copy keeps them."""
+    rows = writer.execute(
+        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index AS x "
+        "JOIN pg_class AS i ON i.oid = x.indexrelid JOIN pg_class AS t ON t.oid = x.indrelid "
+        "JOIN pg_namespace AS n ON n.oid = t.relnamespace AND n.nspname = current_schema() "
+        "WHERE t.relname = ? AND NOT EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.conindid = x.indexrelid)",
+        (table,),
+    ).fetchall()
+    for name, _ in rows:
+        writer.execute(f'DROP INDEX "{name}"')
+    # A partitioned table's index reads "ON ONLY": created that way it would not reach the partitions.
+    return [definition.replace(" ON ONLY ", " ON ", 1) for _, definition in rows]
 
 
 def _reset_sequences(reader: sqlite3.Connection, writer: Any, tables: Sequence[str]) -> None:
