@@ -38,6 +38,11 @@ class QueueFull(Exception):
     """The writer is behind (or cannot write): the client should retry later."""
 
 
+#: Told once per batch, on the event loop: the seconds its transaction took, or why it failed. A
+#: ``QueueFull`` failure is passed to the requests as it is (the committer's own words).
+Settled = Callable[[float, BaseException | None], None]
+
+
 class BatchCommitter(Protocol):
     """Stores whole batches, each in one transaction; knows nothing of requests or batching."""
 
@@ -51,10 +56,10 @@ class BatchCommitter(Protocol):
         """Why it cannot store batches now (for /healthz); None when it can."""
 
     def commit(
-        self, events: Sequence[AnonymousEvent], outbox: Sequence[OutboxBatch], now: datetime | None
-    ) -> asyncio.Future[float]:
-        """Store the batch; the future holds the seconds its transaction took, or the reason it failed.
-        A ``QueueFull`` failure is passed to the requests as it is (the committer's own words)."""
+        self, events: Sequence[AnonymousEvent], outbox: Sequence[OutboxBatch], now: datetime | None, settled: Settled
+    ) -> None:
+        """Store the batch, then call ``settled`` directly (not through a future's scheduled callback:
+        the next batch is formed in the same loop iteration, so the writer never waits a turn)."""
 
 
 class ThreadCommitter:
@@ -74,9 +79,19 @@ class ThreadCommitter:
         return None if self._store.is_open else "stopped"
 
     def commit(
-        self, events: Sequence[AnonymousEvent], outbox: Sequence[OutboxBatch], now: datetime | None
-    ) -> asyncio.Future[float]:
-        return asyncio.ensure_future(write_events(self._store, events, outbox, now=now))
+        self, events: Sequence[AnonymousEvent], outbox: Sequence[OutboxBatch], now: datetime | None, settled: Settled
+    ) -> None:
+        task = asyncio.ensure_future(write_events(self._store, events, outbox, now=now))
+        task.add_done_callback(partial(_settle_task, settled))
+
+
+def _settle_task(settled: Settled, task: asyncio.Future[float]) -> None:
+    if task.cancelled():
+        settled(0.0, QueueFull("the batch was cancelled"))
+    elif (error := task.exception()) is not None:
+        settled(0.0, error)
+    else:
+        settled(task.result(), None)
 
 
 class _Batch:
@@ -190,19 +205,16 @@ class WriteBuffer:
             try:
                 now = self._clock.now() if self._forwarders else None
                 outbox = _outbox_batches(self._forwarders, batch.events) if self._forwarders else []
-                done = self._committer.commit(batch.events, outbox, now)
             except Exception as error:  # noqa: BLE001 - a bug forming the batch fails its requests, not the loop
-                done = asyncio.get_running_loop().create_future()
-                done.set_exception(error)
-            done.add_done_callback(partial(self._settled, batch))
+                self._settled(batch, 0.0, error)
+                continue
+            self._committer.commit(batch.events, outbox, now, partial(self._settled, batch))
 
-    def _settled(self, batch: _Batch, done: asyncio.Future[float]) -> None:
-        """On the event loop, once per batch: count it, then release its requests."""
+    def _settled(self, batch: _Batch, elapsed: float, error: BaseException | None) -> None:
+        """On the event loop, once per batch: count it, release its requests, send the next batch."""
         self._batches -= 1
         self._progress_at = time.monotonic()
-        error = done.exception() if not done.cancelled() else QueueFull("the batch was cancelled")
         if error is None:
-            elapsed = done.result()
             self._metrics.inc("consent_gateway_write_batches_total")
             self._metrics.inc("consent_gateway_write_batch_events_total", len(batch.events))
             self._metrics.inc("consent_gateway_commit_seconds_total", elapsed)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from gateway.clock import Clock
 from gateway.forward_settings import ForwarderSettings
-from gateway.ingest.buffer import QueueFull, WriteBuffer
+from gateway.ingest.buffer import QueueFull, Settled, WriteBuffer
 from gateway.metrics import Metrics
 from gateway.storage.batch_writer import READY, Answer, decode_answers, encode_batch, run_writer
 from gateway.storage.location import DatabaseLocation, PostgresUrl
@@ -76,7 +76,7 @@ class ProcessCommitter:
         self._starting: asyncio.Task[None] | None = None
         self._reaping: set[asyncio.Task[None]] = set()
         self._waiting: list[tuple[int, bytes]] = []  # handed over while no child was ready
-        self._answers: dict[int, asyncio.Future[float]] = {}  # every batch not answered yet
+        self._answers: dict[int, Settled] = {}  # every batch not answered yet
         self._batch_ids = itertools.count(READY + 1)
 
     @property
@@ -108,14 +108,13 @@ class ProcessCommitter:
             await asyncio.gather(*self._reaping)
 
     def commit(
-        self, events: Sequence[AnonymousEvent], outbox: Sequence[OutboxBatch], now: datetime | None
-    ) -> asyncio.Future[float]:
-        loop = self._loop
-        if loop is None:
-            raise QueueFull("the event writer process was not started")
+        self, events: Sequence[AnonymousEvent], outbox: Sequence[OutboxBatch], now: datetime | None, settled: Settled
+    ) -> None:
+        if self._loop is None:
+            settled(0.0, QueueFull("the event writer process was not started"))
+            return
         batch_id = next(self._batch_ids)
-        answer: asyncio.Future[float] = loop.create_future()
-        self._answers[batch_id] = answer
+        self._answers[batch_id] = settled
         data = encode_batch(batch_id, now, events, outbox)
         child = self._child
         if child is None or not child.ready.done():
@@ -123,7 +122,6 @@ class ProcessCommitter:
             self._restart_if_needed()
         else:
             self._send(child, data)
-        return answer
 
     # Starting and losing the child.
 
@@ -269,22 +267,22 @@ class ProcessCommitter:
             if not child.ready.done():
                 child.ready.set_result(None)
             return
-        future = self._answers.pop(batch_id, None)
-        if future is None or future.done():
+        settled = self._answers.pop(batch_id, None)
+        if settled is None:
             return
         if failure is None:
-            future.set_result(elapsed)
+            settled(elapsed, None)
             return
         kind, detail, cause = failure
         error = BatchFailed(kind, detail)
         error.__cause__ = StorageFailure(cause) if cause is not None else None  # the 503 can say why
-        future.set_exception(error)
+        settled(elapsed, error)
 
     def _fail(self, batch_ids: list[int], why: str) -> None:
         for batch_id in batch_ids:
-            future = self._answers.pop(batch_id, None)
-            if future is not None and not future.done():
-                future.set_exception(QueueFull(why))
+            settled = self._answers.pop(batch_id, None)
+            if settled is not None:
+                settled(0.0, QueueFull(why))
 
 
 def _location(store: Store) -> DatabaseLocation:
