@@ -14,8 +14,8 @@ Every cluster folder holds an ``owner`` file naming the process that keeps it al
 Usage (stdlib only, so it runs before the virtualenv exists)::
 
     scripts/postgres_cluster.py run [--database NAME --database-env VAR] -- COMMAND...
-        start a cluster, run COMMAND with CONSENT_GATEWAY_TEST_POSTGRES=<admin url> and
-        CONSENT_GATEWAY_REQUIRE_POSTGRES=1 in its environment (plus VAR=<url of NAME> when asked),
+        start a cluster, run COMMAND with TEST_POSTGRES_URL=<admin url> and
+        TEST_REQUIRE_POSTGRES=1 in its environment (plus VAR=<url of NAME> when asked),
         then stop and delete the cluster whatever happened; exit with COMMAND's status.
     scripts/postgres_cluster.py start      prints the admin URL and the folder; the cluster stays up
     scripts/postgres_cluster.py stop DIR   stops and deletes a cluster started with ``start``
@@ -261,8 +261,8 @@ def _run(command: Sequence[str], *, database: str | None, database_env: str | No
     with throwaway_cluster() as cluster:
         env = {
             **os.environ,
-            "CONSENT_GATEWAY_TEST_POSTGRES": cluster.admin_url,
-            "CONSENT_GATEWAY_REQUIRE_POSTGRES": "1",
+            "TEST_POSTGRES_URL": cluster.admin_url,
+            "TEST_REQUIRE_POSTGRES": "1",
         }
         if database is not None:
             url = create_database(cluster, database)
@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(command, database=args.database, database_env=args.database_env)
     if args.action == "start":
         cluster = start_cluster()
-        print(f"export CONSENT_GATEWAY_TEST_POSTGRES={cluster.admin_url}")
+        print(f"export TEST_POSTGRES_URL={cluster.admin_url}")
         print(f"# stop with: {sys.argv[0]} stop {cluster.folder}")
         return 0
     if args.action == "stop":

@@ -126,8 +126,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer | None]:
-    """The test cluster named by CONSENT_GATEWAY_TEST_POSTGRES, or None (its tests then skip or fail)."""
-    url = os.environ.get(ADMIN_URL_ENV)
+    """The test cluster named by TEST_POSTGRES_URL, or None (its tests then skip or fail)."""
+    url = os.environ.get(ADMIN_URL_ENV) or os.environ.get("CONSENT_GATEWAY_TEST_POSTGRES")  # the old name, for a while
     if not url:
         yield None
         return

@@ -7,9 +7,9 @@ own, created on first use from a template that already holds the migrated schema
 ... TEMPLATE``: a file copy, far faster than migrating) and dropped ``WITH (FORCE)`` at the test's end.
 The same path asked for twice is the same database, so a test that reopens its store finds its data.
 
-The PostgreSQL server comes from ``CONSENT_GATEWAY_TEST_POSTGRES`` (an admin URL; ``make test`` starts
+The PostgreSQL server comes from ``TEST_POSTGRES_URL`` (an admin URL; ``make test`` starts
 a throwaway cluster and sets it). Without it the PostgreSQL runs are skipped with that reason, unless
-``CONSENT_GATEWAY_REQUIRE_POSTGRES=1``, when they fail: CI never passes by skipping a store.
+``TEST_REQUIRE_POSTGRES=1``, when they fail: CI never passes by skipping a store.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from gateway.storage.store import Store, open_store
 
 StoreKind = Literal["sqlite", "postgresql"]
 STORES: tuple[StoreKind, ...] = ("sqlite", "postgresql")
-ADMIN_URL_ENV = "CONSENT_GATEWAY_TEST_POSTGRES"
-REQUIRE_ENV = "CONSENT_GATEWAY_REQUIRE_POSTGRES"
+ADMIN_URL_ENV = "TEST_POSTGRES_URL"
+REQUIRE_ENV = "TEST_REQUIRE_POSTGRES"
 SKIP_REASON = f"PostgreSQL runs need {ADMIN_URL_ENV}=postgresql://... (make test starts a throwaway cluster)"
 
 

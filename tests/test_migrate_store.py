@@ -2,7 +2,7 @@
 
 Real parts only: a SQLite file filled through the storage functions the gateway uses and through
 the real app on uvicorn (a login, a failed login), a real PostgreSQL database per test (from the
-cluster in ``CONSENT_GATEWAY_TEST_POSTGRES``), the real CLI. After the copy the gateway runs on
+cluster in ``TEST_POSTGRES_URL``), the real CLI. After the copy the gateway runs on
 PostgreSQL and is used the way a person would: the old session cookie still opens the dashboard,
 the password still logs in, a shared link still opens, new rows get fresh ids.
 """
@@ -54,8 +54,8 @@ pytestmark = [
     pytest.mark.sqlite_only(reason="copies a SQLite file into PostgreSQL: both stores are named by the test itself"),
 ]
 
-ADMIN_URL_ENV = "CONSENT_GATEWAY_TEST_POSTGRES"
-REQUIRE_ENV = "CONSENT_GATEWAY_REQUIRE_POSTGRES"
+ADMIN_URL_ENV = "TEST_POSTGRES_URL"
+REQUIRE_ENV = "TEST_REQUIRE_POSTGRES"
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 PASSWORD = "correct horse battery"
 SECRET_KEYS = ["migrate-test-key-one", "migrate-test-key-two"]
