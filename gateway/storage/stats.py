@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.storage.aggregates import Condition, figures_sql, other_visitors_sql
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 
 Row = tuple[Any, ...]
 
@@ -31,14 +31,15 @@ UNION ALL
 SELECT day, dimension, NULL, sum(visitors), sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration)
 FROM rollups
 WHERE site_id = :site AND dimension = :dimension AND day >= :first AND day <= :last AND visitors < :k
-GROUP BY day
+GROUP BY day, dimension
 """
-# INDEXED BY: the planner would walk every dimension of those days by the primary key.
+# INDEXED BY (SQLite): its planner would walk every dimension of those days by the primary key.
 _PROP_KEYS = """
-SELECT DISTINCT substr(dimension, 6) FROM rollups INDEXED BY rollups_by_dimension
+SELECT DISTINCT substr(dimension, 6) FROM rollups {hint}
 WHERE site_id = ? AND dimension >= 'prop:' AND dimension < 'prop;' AND day >= ? AND day <= ? AND visitors >= ?
 ORDER BY 1
 """
+_PROP_KEYS_HINT = {"sqlite": "INDEXED BY rollups_by_dimension", "postgresql": ""}
 # Any write or delete of a day's rollups gives that day the next (highest) generation number.
 _GENERATIONS = "SELECT day, generation FROM rollup_generations WHERE site_id = ? AND day >= ? AND day <= ?"
 _REALTIME_VISITORS = "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = ? AND ts >= ? AND ts <= ?"
@@ -57,7 +58,7 @@ _OTHER_VISITORS = """
 SELECT day, coalesce(max(CASE WHEN dimension = :dimension THEN visitors END), 0) FROM rollup_other_visitors
 WHERE site_id = :site AND day >= :first AND day <= :last AND k = :k AND dimension IN (:dimension, 'all')
 GROUP BY day
-HAVING max(dimension = 'all')
+HAVING max(CASE WHEN dimension = 'all' THEN 1 ELSE 0 END) = 1
 """
 _REALTIME_PAGES = """
 SELECT pathname, count(DISTINCT visitor_id) AS visitors FROM events
@@ -71,36 +72,36 @@ ORDER BY visit_id, id
 """
 
 
-async def rollup_series(db: Database, site_id: str, dimension: str, value: str, first: str, last: str) -> list[Row]:
+async def rollup_series(db: Store, site_id: str, dimension: str, value: str, first: str, last: str) -> list[Row]:
     """``(day, figures...)`` of one dimension's value on each day from ``first`` to ``last`` that has a row."""
     return [tuple(row) for row in await db.fetch_all(_SERIES, (site_id, dimension, value, first, last))]
 
 
-async def rollup_days(db: Database, site_id: str, dimension: str, first: str, last: str, k: int) -> list[Row]:
+async def rollup_days(db: Store, site_id: str, dimension: str, first: str, last: str, k: int) -> list[Row]:
     """``(day, dimension, value, figures...)`` of one dimension and of ``all`` on each day from ``first``
     to ``last``, unsorted: the privacy floor works day by day (``gateway.stats.privacy``). Values of
     fewer than ``k`` visitors come as one row per day with the value NULL: their sum."""
     parameters = {"site": site_id, "dimension": dimension, "first": first, "last": last, "k": k}
-    return [tuple(row) for row in await db.fetch_all(_DAYS, parameters)]  # type: ignore[arg-type]
+    return [tuple(row) for row in await db.fetch_all(_DAYS, parameters)]
 
 
-async def rollup_generations(db: Database, site_id: str, first: str, last: str) -> dict[str, int]:
+async def rollup_generations(db: Store, site_id: str, first: str, last: str) -> dict[str, int]:
     """``day -> generation`` of the days with rollups: a day's number changes whenever its rollups
     are rewritten or purged (triggers of migration 0009)."""
     rows = await db.fetch_all(_GENERATIONS, (site_id, first, last))
     return {str(row[0]): int(row[1]) for row in rows}
 
 
-async def other_visitors(db: Database, site_id: str, dimension: str, first: str, last: str, k: int) -> dict[str, int]:
+async def other_visitors(db: Store, site_id: str, dimension: str, first: str, last: str, k: int) -> dict[str, int]:
     """``day -> visitors`` behind each day's "(other)" of ``dimension`` for ``k``, as the rollups counted
     them (distinct visitors with a value of fewer than k); a day they were not counted for is missing."""
     parameters = {"site": site_id, "dimension": dimension, "first": first, "last": last, "k": k}
-    rows = await db.fetch_all(_OTHER_VISITORS, parameters)  # type: ignore[arg-type]
+    rows = await db.fetch_all(_OTHER_VISITORS, parameters)
     return {str(row[0]): int(row[1]) for row in rows}
 
 
 async def raw_other_visitors(
-    db: Database,
+    db: Store,
     site_id: str,
     dimensions: Sequence[str],
     conditions: Sequence[Condition],
@@ -117,16 +118,17 @@ async def raw_other_visitors(
     parameters: dict[str, Any] = {"site": site_id, "start": start, "stop": stop, "k": k, **extra}
     if chosen is not None:
         parameters["chosen"] = json.dumps(list(chosen))
-    return {str(row[0]): int(row[1]) for row in await db.fetch_all(sql, parameters)}  # type: ignore[arg-type]
+    return {str(row[0]): int(row[1]) for row in await db.fetch_all(sql, parameters)}
 
 
-async def prop_keys(db: Database, site_id: str, first: str, last: str, min_visitors: int) -> list[str]:
+async def prop_keys(db: Store, site_id: str, first: str, last: str, min_visitors: int) -> list[str]:
     """Custom property keys with at least one value of ``min_visitors`` visitors on one day."""
-    return [str(row[0]) for row in await db.fetch_all(_PROP_KEYS, (site_id, first, last, min_visitors))]
+    sql = _PROP_KEYS.format(hint=_PROP_KEYS_HINT[db.dialect])
+    return [str(row[0]) for row in await db.fetch_all(sql, (site_id, first, last, min_visitors))]
 
 
 async def raw_figures(
-    db: Database,
+    db: Store,
     site_id: str,
     dimensions: Sequence[str],
     conditions: Sequence[Condition],
@@ -137,11 +139,11 @@ async def raw_figures(
     the way a rollup would, narrowed by ``conditions``."""
     sql, extra = figures_sql(dimensions, conditions)
     parameters: dict[str, Any] = {"site": site_id, "start": start, "stop": stop, **extra}
-    return [tuple(row) for row in await db.fetch_all(sql, parameters)]  # type: ignore[arg-type]
+    return [tuple(row) for row in await db.fetch_all(sql, parameters)]
 
 
 async def realtime(
-    db: Database, site_id: str, since: datetime, until: datetime, k: int
+    db: Store, site_id: str, since: datetime, until: datetime, k: int
 ) -> tuple[int, list[tuple[str, int]], int]:
     """Visitors with an event between ``since`` and ``until``, the pages they viewed (visitors per page),
     and the distinct visitors of the pages of fewer than ``k`` visitors."""
@@ -149,24 +151,26 @@ async def realtime(
     visitors = await db.fetch_all(_REALTIME_VISITORS, window)
     pages = await db.fetch_all(_REALTIME_PAGES, window)
     named = {"site": site_id, "since": window[1], "until": window[2], "k": k}
-    other = await db.fetch_all(_REALTIME_OTHER_VISITORS, named)  # type: ignore[arg-type]
+    other = await db.fetch_all(_REALTIME_OTHER_VISITORS, named)
     return int(visitors[0][0]), [(str(row[0]), int(row[1])) for row in pages], int(other[0][0])
 
 
 async def goal_events(
-    db: Database, site_id: str, matches: Sequence[tuple[str, str, str]], start: str, stop: str
+    db: Store, site_id: str, matches: Sequence[tuple[str, str, str]], start: str, stop: str
 ) -> list[Row]:
     """``(visit_id, visitor_id, name, pathname)`` of the events matching any goal, in visit order.
 
     ``matches`` holds ``(kind, value, _)`` with kind ``page`` (a LIKE pattern, ``\\`` escaping) or
-    ``event`` (a name); the values travel as parameters.
+    ``event`` (a name); the values travel as parameters. SQLite's LIKE ignores the case of ASCII
+    letters; PostgreSQL's ILIKE is its twin, so a goal matches the same pages on both stores.
     """
+    like = "ILIKE" if db.dialect == "postgresql" else "LIKE"
     clauses, parameters = [], {"site": site_id, "start": start, "stop": stop}
     for index, (kind, value, _) in enumerate(matches):
         parameters[f"g{index}"] = value
         if kind == "page":
-            clauses.append(f"(name = 'pageview' AND pathname LIKE :g{index} ESCAPE '\\')")
+            clauses.append(f"(name = 'pageview' AND pathname {like} :g{index} ESCAPE '\\')")
         else:
             clauses.append(f"name = :g{index}")
-    sql = _GOAL_EVENTS.format(matches=" OR ".join(clauses) or "0")
-    return [tuple(row) for row in await db.fetch_all(sql, parameters)]  # type: ignore[arg-type]
+    sql = _GOAL_EVENTS.format(matches=" OR ".join(clauses) or "1 = 0")
+    return [tuple(row) for row in await db.fetch_all(sql, parameters)]
