@@ -13,13 +13,16 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gateway.storage.db import Database
 from gateway.storage.retention import PurgeCounts, purge
 from gateway.storage.rollups import Floors, RollupPlan, Zones, apply_plan, plan_dirty, rebuild_dirty
 from gateway.storage.sql import Connection
 from gateway.storage.store import Store
+
+if TYPE_CHECKING:  # psycopg is imported only where PostgreSQL is used
+    from gateway.storage.postgres import PostgresStore
 
 _READER_BUSY_TIMEOUT_MS = 10_000
 
@@ -39,15 +42,18 @@ async def roll_up_dirty(store: Store, zones: Zones, *, floors: Floors | None = N
 
     On SQLite the rows are computed on a read-only connection and only swapped in on the writer, so
     event writes are held for the swap, not while a busy day's events are grouped (seconds for a
-    million events). On PostgreSQL the rebuild runs in one transaction of the writer connection:
-    other nodes and readers go on meanwhile (MVCC), only this node's own writes queue behind it.
+    million events). On PostgreSQL likewise: planned on a connection of its own (one REPEATABLE READ
+    snapshot), written in one short transaction of the writer.
     ``floors``: each site's k, for the count of the people behind "(other)"
     (``gateway.storage.rollups``); without it the dashboard counts them from raw events.
     """
     if isinstance(store, Database):
         plan = await asyncio.to_thread(_plan_on_reader, store.path, zones, floors)
-        return await store.write(lambda connection: apply_plan(_any(connection), plan))
-    return await store.write(lambda connection: rebuild_dirty(_any(connection), zones=zones, floors=floors))
+    elif store.dialect == "postgresql":
+        plan = await asyncio.to_thread(_plan_on_postgres, cast("PostgresStore", store), zones, floors)
+    else:
+        return await store.write(lambda connection: rebuild_dirty(_any(connection), zones=zones, floors=floors))
+    return await store.write(lambda connection: apply_plan(_any(connection), plan))
 
 
 def _any(connection: Connection) -> Any:
@@ -61,6 +67,15 @@ def _plan_on_reader(path: Path, zones: Zones, floors: Floors | None) -> RollupPl
     with closing(sqlite3.connect(uri, uri=True, isolation_level=None)) as reader:
         reader.execute(f"PRAGMA busy_timeout = {_READER_BUSY_TIMEOUT_MS}")
         return plan_dirty(reader, zones=zones, floors=floors)
+
+
+def _plan_on_postgres(store: PostgresStore, zones: Zones, floors: Floors | None) -> RollupPlan:
+    """The plan on a connection of its own (``plan_dirty`` opens its one snapshot there), so the
+    writer connection, and this node's event writes, wait only for ``apply_plan``."""
+    from gateway.storage.postgres import PgConnection, _connect
+
+    with closing(PgConnection(_connect(store.url))) as reader:
+        return plan_dirty(_any(reader), zones=zones, floors=floors)
 
 
 async def roll_up_and_purge(
