@@ -39,6 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from gateway.storage.sql import Dialect
+
 #: ``matches`` takes a SQL LIKE pattern (``\\`` escapes): goals' page patterns, never typed in a URL;
 #: ``in`` and ``not_in`` take ``Condition.values`` (the privacy floor's named values of a day).
 Operator = Literal["is", "is_not", "contains", "matches", "in", "not_in"]
@@ -72,7 +74,7 @@ STARTED_VISIT_DIMENSIONS: dict[str, str] = {"entry_page": "entry_page", "exit_pa
 _EVENT_DIMENSIONS: dict[str, tuple[str, str, str]] = {
     "page": ("pathname", "is_pageview", "1"),
     "event": ("name", "NOT is_pageview", "0"),
-    "hour": ("substr(ts, 1, 13)", "1", "is_pageview"),
+    "hour": ("substr(ts, 1, 13)", "TRUE", "CASE WHEN is_pageview THEN 1 ELSE 0 END"),
 }
 #: Every fixed dimension, in the order the dashboard lists them; each custom property adds ``prop:KEY``.
 DIMENSIONS: tuple[str, ...] = (
@@ -87,6 +89,23 @@ DIMENSIONS: tuple[str, ...] = (
 #: A negated operator's positive form (what ``NOT`` wraps).
 _POSITIVE: dict[Operator, Operator] = {"is_not": "is", "not_in": "in"}
 FIGURES = ("visitors", "visits", "pageviews", "events", "bounces", "duration")
+
+# Where the dialects differ: a custom property's (key, value) rows, the text values of a JSON array, and
+# "contains" (PostgreSQL has no instr()). Everything else here is SQL both stores run as written.
+_PROPS = {
+    "sqlite": "json_each({props})",
+    "postgresql": "jsonb_each_text(CAST({props} AS jsonb))",  # value: the text, NULL for a JSON null
+}
+_CHOSEN = {
+    "sqlite": "SELECT value FROM json_each(:chosen)",
+    "postgresql": "SELECT jsonb_array_elements_text(CAST(:chosen AS jsonb))",
+}
+_CONTAINS = {
+    "sqlite": "instr(lower({expression}), lower(:{name})) > 0",
+    "postgresql": "strpos(lower({expression}), lower(:{name})) > 0",
+}
+# day_visits.bounce is a comparison: 0/1 on SQLite, a boolean on PostgreSQL, which cannot sum one.
+_BOUNCES = "sum(CASE WHEN bounce THEN 1 ELSE 0 END)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,31 +123,35 @@ def is_dimension(name: str) -> bool:
     return name in DIMENSIONS or (name.startswith(PROP_PREFIX) and len(name) > len(PROP_PREFIX) and name != ALL_PROPS)
 
 
-def figures_sql(dimensions: Sequence[str], conditions: Sequence[Condition] = ()) -> tuple[str, dict[str, str]]:
+def figures_sql(
+    dimensions: Sequence[str], conditions: Sequence[Condition] = (), *, dialect: Dialect = "sqlite"
+) -> tuple[str, dict[str, str]]:
     """A SELECT of ``(dimension, value, visitors, visits, pageviews, events, bounces, duration)`` rows
     for the events of ``:site`` with ``:start <= ts < :stop`` (ISO 8601 UTC text), plus the extra
     named parameters the conditions need. ``prop:*`` asks for every custom property.
 
     Only constant SQL fragments chosen from the tables above are interpolated; every value a user
-    can type travels as a parameter.
+    can type travels as a parameter. ``dialect``: the store the SQL runs on (``store.dialect``).
     """
-    event_where, visit_where, parameters = _narrowing(conditions)
+    event_where, visit_where, parameters = _narrowing(conditions, dialect)
     selects = []
     for dimension in dimensions:
         if dimension in VISIT_DIMENSIONS:
             selects.append(
                 f"SELECT '{dimension}', {VISIT_DIMENSIONS[dimension]}, count(DISTINCT visitor_id), count(*), "
-                "sum(pageviews), sum(events), sum(bounce), sum(duration) FROM day_visits GROUP BY 2"
+                f"sum(pageviews), sum(events), {_BOUNCES}, sum(duration) FROM day_visits GROUP BY 2"
             )
         elif dimension in STARTED_VISIT_DIMENSIONS:
             selects.append(
                 f"SELECT '{dimension}', {dimension}, count(DISTINCT visitor_id), count(*), sum(visit_pageviews), "
-                "sum(visit_events), sum(bounce), sum(duration) FROM day_visits "
+                f"sum(visit_events), {_BOUNCES}, sum(duration) FROM day_visits "
                 "WHERE started_at >= :start AND started_at < :stop GROUP BY 2"
             )
         elif not is_dimension(dimension) and dimension != ALL_PROPS:
             raise ValueError(f"no dimension {dimension!r}")
-    facts = _event_facts([d for d in dimensions if d in _EVENT_DIMENSIONS or d.startswith(PROP_PREFIX)], parameters)
+    facts = _event_facts(
+        [d for d in dimensions if d in _EVENT_DIMENSIONS or d.startswith(PROP_PREFIX)], parameters, dialect
+    )
     if facts:
         selects.append(
             "SELECT dimension, value, count(DISTINCT visitor_id), count(*), sum(pageviews), sum(events), "
@@ -137,11 +160,15 @@ def figures_sql(dimensions: Sequence[str], conditions: Sequence[Condition] = ())
     if not selects:
         raise ValueError("no dimension asked for")
     head = _with(event_where, visit_where, facts)
-    return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n)", parameters
+    return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n) AS figures", parameters
 
 
 def other_visitors_sql(
-    dimensions: Sequence[str], conditions: Sequence[Condition] = (), *, chosen: bool = False
+    dimensions: Sequence[str],
+    conditions: Sequence[Condition] = (),
+    *,
+    chosen: bool = False,
+    dialect: Dialect = "sqlite",
 ) -> tuple[str, dict[str, str]]:
     """A SELECT of ``(dimension, visitors)``: for each dimension, the DISTINCT visitors whose events (or
     visits) carry one of the values left out of the named ones, the people behind a breakdown's
@@ -155,8 +182,8 @@ def other_visitors_sql(
     """
     if chosen and len(dimensions) != 1:
         raise ValueError("the chosen values belong to one dimension")
-    event_where, visit_where, parameters = _narrowing(conditions)
-    left_out = "NOT IN (SELECT value FROM json_each(:chosen))"
+    event_where, visit_where, parameters = _narrowing(conditions, dialect)
+    left_out = f"NOT IN ({_CHOSEN[dialect]})"
     selects = ["SELECT 'all', count(DISTINCT visitor_id) FROM day_visits"]
     for dimension in dimensions:
         if dimension in VISIT_DIMENSIONS or dimension in STARTED_VISIT_DIMENSIONS:
@@ -169,7 +196,7 @@ def other_visitors_sql(
             small = (
                 left_out
                 if chosen
-                else f"IN (SELECT {expression} FROM day_visits WHERE {started}1 GROUP BY 1 "
+                else f"IN (SELECT {expression} FROM day_visits WHERE {started}TRUE GROUP BY 1 "
                 "HAVING count(DISTINCT visitor_id) < :k)"
             )
             selects.append(
@@ -177,7 +204,9 @@ def other_visitors_sql(
             )
         elif not is_dimension(dimension) and dimension != ALL_PROPS:
             raise ValueError(f"no dimension {dimension!r}")
-    facts = _event_facts([d for d in dimensions if d in _EVENT_DIMENSIONS or d.startswith(PROP_PREFIX)], parameters)
+    facts = _event_facts(
+        [d for d in dimensions if d in _EVENT_DIMENSIONS or d.startswith(PROP_PREFIX)], parameters, dialect
+    )
     if facts:
         small = (
             f"value {left_out}"
@@ -187,10 +216,10 @@ def other_visitors_sql(
         )
         selects.append(f"SELECT dimension, count(DISTINCT visitor_id) FROM per_visit WHERE {small} GROUP BY dimension")
     head = _with(event_where, visit_where, facts)
-    return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n)", parameters
+    return head + "\nSELECT * FROM (\n" + "\nUNION ALL ".join(selects) + "\n) AS figures", parameters
 
 
-def _narrowing(conditions: Sequence[Condition]) -> tuple[list[str], list[str], dict[str, str]]:
+def _narrowing(conditions: Sequence[Condition], dialect: Dialect) -> tuple[list[str], list[str], dict[str, str]]:
     """The WHERE clauses the conditions put on events and on visits, and their parameters."""
     parameters: dict[str, str] = {}
     event_where, visit_where = [], []
@@ -205,16 +234,19 @@ def _narrowing(conditions: Sequence[Condition]) -> tuple[list[str], list[str], d
         dimension = condition.dimension
         if dimension in VISIT_DIMENSIONS or dimension in STARTED_VISIT_DIMENSIONS:
             expression = VISIT_DIMENSIONS.get(dimension) or STARTED_VISIT_DIMENSIONS[dimension]
-            visit_where.append(_compare(expression, condition.operator, name, len(condition.values)))
+            visit_where.append(_compare(expression, condition.operator, name, len(condition.values), dialect))
         elif dimension in ("page", "event"):
             expression, applies, _ = _EVENT_DIMENSIONS[dimension]
-            event_where.append(_compare_events(expression, applies, condition.operator, name, len(condition.values)))
+            event_where.append(
+                _compare_events(expression, applies, condition.operator, name, len(condition.values), dialect)
+            )
         elif dimension.startswith(PROP_PREFIX) and is_dimension(dimension):
             parameters[f"{name}k"] = dimension.removeprefix(PROP_PREFIX)
-            exists = f"EXISTS (SELECT 1 FROM json_each(props) AS p WHERE p.key = :{name}k AND {{test}})"
+            props = _PROPS[dialect].format(props="props")
+            exists = f"EXISTS (SELECT 1 FROM {props} AS p WHERE p.key = :{name}k AND {{test}})"
             negated = condition.operator in ("is_not", "not_in")
             operator: Operator = _POSITIVE.get(condition.operator, condition.operator)
-            test = _compare("coalesce(CAST(p.value AS TEXT), '')", operator, name, len(condition.values))
+            test = _compare("coalesce(CAST(p.value AS TEXT), '')", operator, name, len(condition.values), dialect)
             event_where.append(f"NOT {exists.format(test=test)}" if negated else exists.format(test=test))
         else:
             raise ValueError(f"cannot filter by {dimension!r}")
@@ -229,12 +261,12 @@ def _with(event_where: list[str], visit_where: list[str], facts: list[str]) -> s
     )
     if facts:
         # visit conditions narrowed day_visits: keep only those visits' facts (IN builds its own index)
-        kept = "\n    WHERE f.visit_id IN (SELECT visit_id FROM day_visits)" if visit_where else ""
+        kept = "\n      AND f.visit_id IN (SELECT visit_id FROM day_visits)" if visit_where else ""
         head += _FACTS.format(facts="\n    UNION ALL ".join(facts), visits_kept=kept)
     return head
 
 
-def _compare(expression: str, operator: Operator, name: str, count: int = 0) -> str:
+def _compare(expression: str, operator: Operator, name: str, count: int = 0, dialect: Dialect = "sqlite") -> str:
     if operator in ("in", "not_in"):
         listed = ", ".join(f":{name}_{n}" for n in range(count))
         return f"{expression} {'IN' if operator == 'in' else 'NOT IN'} ({listed})"
@@ -244,16 +276,16 @@ def _compare(expression: str, operator: Operator, name: str, count: int = 0) -> 
         return f"{expression} != :{name}"
     if operator == "matches":
         return f"{expression} LIKE :{name} ESCAPE '\\'"
-    return f"instr(lower({expression}), lower(:{name})) > 0"
+    return _CONTAINS[dialect].format(expression=expression, name=name)
 
 
-def _compare_events(expression: str, applies: str, operator: Operator, name: str, count: int) -> str:
+def _compare_events(expression: str, applies: str, operator: Operator, name: str, count: int, dialect: Dialect) -> str:
     if operator in ("is_not", "not_in"):  # every other event: pageviews of other pages, and the custom events
-        return f"NOT ({applies} AND {_compare(expression, _POSITIVE[operator], name, count)})"
-    return f"{applies} AND {_compare(expression, operator, name, count)}"
+        return f"NOT ({applies} AND {_compare(expression, _POSITIVE[operator], name, count, dialect)})"
+    return f"{applies} AND {_compare(expression, operator, name, count, dialect)}"
 
 
-def _event_facts(dimensions: Sequence[str], parameters: dict[str, str]) -> list[str]:
+def _event_facts(dimensions: Sequence[str], parameters: dict[str, str], dialect: Dialect) -> list[str]:
     facts = []
     for dimension in dimensions:
         if dimension in _EVENT_DIMENSIONS:
@@ -270,7 +302,8 @@ def _event_facts(dimensions: Sequence[str], parameters: dict[str, str]) -> list[
                 key_test = f" WHERE p.key = :{key}"
             facts.append(
                 "SELECT 'prop:' || p.key, coalesce(CAST(p.value AS TEXT), ''), d.visit_id, d.visitor_id, "
-                f"d.is_pageview, 1 FROM day_events AS d, json_each(d.props) AS p{key_test}"
+                "CASE WHEN d.is_pageview THEN 1 ELSE 0 END, 1 "
+                f"FROM day_events AS d, {_PROPS[dialect].format(props='d.props')} AS p{key_test}"
             )
     return facts
 
@@ -294,14 +327,17 @@ day_visits AS MATERIALIZED (  -- each visit with an event in the window, once
                first.utm_campaign, first.utm_content, first.utm_term, first.country, first.region, first.city,
                first.browser, first.browser_version, first.os, first.os_version, first.device, first.screen
         FROM (
-            SELECT visit_id, max(visitor_id) AS visitor_id, count(*) AS events, sum(is_pageview) AS pageviews,
+            SELECT visit_id, max(visitor_id) AS visitor_id, count(*) AS events,
+                   sum(CASE WHEN is_pageview THEN 1 ELSE 0 END) AS pageviews,
                    (SELECT min(e.id) FROM events AS e WHERE e.visit_id = day_events.visit_id) AS first_id
             FROM day_events
             GROUP BY visit_id
         ) AS d
-        CROSS JOIN visits AS v ON v.id = d.visit_id  -- CROSS JOIN: this order, each looked up by primary key
-        CROSS JOIN events AS first ON first.id = d.first_id
-    ) {visit_where}
+        -- CROSS JOIN: SQLite keeps this order, each row looked up by primary key (PostgreSQL plans it)
+        CROSS JOIN visits AS v
+        CROSS JOIN events AS first
+        WHERE v.id = d.visit_id AND first.id = d.first_id
+    ) AS visits_of_the_day {visit_where}
 )"""
 _FACTS = """,
 event_facts (dimension, value, visit_id, visitor_id, pageviews, events) AS (
@@ -310,8 +346,9 @@ event_facts (dimension, value, visit_id, visitor_id, pageviews, events) AS (
 per_visit AS MATERIALIZED (  -- each visit once per value; the visit looked up by primary key (a join on the
     -- day_visits CTE has no index, and the planner does not always build one: seconds per query)
     SELECT f.dimension, f.value, max(f.visitor_id) AS visitor_id, sum(f.pageviews) AS pageviews,
-           sum(f.events) AS events, max(v.pageviews <= 1) AS bounce,
+           sum(f.events) AS events, max(CASE WHEN v.pageviews <= 1 THEN 1 ELSE 0 END) AS bounce,
            max(CAST(round((julianday(v.last_seen) - julianday(v.started_at)) * 86400) AS INTEGER)) AS duration
-    FROM event_facts AS f CROSS JOIN visits AS v ON v.id = f.visit_id{visits_kept}
+    FROM event_facts AS f CROSS JOIN visits AS v
+    WHERE v.id = f.visit_id{visits_kept}
     GROUP BY f.dimension, f.value, f.visit_id
 )"""

@@ -22,15 +22,13 @@ publishes only when they are k or more (``gateway.stats.privacy``, rule 2). A si
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import lru_cache
 from typing import Any
 
 from gateway.storage.aggregates import ALL_PROPS, DIMENSIONS, PROP_PREFIX, figures_sql, other_visitors_sql
-from gateway.storage.sql import Connection, Cursor, is_postgres
+from gateway.storage.sql import Connection, Cursor, Dialect, is_postgres
 from gateway.storage.store import Store
 
 __all__ = [
@@ -50,12 +48,18 @@ Floors = Mapping[str, int]
 
 _DELETE_DAY = "DELETE FROM rollups WHERE site_id = :site AND day = :day"
 _COUNT_DAY = "SELECT count(*) FROM rollups WHERE site_id = :site AND day = :day"
-_SELECT_DAY, _ = figures_sql((*DIMENSIONS, ALL_PROPS))
+_DIALECTS: tuple[Dialect, ...] = ("sqlite", "postgresql")
+_SELECT_DAY = {dialect: figures_sql((*DIMENSIONS, ALL_PROPS), dialect=dialect)[0] for dialect in _DIALECTS}
 _INSERT_HEAD = (
     "INSERT INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration)"
 )
-_ROLL_UP_DAY = _SELECT_DAY.replace("\nSELECT * FROM (", f"\n{_INSERT_HEAD}\nSELECT :site, :day, * FROM (", 1)
-_SELECT_OTHER_VISITORS, _ = other_visitors_sql((*DIMENSIONS, ALL_PROPS))
+_ROLL_UP_DAY = {
+    dialect: sql.replace("\nSELECT * FROM (", f"\n{_INSERT_HEAD}\nSELECT :site, :day, * FROM (", 1)
+    for dialect, sql in _SELECT_DAY.items()
+}
+_SELECT_OTHER_VISITORS = {
+    dialect: other_visitors_sql((*DIMENSIONS, ALL_PROPS), dialect=dialect)[0] for dialect in _DIALECTS
+}
 _INSERT_OTHER_VISITORS = (
     "INSERT INTO rollup_other_visitors (site_id, day, k, dimension, visitors) VALUES (?, ?, ?, ?, ?)"
 )
@@ -96,31 +100,14 @@ _INSERT_ROW = _INSERT_HEAD + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 Mark = tuple[str, str, int]  # (site, UTC day, generation)
 
-# A comment, a string literal, a cast, or a :name parameter (comments and literals are skipped whole:
-# an apostrophe in a comment must not open a literal).
-_NAMED = re.compile(r"--[^\n]*|'(?:[^']|'')*'|::|:([A-Za-z_]\w*)")
 
-
-@lru_cache(maxsize=64)
-def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
-    """``:name`` parameters (shared with gateway/storage/aggregates.py) as ``?``, and the names in order."""
-    names: list[str] = []
-
-    def swap(match: re.Match[str]) -> str:
-        if match.group(0).startswith("--"):
-            return ""  # dropped: the PostgreSQL adapter would read an apostrophe in it as a literal's start
-        if match.group(1) is None:
-            return match.group(0)
-        names.append(match.group(1))
-        return "?"
-
-    return _NAMED.sub(swap, sql), tuple(names)
+def _dialect(connection: Connection) -> Dialect:
+    return "postgresql" if is_postgres(connection) else "sqlite"
 
 
 def _execute(connection: Connection, sql: str, named: Mapping[str, object]) -> Cursor:
-    """Run SQL written with ``:name`` parameters on either store (the stores bind ``?`` only)."""
-    text, names = _positional(sql)
-    return connection.execute(text, [named[name] for name in names])
+    """Run SQL written with ``:name`` parameters on either store (both bind a mapping by name)."""
+    return connection.execute(sql, named)
 
 
 def mark_dirty(connection: Connection, days: Iterable[tuple[str, str]]) -> None:
@@ -203,12 +190,12 @@ def rebuild_day(
     """
     parameters = _window(site_id, day, _zone(zones, site_id))
     _execute(connection, _DELETE_DAY, parameters)  # a trigger deletes the day's "(other)" visitors with it
-    _execute(connection, _ROLL_UP_DAY, parameters)
+    _execute(connection, _ROLL_UP_DAY[_dialect(connection)], parameters)
     # rowcount stays -1 for a statement that starts with WITH, and total_changes counts the triggers' rows
     written = int(_execute(connection, _COUNT_DAY, parameters).fetchone()[0])
     k = (floors or {}).get(site_id)
     if written and k is not None:
-        counted = _execute(connection, _SELECT_OTHER_VISITORS, {**parameters, "k": k}).fetchall()
+        counted = _execute(connection, _SELECT_OTHER_VISITORS[_dialect(connection)], {**parameters, "k": k}).fetchall()
         _insert_other_visitors(connection, site_id, day, k, counted)
     return written
 
@@ -259,10 +246,13 @@ def plan_dirty(connection: Connection, *, zones: Zones | None = None, floors: Fl
         other_visitors: dict[tuple[str, str], tuple[int, list[tuple[Any, ...]]]] = {}
         for site, day in sorted(_days_to_roll_up(connection, dirty, zones)):
             parameters = _window(site, day, _zone(zones, site))
-            days[(site, day)] = [(site, day, *row) for row in _execute(connection, _SELECT_DAY, parameters)]
+            selected = _execute(connection, _SELECT_DAY[_dialect(connection)], parameters)
+            days[(site, day)] = [(site, day, *row) for row in selected]
             k = (floors or {}).get(site)
             if days[(site, day)] and k is not None:
-                counted = _execute(connection, _SELECT_OTHER_VISITORS, {**parameters, "k": k}).fetchall()
+                counted = _execute(
+                    connection, _SELECT_OTHER_VISITORS[_dialect(connection)], {**parameters, "k": k}
+                ).fetchall()
                 other_visitors[(site, day)] = (k, [tuple(row) for row in counted])
     finally:
         connection.execute("ROLLBACK")

@@ -1,4 +1,5 @@
-"""Daily rollups on a real SQLite file, against figures worked out by hand for a small day of traffic.
+"""Daily rollups on both stores (a real SQLite file, a real PostgreSQL database), against figures worked
+out by hand for a small day of traffic.
 
 The fixture (site "shop", 10 and 11 March 2026, UTC):
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
-from contextlib import closing
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,10 +27,13 @@ from typing import Any, TypeVar
 import pytest
 
 from gateway.ingest.event import AnonymousEvent
-from gateway.storage.db import Database
 from gateway.storage.events import insert_events
+from gateway.storage.location import PostgresUrl
 from gateway.storage.rollups import DIMENSIONS, rebuild_all, rebuild_day, rebuild_dirty, rollup_rows
+from gateway.storage.sql import Connection
+from gateway.storage.store import Store
 from tests.events import anonymous_event
+from tests.stores import database_location, open_test_store
 
 T = TypeVar("T")
 DAY1, DAY2 = "2026-03-10", "2026-03-11"
@@ -82,9 +86,13 @@ AFTER_MIDNIGHT = [
 ]  # fmt: skip
 
 
-def run(path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+def run(path: Path, work: Callable[[Store], Awaitable[T]]) -> T:
+    """``work`` on the store of the current test that ``path`` names (a SQLite file or a PostgreSQL database)."""
+
+    unopened = open_test_store(path)  # outside the loop: a first PostgreSQL database is migrated with asyncio.run
+
     async def scenario() -> T:
-        db = await Database(path).open()
+        db = await unopened.open()
         try:
             return await work(db)
         finally:
@@ -94,7 +102,7 @@ def run(path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
 
 
 def store(path: Path, *batches: list[AnonymousEvent]) -> None:
-    async def work(db: Database) -> None:
+    async def work(db: Store) -> None:
         for batch in batches:
             await db.write(lambda connection, batch=batch: insert_events(connection, batch))
 
@@ -107,14 +115,33 @@ def table(path: Path, day: str, dimension: str, site: str = "shop") -> dict[str,
     return {row["value"]: tuple(row[figure] for figure in FIGURES) for row in rows}
 
 
+def read(path: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` as plain tuples, read through the store."""
+    return [tuple(row) for row in run(path, lambda db: db.fetch_all(sql, parameters))]
+
+
 def everything(path: Path) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(path)) as connection:
-        return connection.execute("SELECT * FROM rollups ORDER BY site_id, day, dimension, value").fetchall()
+    return read(path, "SELECT * FROM rollups ORDER BY site_id, day, dimension, value")
 
 
 def dirty(path: Path) -> list[tuple[str, str]]:
-    with closing(sqlite3.connect(path)) as connection:
-        return connection.execute("SELECT site_id, day FROM rollup_dirty ORDER BY 1, 2").fetchall()
+    return [(str(site), str(day)) for site, day in read(path, "SELECT site_id, day FROM rollup_dirty ORDER BY 1, 2")]
+
+
+@contextmanager
+def reader(path: Path) -> Iterator[Connection]:
+    """A connection of its own, outside the store's writer, as the rollup planner reads."""
+    location = database_location(path)
+    if isinstance(location, PostgresUrl):
+        import psycopg
+
+        from gateway.storage.postgres import PgConnection
+
+        with closing(PgConnection(psycopg.connect(location.url, autocommit=True))) as connection:
+            yield connection
+    else:
+        with closing(sqlite3.connect(location, isolation_level=None)) as connection:
+            yield connection
 
 
 @pytest.fixture
@@ -176,8 +203,7 @@ def test_rollups_match_the_figures_worked_out_by_hand(
 
 
 def test_every_dimension_is_rolled_up(filled: Path) -> None:
-    with closing(sqlite3.connect(filled)) as connection:
-        found = {row[0] for row in connection.execute("SELECT DISTINCT dimension FROM rollups WHERE day = ?", (DAY1,))}
+    found = {row[0] for row in read(filled, "SELECT DISTINCT dimension FROM rollups WHERE day = ?", (DAY1,))}
     assert found == set(DIMENSIONS) | {"prop:plan"}
 
 
@@ -196,8 +222,7 @@ def test_rebuilding_is_idempotent(filled: Path) -> None:
 
 
 def test_rebuild_all_of_one_site_leaves_the_others(filled: Path) -> None:
-    with closing(sqlite3.connect(filled)) as connection, connection:
-        connection.execute("DELETE FROM rollups")
+    run(filled, lambda db: db.write(lambda c: c.execute("DELETE FROM rollups")))
     assert run(filled, lambda db: db.write(lambda c: rebuild_all(c, "blog"))) == 1
     assert table(filled, DAY1, "all", site="blog") == {"": (1, 1, 1, 1, 1, 0)}
     assert table(filled, DAY1, "all") == {}
@@ -276,8 +301,8 @@ def test_events_arriving_while_the_rollup_is_computed_keep_their_day_marked(tmp_
 
     path = tmp_path / "gateway.sqlite3"
     store(path, FIRST_DAY)
-    with closing(sqlite3.connect(path, isolation_level=None)) as reader:
-        plan = plan_dirty(reader)  # the snapshot: FIRST_DAY only
+    with reader(path) as connection:
+        plan = plan_dirty(connection)  # the snapshot: FIRST_DAY only
     store(path, [event(at(DAY1, "23:59"), "late", "/late")])  # arrives before the plan is written
     run(path, lambda db: db.write(lambda connection: apply_plan(connection, plan)))
     assert dirty(path) == [("shop", DAY1)]  # still marked: the next round counts the late event
@@ -289,11 +314,10 @@ def test_events_arriving_while_the_rollup_is_computed_keep_their_day_marked(tmp_
 def other_visitors(path: Path) -> dict[tuple[str, str, int], dict[str, int]]:
     """(site, day, k) -> dimension -> the people behind its "(other)", as the rollup stored them."""
     found: dict[tuple[str, str, int], dict[str, int]] = {}
-    with closing(sqlite3.connect(path)) as connection:
-        for site, day, k, dimension, visitors in connection.execute(
-            "SELECT site_id, day, k, dimension, visitors FROM rollup_other_visitors"
-        ):
-            found.setdefault((site, day, k), {})[dimension] = visitors
+    for site, day, k, dimension, visitors in read(
+        path, "SELECT site_id, day, k, dimension, visitors FROM rollup_other_visitors ORDER BY 1, 2, 3, 4"
+    ):
+        found.setdefault((site, day, k), {})[dimension] = visitors
     return found
 
 
