@@ -1,10 +1,9 @@
-"""A batch of events forms exactly the visits the same events would form one by one."""
+"""A batch of events forms exactly the visits the same events would form one by one (on both stores)."""
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 from collections.abc import Sequence
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ingest.event import AnonymousEvent
-from gateway.storage.db import _apply_migrations
 from gateway.storage.events import insert_events
 from tests.events import anonymous_event
+from tests.stores import open_test_store
 
 START = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)
 
@@ -46,21 +45,27 @@ events_strategy = st.lists(
 
 
 def _store(path: Path, batches: Sequence[Sequence[AnonymousEvent]]) -> list[tuple[object, ...]]:
-    _apply_migrations(path)
-    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
-        # Yesterday's visits, as an earlier batch (or another process) left them.
-        for visitor in ("yesterday-a", "yesterday-b"):
-            insert_events(connection, [_event(visitor, None, -10, "pageview", "/old")])
-        for batch in batches:
-            connection.execute("BEGIN IMMEDIATE")
-            insert_events(connection, batch)
-            connection.execute("COMMIT")
-        visits = connection.execute(
-            "SELECT id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events "
-            "FROM visits ORDER BY id"
-        ).fetchall()
-        links = connection.execute("SELECT id, visitor_id, visit_id FROM events ORDER BY id").fetchall()
-    return [*visits, *links]
+    """Store yesterday's visits, then ``batches`` one transaction each; the visits and each event's visit."""
+    unopened = open_test_store(path)  # outside the loop: a first PostgreSQL database is migrated with asyncio.run
+
+    async def scenario() -> list[tuple[object, ...]]:
+        db = await unopened.open()
+        try:
+            # Yesterday's visits, as an earlier batch (or another node) left them.
+            for visitor in ("yesterday-a", "yesterday-b"):
+                await db.write(lambda c, v=visitor: insert_events(c, [_event(v, None, -10, "pageview", "/old")]))
+            for batch in batches:
+                await db.write(lambda c, b=batch: insert_events(c, b))
+            visits = await db.fetch_all(
+                "SELECT id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events "
+                "FROM visits ORDER BY id"
+            )
+            links = await db.fetch_all("SELECT id, visitor_id, visit_id FROM events ORDER BY id")
+        finally:
+            await db.close()
+        return [tuple(row) for row in (*visits, *links)]
+
+    return asyncio.run(scenario())
 
 
 @settings(max_examples=60, deadline=None)
