@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import gc
-import sqlite3
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from gateway.accounts.passwords import PasswordHasher
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock, CorrectedClock, SystemClock
+from gateway.clock_sync import ClockSync
 from gateway.consent.impressions import ImpressionCounter
 from gateway.consent.middleware import load_catalog
 from gateway.consent.token import ConsentTokenCodec
@@ -21,15 +21,15 @@ from gateway.context import GatewayContext
 from gateway.cookies.catalog import CookieCatalog
 from gateway.ingest.bots import IgnoreList
 from gateway.ingest.buffer import WriteBuffer
-from gateway.ingest.event import AnonymousEvent
-from gateway.ingest.forward import OutboxSender, enqueue_events
+from gateway.ingest.forward import OutboxSender
 from gateway.ingest.geo import GeoLookup, open_geo
 from gateway.ingest.visitor import SaltKeeper, visitor_key
 from gateway.ingest.writer_process import ProcessWriteBuffer
 from gateway.maintenance import Maintenance
-from gateway.metrics import Metrics, MetricsPublisher
+from gateway.metrics import NODE_ENVIRONMENT, Metrics, MetricsPublisher
 from gateway.settings import Settings, load_settings
-from gateway.storage.db import Database
+from gateway.storage.location import PostgresUrl
+from gateway.storage.store import open_store
 from gateway.web.admin import admin_routes
 from gateway.web.consent_api import consent_routes
 from gateway.web.dashboard import DashboardPages
@@ -55,6 +55,7 @@ def create_app(
     freeze_heap: bool = False,
     bundles: Bundles | None = None,
     writer_process: bool = False,
+    node: str | None = None,
 ) -> Starlette:
     """The gateway as an ASGI app.
 
@@ -66,22 +67,21 @@ def create_app(
     ``writer_process`` (``serve`` turns it on): events are written by a child process
     (gateway/ingest/writer_process.py) instead of a thread, so SQLite work stops taking the
     interpreter lock from the requests; tests keep the thread.
+
+    ``node``: the node id this process's ``/metrics`` shares with its sibling workers
+    (gateway/metrics.py); None is a node of its own.
     """
-    clock = clock or SystemClock()
+    # Several nodes on one PostgreSQL server read their clocks corrected to the server's (ClockSync).
+    corrected = CorrectedClock() if clock is None and isinstance(settings.database, PostgresUrl) else None
+    clock = clock or corrected or SystemClock()
     base_catalog = catalog or load_catalog(settings)
-    database = Database(settings.database)
-    metrics = Metrics()
-    buffer = (
-        ProcessWriteBuffer(
-            database, metrics, clock=clock, forwarders=settings.forwarders, on_commit=lambda events: sender.notify()
-        )
-        if writer_process
-        else WriteBuffer(
-            database,
-            metrics,
-            in_transaction=partial(_enqueue_forwarded, settings=settings, clock=clock),
-            on_commit=lambda events: sender.notify(),
-        )
+    database = open_store(settings.database)
+    metrics = Metrics(node=node)
+    # The one event writer: its batches carry the forwarders' outbox rows, committed by a child
+    # process or on the store's writer thread.
+    writer = ProcessWriteBuffer if writer_process else WriteBuffer
+    buffer = writer(
+        database, metrics, clock=clock, forwarders=settings.forwarders, on_commit=lambda events: sender.notify()
     )
     context = GatewayContext(
         settings=settings,
@@ -101,10 +101,13 @@ def create_app(
     publisher = MetricsPublisher(database, metrics, clock)
     sender = OutboxSender(database, settings.forwarders, clock)
     impressions = ImpressionCounter(database, clock)
+    clock_sync = ClockSync(database, corrected) if corrected is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await context.database.open()
+        if clock_sync is not None:
+            await clock_sync.start()  # before anything stamps a time
         await context.buffer.start()
         await maintenance.start()  # rollups and the daily purge
         await publisher.start()  # this worker's metrics, for /metrics answered by any worker
@@ -122,6 +125,8 @@ def create_app(
             await context.buffer.stop()  # every queued event is written before the database closes
             await sender.stop()
             await impressions.close()  # the banner impressions counted since the last flush
+            if clock_sync is not None:
+                await clock_sync.stop()
             await context.database.close()
             context.geo.close()
             context.passwords.close()
@@ -133,7 +138,7 @@ def create_app(
         *event_routes(context),  # first: the route nearly every request takes
         *consent_routes(context),
         *metrics_routes(context, publisher),
-        *health_routes(context),
+        *health_routes(context, maintenance_leader=lambda: maintenance.leading),
         *snippet_routes(context, bundles, impressions),
         *privacy_routes(context),
         *auth.routes(),
@@ -165,13 +170,6 @@ def create_app(
 _GC_THRESHOLDS = (50_000, 20, 20)
 
 
-def _enqueue_forwarded(
-    connection: sqlite3.Connection, events: Sequence[AnonymousEvent], *, settings: Settings, clock: Clock
-) -> None:
-    if settings.forwarders:
-        enqueue_events(connection, settings.forwarders, events, now=clock.now())
-
-
 def app_from_environment() -> Starlette:
     """The uvicorn factory for ``serve --workers N``: each worker reads ``CONSENT_GATEWAY_CONFIG``."""
-    return create_app(load_settings(), freeze_heap=True, writer_process=True)
+    return create_app(load_settings(), freeze_heap=True, writer_process=True, node=os.environ.get(NODE_ENVIRONMENT))

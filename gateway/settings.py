@@ -23,10 +23,13 @@ from gateway.categories import CATEGORIES, Category, parse_category
 from gateway.consent.texts import LANGUAGES, text_keys
 from gateway.cookies.catalog import CatalogError, CookieRule, rules_from_entries
 from gateway.cookies.lifetimes import Lifetime, parse_lifetime
+from gateway.forward_settings import ForwarderSettings, parse_forwarders
 from gateway.ingest.bots import IgnoreList
-from gateway.ingest.forward import ForwarderSettings, parse_forwarders
 from gateway.resources import resource_dir
+from gateway.settings_values import Secret as Secret  # re-exported: settings is where callers look
+from gateway.settings_values import SettingsError as SettingsError
 from gateway.stats.goals import Funnel, Goal, GoalError, parse_funnels, parse_goals
+from gateway.storage.location import DatabaseLocation, PostgresUrl, parse_database
 
 ENV_PREFIX = "CONSENT_GATEWAY_"
 THIRTEEN_MONTHS = parse_lifetime("13mo")
@@ -46,22 +49,6 @@ _PUBLIC_URL_RE = re.compile(
     r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>\d{1,5}))?(?P<path>/[\w.~%!$&()*+,;=:@/-]*)?",
     re.IGNORECASE | re.ASCII,
 )
-
-
-class SettingsError(ValueError):
-    """A configuration mistake, worded for the person who made it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A value that never prints (logs, tracebacks, reprs)."""
-
-    value: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +144,8 @@ class Retention:
 @dataclass(frozen=True, slots=True)
 class Settings:
     secret_keys: tuple[Secret, ...]
-    database: Path
+    #: A SQLite file (the embedded default) or a ``postgresql://`` URL (gateway/storage/location.py).
+    database: DatabaseLocation
     #: Keys the visitor hashes (gateway/ingest/visitor.py); None: derived from ``secret_keys``.
     visitor_key: Secret | None = None
     geoip_database: Path | None = None
@@ -407,7 +395,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
     return Settings(
         secret_keys=_secret_keys(top),
         visitor_key=_visitor_key(top),
-        database=Path(top.text("database", "data/gateway.sqlite3")),
+        database=_database(top),
         geoip_database=Path(geoip) if geoip else None,
         catalog=Path(catalog) if catalog else resource_dir("config") / "cookies.toml",
         host=top.text("host", "127.0.0.1"),
@@ -431,6 +419,18 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: str = "settings") -> S
         forwarders=parse_forwarders(raw.get("forward", []), source=source, known_sites=sites.keys()),
         source=source,
     )
+
+
+def _database(top: _Table) -> DatabaseLocation:
+    text = top.text("database", "data/gateway.sqlite3")
+    try:
+        return parse_database(text)
+    except ValueError as error:
+        top.fail(
+            "database",
+            PostgresUrl(text).redacted if "://" in text else text,
+            f"a file path or a postgresql:// URL; it {error}",
+        )
 
 
 def _retention(top: _Table) -> Retention:

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from gateway.settings import Secret
-from gateway.storage.db import Database
 from gateway.storage.sessions import delete_session, insert_session, purge_sessions, session_by_hash, touch_session
+from gateway.storage.store import Store
 
 SESSION_COOKIE = "cg_session"
 _SALT = "consent-gateway.dashboard-session"
@@ -91,7 +91,7 @@ class SessionCodec:
 class Sessions:
     """Starts, loads and ends the sessions stored in the database."""
 
-    def __init__(self, database: Database, secret_keys: Sequence[Secret], policy: SessionPolicy | None = None) -> None:
+    def __init__(self, database: Store, secret_keys: Sequence[Secret], policy: SessionPolicy | None = None) -> None:
         self.codec = SessionCodec(secret_keys, policy)
         self.policy = self.codec.policy
         self._database = database
@@ -130,7 +130,7 @@ class Sessions:
             await delete_session(self._database, id_hash(session_id))
 
 
-async def purge_expired_sessions(database: Database, now: datetime, policy: SessionPolicy | None = None) -> int:
+async def purge_expired_sessions(database: Store, now: datetime, policy: SessionPolicy | None = None) -> int:
     """Delete the sessions past their idle or absolute timeout (run daily by ``gateway.maintenance``).
 
     They already sign nobody in; this keeps the table, and the admin's list, to live sessions.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +122,9 @@ def _disk_check(context: GatewayContext) -> Check:
     return Check(free_mb >= minimum, detail)
 
 
-def health_routes(context: GatewayContext) -> list[Route]:
+def health_routes(context: GatewayContext, *, maintenance_leader: Callable[[], bool] | None = None) -> list[Route]:
+    """``maintenance_leader``: whether this process leads maintenance now (several processes or nodes
+    share one store, one of them leads: gateway/storage/leader.py); shown as ``maintenance``."""
     # Read (and compiled) here, when the app is built, so a broken data file stops start-up and the
     # first event does not pay for it; shown so an operator can tell how old the lists are.
     data = {
@@ -149,6 +152,8 @@ def health_routes(context: GatewayContext) -> list[Route]:
             "geo": context.geo.describe(),
             "data": data,
         }
+        if maintenance_leader is not None:
+            body["maintenance"] = "leader" if maintenance_leader() else "follower"
         headers = {"cache-control": "no-store"}
         return JSONResponse(body, status_code=503 if failing else 200, headers=headers)
 
