@@ -53,6 +53,9 @@ log = logging.getLogger("gateway.forward")
 
 SIGNATURE_HEADER = "x-consent-gateway-signature"
 TIMESTAMP_HEADER = "x-consent-gateway-timestamp"
+#: The outbox rows a POST carries (``NAME:id,id``): the same on every retry of them, whichever node
+#: sends it, so a receiver drops a batch it already has (a node killed mid-send is retried by another).
+DELIVERY_HEADER = "x-consent-gateway-delivery"
 #: What a forwarded event holds as stored: every stored field but the visitor id, region and city (each
 #: a per-forwarder widening) and the three converted below (time, props, consent).
 _PASSED_AS_STORED = tuple(
@@ -230,6 +233,7 @@ class OutboxSender:
             "content-type": "application/json",
             SIGNATURE_HEADER: sign_body(forwarder.secret.value, data),
             TIMESTAMP_HEADER: str(int(now.timestamp())),
+            DELIVERY_HEADER: f"{forwarder.name}:{','.join(str(entry.id) for entry in entries)}",
         }
         if self._client is None:
             self._client = httpx.AsyncClient(headers={"user-agent": "consent-gateway"}, follow_redirects=False)
