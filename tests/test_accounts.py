@@ -21,7 +21,7 @@ from gateway.accounts.passwords import (
 )
 from gateway.cli import main
 from tests.conftest import site_config
-from tests.stores import ADMIN_URL_ENV, REQUIRE_ENV, database_setting, open_test_store
+from tests.stores import database_setting, open_test_store
 
 # One hash, reused: scrypt is slow on purpose.
 STORED = hash_password("correct horse battery")
@@ -92,8 +92,6 @@ def _run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
 ) -> tuple[int, str, str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    for name in (ADMIN_URL_ENV, REQUIRE_ENV):  # the test cluster's variables are not settings of the CLI
-        monkeypatch.delenv(name, raising=False)
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
