@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable
-from contextlib import closing
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
@@ -13,20 +11,23 @@ from typing import TypeVar
 from gateway.clock import FixedClock
 from gateway.consent.impressions import ImpressionCounter
 from gateway.storage.consent_report import ImpressionCount, impression_counts
-from gateway.storage.db import Database
+from gateway.storage.store import Store
+from tests.stores import database_location, open_test_store, query
 
 T = TypeVar("T")
 MARCH_10 = date(2026, 3, 10)
 
 
 def stored(path: Path) -> list[tuple[str, str, str, str, int]]:
-    with closing(sqlite3.connect(path)) as connection:
-        return list(connection.execute("SELECT * FROM banner_impressions ORDER BY site_id, day, country, device"))
+    sql = "SELECT site_id, day, country, device, count FROM banner_impressions ORDER BY site_id, day, country, device"
+    return [tuple(row) for row in query(database_location(path), sql)]
 
 
-def run(path: Path, clock: FixedClock, work: Callable[[Database, ImpressionCounter], Awaitable[T]]) -> T:
+def run(path: Path, clock: FixedClock, work: Callable[[Store, ImpressionCounter], Awaitable[T]]) -> T:
+    store = open_test_store(path)  # outside the loop: a PostgreSQL run creates the database here
+
     async def scenario() -> T:
-        db = await Database(path).open()
+        db = await store.open()
         try:
             return await work(db, ImpressionCounter(db, clock))
         finally:
@@ -38,7 +39,7 @@ def run(path: Path, clock: FixedClock, work: Callable[[Database, ImpressionCount
 def test_counts_per_site_utc_day_country_and_device_with_unknown_as_empty(tmp_path: Path) -> None:
     clock = FixedClock(datetime(2026, 3, 10, 23, 59, 59, tzinfo=UTC))
 
-    async def work(db: Database, counter: ImpressionCounter) -> list[ImpressionCount]:
+    async def work(db: Store, counter: ImpressionCounter) -> list[ImpressionCount]:
         counter.count("shop", country="FR", device="mobile")
         counter.count("shop", country="FR", device="mobile")
         counter.count("shop", country="FR", device="desktop")
@@ -72,7 +73,7 @@ def test_an_instant_counts_on_its_utc_day_whatever_its_offset(tmp_path: Path) ->
     new_york_evening = datetime(2026, 3, 10, 21, 0, tzinfo=timezone(timedelta(hours=-5)))  # 02:00 UTC, the 11th
     clock = FixedClock(new_york_evening)
 
-    async def work(db: Database, counter: ImpressionCounter) -> list[ImpressionCount]:
+    async def work(db: Store, counter: ImpressionCounter) -> list[ImpressionCount]:
         counter.count("shop", country="FR", device="desktop")
         return counter.pending()
 
@@ -82,7 +83,7 @@ def test_an_instant_counts_on_its_utc_day_whatever_its_offset(tmp_path: Path) ->
 def test_flushes_from_the_request_path_at_most_once_per_interval_and_adds_to_stored_counts(tmp_path: Path) -> None:
     clock = FixedClock(datetime(2026, 3, 10, 9, 30, tzinfo=UTC))
 
-    async def work(db: Database, counter: ImpressionCounter) -> list[list[int]]:
+    async def work(db: Store, counter: ImpressionCounter) -> list[list[int]]:
         seen = []
 
         async def settle() -> list[int]:
@@ -109,8 +110,10 @@ def test_flushes_from_the_request_path_at_most_once_per_interval_and_adds_to_sto
 def test_a_failed_flush_keeps_the_counts_for_the_next_one(tmp_path: Path) -> None:
     clock = FixedClock(datetime(2026, 3, 10, 9, 30, tzinfo=UTC))
 
+    store = open_test_store(tmp_path / "db.sqlite3")
+
     async def scenario() -> tuple[list[ImpressionCount], list[ImpressionCount]]:
-        db = await Database(tmp_path / "db.sqlite3").open()
+        db = await store.open()
         counter = ImpressionCounter(db, clock)
         counter.count("shop", country="FR", device="mobile")
         await db.close()
@@ -129,7 +132,7 @@ def test_a_failed_flush_keeps_the_counts_for_the_next_one(tmp_path: Path) -> Non
 def test_close_without_counts_writes_nothing(tmp_path: Path) -> None:
     clock = FixedClock(datetime(2026, 3, 10, 9, 30, tzinfo=UTC))
 
-    async def work(db: Database, counter: ImpressionCounter) -> None:
+    async def work(db: Store, counter: ImpressionCounter) -> None:
         await counter.close()
 
     run(tmp_path / "db.sqlite3", clock, work)

@@ -18,7 +18,7 @@ from gateway.cookies.lifetimes import parse_lifetime
 from gateway.cookies.setcookie import parse_set_cookie
 from gateway.settings import Settings
 from gateway.storage.cookie_report import cookie_report
-from gateway.storage.db import Database
+from gateway.storage.store import open_store
 from tests.conftest import make_settings, site_config
 
 YEAR = 365 * 86400
@@ -377,7 +377,7 @@ def test_the_cookie_report_is_written_in_batches_and_at_shutdown(tmp_path: Path,
     settings = make_settings(tmp_path)
 
     async def scenario() -> list[Any]:
-        db = await Database(settings.database).open()
+        db = await open_store(settings.database).open()
         report = CookieReport(db, flush_interval=timedelta(hours=1))
         middleware = ConsentMiddleware(
             raw_app(EVERY_CATEGORY), settings=settings, site="shop", catalog=CATALOG, clock=clock, report=report

@@ -23,7 +23,7 @@ from gateway.consent.token import ConsentTokenCodec
 from gateway.cookies.setcookie import parse_set_cookie
 from gateway.settings import Settings
 from gateway.storage.cookie_report import CookieTally, cookie_report
-from gateway.storage.db import Database
+from gateway.storage.store import open_store
 from tests.conftest import make_settings, site_config
 
 HOST = b"www.shop.example.com"
@@ -147,7 +147,7 @@ def test_headers_the_browser_ignores_are_dropped_and_not_reported(tmp_path: Path
     token = _consent_to_everything(settings, clock)
 
     async def scenario() -> tuple[list[str], list[CookieTally]]:
-        db = await Database(settings.database).open()
+        db = await open_store(settings.database).open()
         report = CookieReport(db, flush_interval=timedelta(hours=1))
         middleware = ConsentMiddleware(
             raw_app([*IGNORED, "foo"]), settings=settings, site="shop", clock=clock, report=report

@@ -6,9 +6,8 @@ import asyncio
 import dataclasses
 import json
 import socket
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,13 @@ from gateway.ingest.geo import NullGeo
 from gateway.ingest.pipeline import PipelineContext, run_pipeline
 from gateway.ingest.visitor import DailySalts
 from gateway.settings import Secret, SettingsError
-from gateway.storage.db import Database
 from gateway.storage.events import store_events, write_events
+from gateway.storage.location import DatabaseLocation
+from gateway.storage.sql import Connection
+from gateway.storage.store import Store, open_store
 from tests.conftest import LiveServer, make_settings
 from tests.events import anonymous_event
+from tests.stores import database_location, query
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -127,7 +129,7 @@ def forwarder(url: str, **changes: Any) -> ForwarderSettings:
     return dataclasses.replace(ForwarderSettings(name="hook", url=url, secret=Secret(SECRET)), **changes)
 
 
-async def store(db: Database, forwarders: tuple[ForwarderSettings, ...], events: list[AnonymousEvent]) -> int:
+async def store(db: Store, forwarders: tuple[ForwarderSettings, ...], events: list[AnonymousEvent]) -> int:
     """What the WriteBuffer does: the events and their outbox rows in one transaction."""
     outbox = outbox_batches(forwarders, events)
     await write_events(db, events, outbox, now=NOW)
@@ -135,9 +137,9 @@ async def store(db: Database, forwarders: tuple[ForwarderSettings, ...], events:
 
 
 @asynccontextmanager
-async def opened(path: Path) -> AsyncIterator[Database]:
-    """A real database file, closed even when the test fails (an open reader thread would hang pytest)."""
-    db = await Database(path).open()
+async def opened(database: DatabaseLocation) -> AsyncIterator[Store]:
+    """The test's real store, closed even when the test fails (an open reader thread would hang pytest)."""
+    db = await open_store(database).open()
     try:
         yield db
     finally:
@@ -145,9 +147,7 @@ async def opened(path: Path) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
-async def sending(
-    db: Database, forwarders: tuple[ForwarderSettings, ...], **options: Any
-) -> AsyncIterator[OutboxSender]:
+async def sending(db: Store, forwarders: tuple[ForwarderSettings, ...], **options: Any) -> AsyncIterator[OutboxSender]:
     options.setdefault("clock", FixedClock(NOW))
     sender = OutboxSender(db, forwarders, options.pop("clock"), **options)
     try:
@@ -156,17 +156,15 @@ async def sending(
         await sender.stop()
 
 
-def outbox(path: Path) -> list[dict[str, Any]]:
-    with closing(sqlite3.connect(path)) as connection:
-        connection.row_factory = sqlite3.Row
-        return [dict(row) for row in connection.execute("SELECT * FROM outbox ORDER BY id")]
+def outbox(database: DatabaseLocation) -> list[dict[str, Any]]:
+    return [dict(row) for row in query(database, "SELECT * FROM outbox ORDER BY id")]
 
 
 def test_events_queued_in_their_transaction_are_delivered_signed(
     tmp_path: Path, receiver: tuple[Receiver, str]
 ) -> None:
     hook, url = receiver
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")  # created here, before any event loop
     clock = FixedClock(NOW)
 
     async def scenario() -> int:
@@ -189,10 +187,10 @@ def test_events_queued_in_their_transaction_are_delivered_signed(
 
 
 def test_a_rolled_back_event_transaction_queues_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")
 
     async def scenario() -> None:
-        def transaction(connection: sqlite3.Connection) -> None:
+        def transaction(connection: Connection) -> None:
             outbox = outbox_batches((forwarder("https://hooks.example.com/in"),), [event(1)])
             store_events(connection, [event(1)], outbox, now=NOW)
             raise RuntimeError("the batch fails after enqueueing")
@@ -266,7 +264,7 @@ def test_the_payload_is_the_stored_fields_never_the_ip_or_user_agent(
 
 @pytest.mark.parametrize("failure", ["receiver answers 500", "receiver stopped"])
 def test_a_failing_receiver_keeps_the_batch_and_backs_off_until_it_is_back(tmp_path: Path, failure: str) -> None:
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")
     clock = FixedClock(NOW)
     hook = Receiver()
     server = serve(hook.app())
@@ -313,7 +311,7 @@ def test_a_receiver_that_is_down_gets_one_request_per_backoff_not_one_per_batch(
 ) -> None:
     hook, url = receiver
     hook.status = 503
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")
     clock = FixedClock(NOW)
     chosen = forwarder(url, batch_size=1)
 
@@ -339,7 +337,7 @@ def test_a_batch_the_receiver_keeps_refusing_does_not_hold_back_the_others(
 ) -> None:
     hook, url = receiver
     hook.refuse = b"/too-large"
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")
     clock = FixedClock(NOW)
     chosen = forwarder(url, batch_size=1)
 
@@ -400,7 +398,7 @@ def test_sites_and_require_category_choose_what_is_forwarded(
     forwarded: list[str],
 ) -> None:
     hook, url = receiver
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")
     chosen = forwarder(url, sites=sites, require_category=require_category)
 
     async def scenario() -> int:
@@ -427,7 +425,7 @@ def test_batch_size_bounds_every_post(
     tmp_path: Path, receiver: tuple[Receiver, str], batch_size: int, transactions: list[int], posts: list[int]
 ) -> None:
     hook, url = receiver
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")
     chosen = forwarder(url, batch_size=batch_size)
 
     async def scenario() -> int:
@@ -446,7 +444,7 @@ def test_batch_size_bounds_every_post(
 
 def test_two_gateway_processes_never_send_the_same_batch(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
     hook, url = receiver
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")
     chosen = forwarder(url, batch_size=1)
 
     async def scenario() -> int:
@@ -466,7 +464,7 @@ def test_two_gateway_processes_never_send_the_same_batch(tmp_path: Path, receive
 
 def test_the_running_sender_delivers_when_notified(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
     hook, url = receiver
-    path = tmp_path / "gateway.sqlite3"
+    path = database_location(tmp_path / "gateway.sqlite3")
 
     clock = ReadCountingClock()
 

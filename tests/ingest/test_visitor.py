@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,22 +13,23 @@ import pytest
 
 from gateway.ingest.visitor import VISITOR_KEY_LABEL, SaltKeeper, day_key, visitor_id, visitor_key
 from gateway.settings import Secret, SettingsError, settings_from_dict
-from gateway.storage.db import Database
+from tests.stores import database_location, open_test_store, query
 
 KEY = b"k" * 32
 
 
 def salt_days(path: Path) -> list[str]:
-    with closing(sqlite3.connect(path)) as connection:
-        return [row[0] for row in connection.execute("SELECT day FROM salts ORDER BY day")]
+    return [row[0] for row in query(database_location(path), "SELECT day FROM salts ORDER BY day")]
 
 
 def test_salts_rotate_at_midnight_and_yesterdays_is_deleted_after_the_grace_period(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     day_one = datetime(2026, 3, 10, 23, 50, tzinfo=UTC)
 
+    store = open_test_store(path)  # outside the loop: a PostgreSQL run creates the database here
+
     async def scenario() -> list[object]:
-        db = await Database(path).open()
+        db = await store.open()
         keeper, other_worker = SaltKeeper(db, key=KEY), SaltKeeper(db, key=KEY)
         seen: list[object] = []
         first = await keeper.salts(day_one)
@@ -55,8 +54,10 @@ def test_cached_salts_answer_only_what_salts_would_answer_from_memory(tmp_path: 
     """The endpoint's fast path: never a stale salt after midnight, nor yesterday's after the grace period."""
     day_one = datetime(2026, 3, 10, 23, 50, tzinfo=UTC)
 
+    store = open_test_store(tmp_path / "db.sqlite3")
+
     async def scenario() -> list[object]:
-        db = await Database(tmp_path / "db.sqlite3").open()
+        db = await store.open()
         keeper = SaltKeeper(db, key=KEY)
         seen: list[object] = [keeper.cached(day_one)]  # nothing read yet
         first = await keeper.salts(day_one)
@@ -96,15 +97,17 @@ def test_a_visitor_id_needs_both_the_key_and_the_salt() -> None:
 def test_keepers_with_another_key_count_the_same_visitor_under_another_id(tmp_path: Path) -> None:
     now = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
+    store = open_test_store(tmp_path / "db.sqlite3")
+    location = database_location(tmp_path / "db.sqlite3")
+
     async def scenario() -> tuple[bytes, bytes, bytes]:
-        db = await Database(tmp_path / "db.sqlite3").open()
+        db = await store.open()
         try:
             ours = await SaltKeeper(db, key=KEY).salts(now)
             rotated = await SaltKeeper(db, key=b"r" * 32).salts(now)
         finally:
             await db.close()
-        with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as connection:
-            (salt,) = connection.execute("SELECT salt FROM salts").fetchone()
+        [(salt,)] = query(location, "SELECT salt FROM salts")
         return ours.current, rotated.current, bytes(salt)
 
     ours, rotated, salt = asyncio.run(scenario())
