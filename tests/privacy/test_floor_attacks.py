@@ -26,10 +26,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
 import zipfile
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,11 +41,12 @@ from gateway.accounts.shared_links import SharedLinks
 from gateway.clock import FixedClock
 from gateway.ingest.event import AnonymousEvent
 from gateway.storage.aggregates import DIMENSIONS
-from gateway.storage.db import Database
 from gateway.storage.events import insert_events
 from gateway.storage.rollups import rebuild_dirty
+from gateway.storage.store import Store
 from tests.conftest import LiveServer, make_settings, site_config
 from tests.storage.test_rollups import event
+from tests.stores import query
 from tests.web.test_dashboard_auth import Dashboard, on_database
 
 pytestmark = pytest.mark.integration
@@ -192,7 +191,7 @@ class World:
         events = [item for day in BUSY_DAYS for item in _ordinary_day(day)]
         events += [item for day in DAYS for item in _lone_visitor(world, day)]
 
-        async def fill(db: Database) -> tuple[str, str]:
+        async def fill(db: Store) -> tuple[str, str]:
             await db.write(lambda c: insert_events(c, events))
             await db.write(lambda c: rebuild_dirty(c, zones=self.settings.zones))
             _, key = await create_api_key(db, "shop", "attacker", now=NOW)
@@ -218,10 +217,9 @@ class World:
         self.server.__exit__()
 
     def lone_events_stored(self) -> int:
-        with closing(sqlite3.connect(self.settings.database)) as connection:
-            (count,) = connection.execute(
-                "SELECT count(*) FROM events WHERE pathname = ?", (LONE[self.world]["page"],)
-            ).fetchone()
+        [(count,)] = query(
+            self.settings.database, "SELECT count(*) FROM events WHERE pathname = ?", (LONE[self.world]["page"],)
+        )
         return int(count)
 
     def api_get(self, endpoint: str, params: dict[str, Any]) -> Any:
@@ -367,7 +365,7 @@ def test_other_is_no_sum_of_one_visitors_small_values(tmp_path: Path) -> None:
                          f"{day}-reader-{n}", "/docs", country="DE") for n in range(10)]  # fmt: skip
         events = _ordinary_day(day) + readers + _lone_on_small_values(count, day)
 
-        async def fill(db: Database, settings: Any = settings, events: Any = events) -> str:
+        async def fill(db: Store, settings: Any = settings, events: Any = events) -> str:
             await db.write(lambda c: insert_events(c, events))
             await db.write(lambda c: rebuild_dirty(c, zones=settings.zones, floors=floors(settings)))
             return (await create_api_key(db, "shop", "attacker", now=NOW))[1]

@@ -27,7 +27,7 @@ from gateway.accounts.throttle import LoginThrottle, Refused, Reservation, Throt
 from gateway.clock import FixedClock
 from gateway.demo import demo_login_notice
 from gateway.settings import Settings
-from gateway.storage.db import Database
+from gateway.storage.store import Store, open_store
 from gateway.storage.users import Role, add_user, count_users, grant, set_password
 from gateway.web.dashboard_auth import LOGIN_COOKIE, WRONG_LOGIN
 from tests.conftest import LiveServer, make_settings, site_config
@@ -44,11 +44,11 @@ EXPECTED_CSP = (
 )
 
 
-def on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run storage functions on the gateway's SQLite file from the test's thread."""
+def on_database(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run storage functions on the gateway's store (SQLite file or PostgreSQL database) from the test's thread."""
 
     async def run() -> T:
-        database = Database(settings.database)
+        database = open_store(settings.database)
         await database.open()
         try:
             return await work(database)
@@ -71,7 +71,7 @@ class Dashboard:
         return httpx.Client(base_url=self.server.url, timeout=30, follow_redirects=False, headers=headers)
 
     def add_user(self, name: str, *, admin: bool = False, roles: dict[str, Role] | None = None) -> None:
-        async def work(db: Database) -> None:
+        async def work(db: Store) -> None:
             await add_user(db, name, PASSWORD_HASH, is_admin=admin, now=self.clock.now())
             for site_id, role in (roles or {}).items():
                 await grant(db, name, site_id, role)
@@ -163,7 +163,7 @@ def test_a_stranger_failing_fifty_times_does_not_lock_the_owner_out(dashboard: D
 def test_strangers_on_many_networks_slow_the_account_but_never_lock_it(dashboard: Dashboard) -> None:
     policy = ThrottlePolicy()
 
-    async def fail(db: Database) -> None:  # 5 guesses from each of 4 networks, as fast as they are let in
+    async def fail(db: Store) -> None:  # 5 guesses from each of 4 networks, as fast as they are let in
         throttle = LoginThrottle(db)
         for network in range(4):
             for _ in range(policy.per_pair):
@@ -183,7 +183,7 @@ def test_strangers_on_many_networks_slow_the_account_but_never_lock_it(dashboard
 
 
 def test_a_network_is_slowed_after_twenty_failures_across_accounts(dashboard: Dashboard) -> None:
-    async def fail(db: Database) -> None:
+    async def fail(db: Store) -> None:
         throttle = LoginThrottle(db)
         for i in range(20):
             assert isinstance(await throttle.reserve(f"guess{i}", "203.0.113.9", dashboard.clock.now()), Reservation)
@@ -226,7 +226,7 @@ def test_forty_parallel_wrong_passwords_reach_scrypt_at_most_five_times(dashboar
 
 
 def test_twenty_parallel_wrong_link_passwords_reach_scrypt_at_most_five_times(dashboard: Dashboard) -> None:
-    async def create(db: Database) -> str:
+    async def create(db: Store) -> str:
         links = SharedLinks(db, dashboard.settings.secret_keys)
         _, token = await links.create(
             "shop", label="board", expires_at=None, password="the link password", now=dashboard.clock.now()
@@ -253,7 +253,7 @@ def test_a_session_cookie_planted_before_login_is_replaced(dashboard: Dashboard)
         attacker.cookies.set(SESSION_COOKIE, planted)
         assert "/admin/users" not in attacker.get("/dashboard").text  # the planted one is still only vic's
 
-    async def rows(db: Database) -> list[str]:
+    async def rows(db: Store) -> list[str]:
         return [row["network"] for row in await db.fetch_all("SELECT network FROM sessions ORDER BY id")]
 
     assert on_database(dashboard.settings, rows) == ["203.0.113.0/24", "127.0.0.0/24"]  # networks, never addresses

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 
 from gateway import create_app
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings
+from tests.stores import database_location, query
 
 pytestmark = pytest.mark.integration
 Start = Callable[[Any], LiveServer]
@@ -91,8 +90,10 @@ def test_erasure_leaves_only_a_tombstone(center: Center, tmp_path: Path) -> None
     page = center.post(token=token, action="erase")
     assert page.status_code == 200 and "erased" in page.text
     assert center.post(token=token, action="export").json()["records"] == []  # nothing links to them any more
-    with closing(sqlite3.connect(tmp_path / "gateway.sqlite3")) as connection:
-        rows = connection.execute("SELECT consent_id, method, ip_network, page_path FROM consent_records").fetchall()
+    rows = query(
+        database_location(tmp_path / "gateway.sqlite3"),
+        "SELECT consent_id, method, ip_network, page_path FROM consent_records",
+    )
     assert rows and all(consent_id.startswith("erased-") for consent_id, *_ in rows)
     assert ("erase", None, None) in {(method, ip, path) for _, method, ip, path in rows}
     assert all(ip is None and path is None for _, _, ip, path in rows)

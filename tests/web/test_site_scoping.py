@@ -11,9 +11,7 @@ of one visitor would leave "(other)" under k, and the floor would withhold the s
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +25,11 @@ from gateway import create_app
 from gateway.accounts.api_keys import create_api_key
 from gateway.accounts.shared_links import SharedLinks
 from gateway.clock import FixedClock
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 from gateway.web.openapi import OPENAPI_PATH, STATS_PREFIX, openapi_document
 from tests.conftest import LiveServer, make_settings, site_config
 from tests.storage.test_rollups import FIRST_DAY, at, event
+from tests.stores import query
 from tests.web.test_dashboard import SiteDashboard
 from tests.web.test_dashboard_auth import on_database
 
@@ -110,7 +109,7 @@ class Gateway(SiteDashboard):
     def blog_rows(self) -> tuple[str, BlogRows]:
         """A key of shop (the plaintext) and blog's key and link."""
 
-        async def work(db: Database) -> tuple[str, BlogRows]:
+        async def work(db: Store) -> tuple[str, BlogRows]:
             now = self.clock.now()
             _, shop_key = await create_api_key(db, "shop", "report", now=now)
             blog_key, _ = await create_api_key(db, "blog", "blog report", now=now)
@@ -171,12 +170,11 @@ def url_for(path: str, site_id: str) -> str:
 
 
 def table_rows(gateway: Gateway) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the tables the site routes write, read beside the server (WAL allows it)."""
-    with closing(sqlite3.connect(f"file:{gateway.settings.database}?mode=ro", uri=True)) as connection:
-        return {
-            table: connection.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608 - fixed names
-            for table in ("api_keys", "shared_links")
-        }
+    """Every row of the tables the site routes write, read beside the server (on SQLite, WAL allows it)."""
+    return {
+        table: list(query(gateway.settings.database, f"SELECT * FROM {table} ORDER BY id"))  # noqa: S608 - fixed names
+        for table in ("api_keys", "shared_links")
+    }
 
 
 def of_site(rows: dict[str, list[tuple[Any, ...]]], site_id: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -6,10 +6,7 @@ import base64
 import gzip
 import hashlib
 import json
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +19,12 @@ from gateway.clock import FixedClock
 from gateway.consent.texts import LANGUAGES, pick_language, shipped_texts
 from gateway.ingest.geo import NO_GEO, Geo, NullGeo
 from gateway.settings import SettingsError
+from gateway.storage.location import DatabaseLocation
 from gateway.web.snippets import build_bundles, script_tag, strip_js
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings, site_config
+from tests.privacy.stored import stored_bytes
+from tests.stores import query
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 Start = Callable[[Any], LiveServer]
@@ -181,9 +182,8 @@ class TableGeo:
         return None
 
 
-def impressions(database: Path) -> list[tuple[str, str, str, str, int]]:
-    with closing(sqlite3.connect(database)) as connection:
-        return list(connection.execute("SELECT * FROM banner_impressions ORDER BY site_id, day, country, device"))
+def impressions(database: DatabaseLocation) -> list[tuple[Any, ...]]:
+    return list(query(database, "SELECT * FROM banner_impressions ORDER BY site_id, day, country, device"))
 
 
 def test_b1_counts_a_banner_impression_per_day_country_and_device_and_a_304_counts_too(tmp_path: Path) -> None:
@@ -220,8 +220,7 @@ def test_b1_counts_a_banner_impression_per_day_country_and_device_and_a_304_coun
         ("shop", "2026-03-10", "FR", "mobile", 1),
         ("shop", "2026-03-11", "FR", "desktop", 1),
     ]
-    files = b"".join(path.read_bytes() for path in tmp_path.glob(settings.database.name + "*"))
-    assert b"127.0.0.1" not in files  # the address served the country lookup in memory only
+    assert b"127.0.0.1" not in stored_bytes(settings.database)  # the address served the country lookup in memory only
 
 
 def test_impressions_are_written_from_the_request_path_every_10_seconds(tmp_path: Path) -> None:
@@ -234,10 +233,7 @@ def test_impressions_are_written_from_the_request_path_every_10_seconds(tmp_path
         http.get("/api/config/shop", params={"b": "1"})
         clock.advance(10)
         http.get("/api/config/shop", params={"b": "1"})  # starts a background flush of both
-        for _ in range(200):
-            if impressions(settings.database):
-                break
-            threading.Event().wait(0.01)
+        wait_until(lambda: impressions(settings.database), message="the background flush never wrote")
         assert impressions(settings.database) == [("shop", "2026-03-10", "", "mobile", 2)]
         http.get("/api/config/shop", params={"b": "1"})
     assert impressions(settings.database) == [("shop", "2026-03-10", "", "mobile", 3)]
