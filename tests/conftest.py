@@ -110,6 +110,8 @@ def _module_builds_a_database(module: Any) -> bool:
 
 def _touches_database(metafunc: pytest.Metafunc) -> bool:
     names = set(metafunc.fixturenames)
+    if "postgres_server" in names:  # it picks its store itself: PostgreSQL (tests/test_two_nodes.py)
+        return False
     if names & {"settings", "store"}:
         return True
     return bool(names & {"tmp_path", "tmp_path_factory"}) and _module_builds_a_database(metafunc.module)
