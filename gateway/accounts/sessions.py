@@ -136,8 +136,4 @@ async def purge_expired_sessions(database: Store, now: datetime, policy: Session
     They already sign nobody in; this keeps the table, and the admin's list, to live sessions.
     """
     policy = policy or SessionPolicy()
-    return await database.write(
-        lambda connection: purge_sessions(
-            connection, seen_before=now - policy.idle, created_before=now - policy.absolute
-        )
-    )
+    return await purge_sessions(database, seen_before=now - policy.idle, created_before=now - policy.absolute)

@@ -268,6 +268,12 @@ class PostgresStore(Store):
         moment: datetime = rows[0]["now"]
         return moment.astimezone(UTC)
 
+    def connect(self) -> PgConnection:
+        """A connection of its own (autocommit; ``?`` SQL, rows by name) for work off the writer and
+        the read pool, on a worker thread: the rollup planner reads a day in one snapshot with it.
+        The caller closes it."""
+        return PgConnection(_connect(self.url))
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A dedicated connection (autocommit) for as long as the block runs: a session-level

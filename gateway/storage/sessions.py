@@ -81,11 +81,15 @@ async def live_sessions(db: Store, *, seen_since: datetime, created_since: datet
     return [_session(row) for row in rows]
 
 
-def purge_sessions(connection: Connection, *, seen_before: datetime, created_before: datetime) -> int:
+async def purge_sessions(store: Store, *, seen_before: datetime, created_before: datetime) -> int:
     """Delete sessions past their idle or absolute timeout (they can no longer sign anyone in)."""
-    return connection.execute(
-        "DELETE FROM sessions WHERE last_seen < ? OR created_at < ?", (_at(seen_before), _at(created_before))
-    ).rowcount
+
+    def purge(connection: Connection) -> int:
+        return connection.execute(
+            "DELETE FROM sessions WHERE last_seen < ? OR created_at < ?", (_at(seen_before), _at(created_before))
+        ).rowcount
+
+    return await store.write(purge)
 
 
 def _at(moment: datetime) -> str:

@@ -72,9 +72,8 @@ def _plan_on_reader(path: Path, zones: Zones, floors: Floors | None) -> RollupPl
 def _plan_on_postgres(store: PostgresStore, zones: Zones, floors: Floors | None) -> RollupPlan:
     """The plan on a connection of its own (``plan_dirty`` opens its one snapshot there), so the
     writer connection, and this node's event writes, wait only for ``apply_plan``."""
-    from gateway.storage.postgres import PgConnection, _connect
 
-    with closing(PgConnection(_connect(store.url))) as reader:
+    with closing(store.connect()) as reader:
         return plan_dirty(_any(reader), zones=zones, floors=floors)
 
 
