@@ -3,16 +3,17 @@
 Visitors come from distinct loopback addresses (127.0.0.2, 127.0.0.3, ...: the whole 127.0.0.0/8
 is local on Linux) by binding the client socket, so the gateway reads each one from
 ``scope["client"]`` as it would a real visitor's. Their user agent carries a unique marker. Then
-the SQLite file, its WAL, every log record (DEBUG, gateway and uvicorn) and the process's
-stdout/stderr are searched for the addresses and the marker as text.
+every stored row (on both stores), the SQLite file and its WAL (bytes, free pages included; a
+PostgreSQL server's files are its own), every log record (DEBUG, gateway and uvicorn) and the
+process's stdout/stderr are searched for the addresses and the marker as text.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,7 +28,9 @@ import uvicorn
 from gateway import create_app
 from gateway.clock import FixedClock
 from gateway.ingest.geo import open_geo
+from gateway.storage.location import DatabaseLocation, PostgresUrl
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings
+from tests.stores import database_location, database_setting, query
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -67,6 +70,20 @@ def client_from(address: str) -> httpx.Client:
 def database_files(database: Path) -> dict[str, bytes]:
     """The database and whatever sits beside it (-wal, -shm, -journal)."""
     return {path.name: path.read_bytes() for path in sorted(database.parent.glob(database.name + "*"))}
+
+
+def stored_rows(location: DatabaseLocation) -> dict[str, bytes]:
+    """Every row of every table as text: what any reader of the database (a backup, a replica) gets."""
+    if isinstance(location, PostgresUrl):  # partitions and their parents: pg_tables lists both
+        tables = [
+            row[0] for row in query(location, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ]
+        select = 'SELECT t::text FROM "{}" t'
+    else:
+        tables = [row[0] for row in query(location, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        select = 'SELECT * FROM "{}"'
+    assert "events" in tables and "consent_records" in tables, tables
+    return {f"table {table}": repr(query(location, select.format(table))).encode() for table in tables}
 
 
 def leaks(haystacks: dict[str, bytes]) -> list[str]:
@@ -118,12 +135,14 @@ def test_no_raw_address_or_user_agent_reaches_the_database_or_the_logs(
     # The real (bundled) GeoIP reader, so the lookup path that sees the full address runs too.
     with VerboseServer(create_app(settings, clock=clock, geo=open_geo(None))) as server:
         visit_as_everyone(server.url)
-        while_running = database_files(settings.database)
-    after_shutdown = database_files(settings.database)
+        while_running = database_files(settings.database) if isinstance(settings.database, Path) else {}
+    after_shutdown = database_files(settings.database) if isinstance(settings.database, Path) else {}
 
-    assert any(name.endswith("-wal") for name in while_running), "expected the WAL file while the server runs"
+    if isinstance(settings.database, Path):  # the file's bytes; PostgreSQL's files belong to its server
+        assert any(name.endswith("-wal") for name in while_running), "expected the WAL file while the server runs"
     assert leaks({f"{name} (running)": data for name, data in while_running.items()}) == []
     assert leaks({f"{name} (stopped)": data for name, data in after_shutdown.items()}) == []
+    assert leaks(stored_rows(settings.database)) == []
 
     records = log_records.records
     assert any(record.name.startswith("uvicorn") for record in records), "uvicorn's records were not captured"
@@ -137,11 +156,10 @@ def test_no_raw_address_or_user_agent_reaches_the_database_or_the_logs(
     assert leaks({**logged, "stdout": output.out.encode(), "stderr": output.err.encode()}) == []
 
     # What was stored instead: networks and hashes, each address a distinct visitor.
-    with closing(sqlite3.connect(settings.database)) as connection:
-        networks = {row[0] for row in connection.execute("SELECT ip_network FROM consent_records")}
-        families = {row[0] for row in connection.execute("SELECT ua_family FROM consent_records")}
-        visitors = connection.execute("SELECT count(DISTINCT visitor_id), count(*) FROM events").fetchone()
-        decisions = connection.execute("SELECT count(*) FROM consent_records").fetchone()[0]
+    networks = {row[0] for row in query(settings.database, "SELECT ip_network FROM consent_records")}
+    families = {row[0] for row in query(settings.database, "SELECT ua_family FROM consent_records")}
+    [visitors] = query(settings.database, "SELECT count(DISTINCT visitor_id), count(*) FROM events")
+    [(decisions,)] = query(settings.database, "SELECT count(*) FROM consent_records")
     assert networks == {"127.0.0.0/24"}
     assert families == {"Chrome"}
     assert decisions == len(ADDRESSES)
@@ -158,7 +176,7 @@ def test_serve_writes_no_raw_address_or_user_agent_to_its_output(tmp_path: Path)
     database = tmp_path / "gateway.sqlite3"
     config = tmp_path / "gateway.toml"
     config.write_text(
-        f'secret_keys = ["privacy-test-key"]\ndebug = true\ndatabase = "{database.as_posix()}"\n'
+        f'secret_keys = ["privacy-test-key"]\ndebug = true\ndatabase = "{database_setting(database)}"\n'
         f'[sites.shop]\norigins = ["{SITE_ORIGIN}"]\n',
         encoding="utf-8",
     )
@@ -169,6 +187,7 @@ def test_serve_writes_no_raw_address_or_user_agent_to_its_output(tmp_path: Path)
             [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
             stdout=stdout,
             stderr=stderr,
+            env={name: value for name, value in os.environ.items() if not name.startswith("CONSENT_GATEWAY_")},
         )
         try:
             url = f"http://127.0.0.1:{port}"
@@ -186,6 +205,7 @@ def test_serve_writes_no_raw_address_or_user_agent_to_its_output(tmp_path: Path)
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
     assert process.returncode == 0, err.read_text()
-    assert leaks(database_files(database)) == []
+    assert leaks(database_files(database)) == []  # no file at all on PostgreSQL
+    assert leaks(stored_rows(database_location(database))) == []
     found = leaks({"stdout": out.read_bytes(), "stderr": err.read_bytes()})
     assert found == []

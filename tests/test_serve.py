@@ -1,11 +1,15 @@
-"""``consent-gateway serve`` as a user starts it: one process, and several on one SQLite file."""
+"""``consent-gateway serve`` as a user starts it: one process, and several sharing one database.
+
+Each case runs on both stores: a SQLite file, and a PostgreSQL database the workers of one node share
+(their ``/metrics`` add up to the node: each worker publishes its counters under the node's id).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.stores import database_location, database_setting, query
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +35,7 @@ def test_serve_answers_and_every_worker_writes_to_one_database(tmp_path: Path, w
     database = tmp_path / "gateway.sqlite3"
     config = tmp_path / "gateway.toml"
     config.write_text(
-        f'secret_keys = ["serve-test-key"]\ndatabase = "{database.as_posix()}"\n'
+        f'secret_keys = ["serve-test-key"]\ndatabase = "{database_setting(database)}"\n'
         '[sites.shop]\norigins = ["https://shop.example.com"]\n',
         encoding="utf-8",
     )
@@ -39,6 +45,7 @@ def test_serve_answers_and_every_worker_writes_to_one_database(tmp_path: Path, w
         + ["--workers", str(workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env={name: value for name, value in os.environ.items() if not name.startswith("CONSENT_GATEWAY_")},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -82,5 +89,4 @@ def test_serve_answers_and_every_worker_writes_to_one_database(tmp_path: Path, w
     listening = [line for line in lines if "Uvicorn running on" in line]
     assert len(listening) == 1 and "127.0.0.1:" in listening[0]
     assert not any("127.0.0.1" in line for line in lines if line not in listening)
-    with closing(sqlite3.connect(database)) as connection:
-        assert connection.execute("SELECT count(*) FROM consent_records").fetchone() == (20,)
+    assert query(database_location(database), "SELECT count(*) FROM consent_records") == [(20,)]
