@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.add_argument("--host", help="address to listen on (default: the config's host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: the config's port)")
-    serve.add_argument("--workers", type=int, help="worker processes sharing one SQLite file")
+    serve.add_argument("--workers", type=int, help="worker processes of this node, sharing its database")
     serve.add_argument(
         "--forwarded-allow-ips",
         default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
