@@ -13,7 +13,6 @@ import logging
 import logging.config
 import os
 import re
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -26,7 +25,7 @@ from gateway.accounts.shared_links import SharedLink, SharedLinkError, SharedLin
 from gateway.cookies.catalog import CatalogError
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.storage.location import DatabaseLocation, PostgresUrl
-from gateway.storage.store import Store, check_store, failure_cause, open_store
+from gateway.storage.store import Store, check_store, error_dialect, failure_cause, is_store_error, open_store
 from gateway.storage.users import ROLES, UserError, add_user, grant, list_users, remove_user, set_password
 
 T = TypeVar("T")
@@ -651,10 +650,8 @@ def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 
 
 def _rollup(args: argparse.Namespace) -> int:
-    from functools import partial
-
     from gateway.maintenance import floors, roll_up
-    from gateway.storage.rollups import rebuild_all
+    from gateway.storage.upkeep import rebuild_rollups
 
     settings = _settings(args)
     if args.site is not None and not args.rebuild:
@@ -664,8 +661,7 @@ def _rollup(args: argparse.Namespace) -> int:
 
     async def rebuild() -> int:
         async with _open_database(settings) as db:
-            rebuild_sites = partial(rebuild_all, site_id=args.site, zones=settings.zones, floors=floors(settings))
-            return await db.write(rebuild_sites)
+            return await rebuild_rollups(db, site_id=args.site, zones=settings.zones, floors=floors(settings))
 
     async def dirty() -> int:
         async with _open_database(settings) as db:
@@ -712,7 +708,7 @@ def _migrate_store(args: argparse.Namespace) -> int:
     except MigrationRefused as refused:
         raise CommandError(str(refused)) from None
     except Exception as error:  # an unreachable server, a damaged file: one line naming the store
-        failed = target if failure_cause(error) is not None and not isinstance(error, sqlite3.Error) else args.source
+        failed = target if failure_cause(error) is not None and error_dialect(error) != "sqlite" else args.source
         raise _database_error(failed, error) from None
     if not agree:
         print("consent-gateway: error: the copy does not show the same figures; keep using SQLite", file=sys.stderr)
@@ -757,7 +753,7 @@ def _database_error(location: DatabaseLocation, error: BaseException) -> Command
     """One line naming the database (a URL without its password) and what is wrong with it;
     an error that is not the store's (a bug) is raised as it is."""
     cause = failure_cause(error)
-    if cause is None and not isinstance(error, sqlite3.Error):
+    if cause is None and not is_store_error(error):
         raise error
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if isinstance(location, PostgresUrl):

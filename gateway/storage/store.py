@@ -72,6 +72,24 @@ def failure_cause(error: BaseException) -> str | None:
     return _postgres_failure_cause(error)
 
 
+def error_dialect(error: BaseException) -> Dialect | None:
+    """Which store's driver raised ``error`` (a failure or a bad statement); None for anything else."""
+    import sqlite3
+
+    if isinstance(error, sqlite3.Error):
+        return "sqlite"
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    return "postgresql" if isinstance(error, psycopg.Error) else None
+
+
+def is_store_error(error: BaseException) -> bool:
+    """Whether ``error`` is a store's: its driver's, or a failure that crossed a queue or a process."""
+    return isinstance(error, StorageFailure) or error_dialect(error) is not None
+
+
 def _postgres_failure_cause(error: BaseException) -> str | None:
     try:
         import psycopg

@@ -12,6 +12,7 @@ import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -102,3 +103,10 @@ async def roll_up_and_purge(
     if counts.salts or counts.consent_records:
         await store.scrub()
     return rolled_up, counts
+
+
+async def rebuild_rollups(store: Store, *, site_id: str | None, zones: Zones, floors: Floors | None) -> int:
+    """Rebuild every day's rollups (of one site, or all): ``consent-gateway rollup --rebuild``."""
+    from gateway.storage.rollups import rebuild_all
+
+    return await store.write(partial(rebuild_all, site_id=site_id, zones=zones, floors=floors))
