@@ -1,7 +1,7 @@
 """Storage failures answer a JSON 503 with ``Retry-After``, on every route, never a 500.
 
 A full disk, a read-only file or filesystem, an I/O error, a missing table or a damaged page all
-reach the web layer as database errors (``failure_cause`` in gateway/storage/db.py names them), wherever the
+reach the web layer as database errors (``failure_cause`` in gateway/storage/store.py names them), wherever the
 request touched the database: the proof log behind ``POST /consent``, the salt store behind
 ``/api/event``, a dashboard session, a stats query. None of them is the client's fault and none
 is a bug to show as a plain-text 500: the store is unavailable, so the answer is 503 with
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.metrics import Metrics
-from gateway.storage.db import StorageFailure, failure_cause
+from gateway.storage.store import StorageFailure, failure_cause
 
 log = logging.getLogger("gateway.storage")
 
@@ -108,9 +108,11 @@ class StorageErrors:
 
 
 def _detail(error: BaseException) -> str:
-    """The underlying SQLite message (never SQL or values: sqlite3 messages carry neither)."""
+    """The underlying driver's message, its first line only: sqlite3 messages carry no SQL or values,
+    and PostgreSQL's values sit in the DETAIL lines that follow (``Key (name)=(...)``)."""
     inner = error.__cause__ if isinstance(error, StorageUnavailable) and error.__cause__ else error
-    return f"{type(inner).__name__}: {inner}"
+    text = str(inner).strip()
+    return f"{type(inner).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 async def _answer_unavailable(send: Send, cause: str, headers: dict[str, str]) -> None:
