@@ -7,9 +7,7 @@ a blocked iframe and server-set cookies of every category behind ``ConsentMiddle
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from starlette.routing import Route
 from gateway.cookies.lifetimes import parse_lifetime
 from tests.browser.conftest import AXE, CHROME_UA, Demo, Watched, screenshot
 from tests.conftest import LiveServer
+from tests.stores import query
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
@@ -223,8 +222,9 @@ def _wait_for_events(demo: Demo, wanted: set[str]) -> set[tuple[str, str]]:
 
     def arrived() -> set[tuple[str, str]]:
         nonlocal rows
-        with closing(sqlite3.connect(demo.settings.database)) as connection:
-            rows = set(connection.execute("SELECT name, pathname FROM events"))
+        rows = {
+            (name, pathname) for name, pathname in query(demo.settings.database, "SELECT name, pathname FROM events")
+        }
         return rows if wanted <= {name for name, _ in rows} | {path for _, path in rows} else set()
 
     return wait_until(arrived, interval=0.1, message=lambda: f"events {wanted} never arrived; stored: {rows}")
@@ -488,8 +488,7 @@ def test_served_from_the_sites_own_origin_under_a_path(tmp_path: Any, open_page:
         assert "cg_consent" in watched.jar()
 
         def stored() -> int:
-            with closing(sqlite3.connect(settings.database)) as connection:
-                return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+            return int(query(settings.database, "SELECT count(*) FROM events")[0][0])
 
         wait_until(stored, interval=0.1, message="the pageview never reached /cg/api/event")
         assert watched.errors == []

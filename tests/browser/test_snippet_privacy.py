@@ -10,9 +10,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,10 @@ from starlette.routing import Mount, Route
 from gateway.app import create_app
 from gateway.demo import demo_settings, demo_site
 from gateway.settings import Settings
+from gateway.storage.location import DatabaseLocation
 from tests.browser.conftest import CHROME_UA, GPC_SCRIPT, Deferred, Demo, Watched
 from tests.conftest import LiveServer
+from tests.stores import query
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
@@ -90,12 +91,11 @@ def _event_named(name: str) -> Callable[[Call], bool]:
     return matches
 
 
-def _stored_pages(database: Path, wanted: set[str]) -> set[str]:
+def _stored_pages(database: DatabaseLocation, wanted: set[str]) -> set[str]:
     """The stored pageview paths, once ``wanted`` are among them (the write buffer commits in batches)."""
 
     def pages() -> set[str]:
-        with closing(sqlite3.connect(database)) as connection:
-            return {row[0] for row in connection.execute("SELECT pathname FROM events WHERE name = 'pageview'")}
+        return {row[0] for row in query(database, "SELECT pathname FROM events WHERE name = 'pageview'")}
 
     return wait_until(
         lambda: (found := pages()) >= wanted and found,
