@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ingest.event import AnonymousEvent
 from gateway.storage.events import insert_events
+from gateway.storage.postgres import PgConnection
+from gateway.storage.records import EVENT_COLUMNS, stored_row
 from tests.events import anonymous_event
-from tests.stores import open_test_store
+from tests.stores import PostgresServer, open_test_store, postgres_server_or_skip, with_database
 
 START = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)
 
@@ -52,10 +59,9 @@ def _store(path: Path, batches: Sequence[Sequence[AnonymousEvent]]) -> list[tupl
         db = await unopened.open()
         try:
             # Yesterday's visits, as an earlier batch (or another node) left them.
-            for visitor in ("yesterday-a", "yesterday-b"):
-                await db.write(lambda c, v=visitor: insert_events(c, [_event(v, None, -10, "pageview", "/old")]))
-            for batch in batches:
-                await db.write(lambda c, b=batch: insert_events(c, b))
+            yesterday = [[_event(visitor, None, -10, "pageview", "/old")] for visitor in ("yesterday-a", "yesterday-b")]
+            for batch in [*yesterday, *batches]:
+                await db.write(partial(insert_events, events=batch))
             visits = await db.fetch_all(
                 "SELECT id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events "
                 "FROM visits ORDER BY id"
@@ -95,3 +101,95 @@ def test_a_visit_found_under_yesterdays_id_continues_under_todays_in_one_batch(t
     visits = [row for row in rows if len(row) == 8]
     yesterday = next(visit for visit in visits if visit[4] == "/old" and visit[1] == "today-a")
     assert yesterday[5:] == ("/next", 2, 3)  # exit page, pageviews, events: one visit went on
+
+
+# Values PostgreSQL's COPY text format and array literals must carry unchanged (tabs, newlines,
+# backslashes, quotes, braces, the word NULL, non-ASCII).
+AWKWARD = "a\tb\nc\\d'e\"f{g}h,NULL é 日本"
+
+
+def test_awkward_values_are_stored_as_given(tmp_path: Path) -> None:
+    awkward = anonymous_event(
+        START,
+        "NULL",
+        "/" + AWKWARD,
+        props={"k\t1": AWKWARD, "NULL": "\\N"},
+        utm_campaign=AWKWARD,
+        referrer_host=None,
+        previous_visitor_id=None,
+    )
+    unopened = open_test_store(tmp_path / "db.sqlite3")
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        db = await unopened.open()
+        try:
+            await db.write(lambda c: insert_events(c, [awkward, _event("NULL", None, 1, "Signup", "/" + AWKWARD)]))
+            events = await db.fetch_all(
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY id"  # noqa: S608 - names from the record
+            )
+            visits = await db.fetch_all("SELECT visitor_id, entry_page, exit_page, pageviews, events FROM visits")
+        finally:
+            await db.close()
+        return [tuple(row) for row in events], [tuple(row) for row in visits]
+
+    events, visits = asyncio.run(scenario())
+    visit_id = events[0][-1]
+    assert events[0] == stored_row(awkward, START.isoformat(), visit_id)
+    assert json.loads(str(events[0][EVENT_COLUMNS.index("props")])) == {"k\t1": AWKWARD, "NULL": "\\N"}
+    assert visits == [("NULL", "/" + AWKWARD, "/" + AWKWARD, 1, 2)]
+
+
+class _CountingConnection:
+    """The PostgreSQL adapter, counting the statements a batch sends (each one a round trip)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, connection: PgConnection) -> None:
+        self.connection, self.raw, self.statements = connection, _CountingRaw(connection.raw, self), 0
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        self.statements += 1
+        return self.connection.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        rows = list(parameters)
+        self.statements += len(rows)
+        return self.connection.executemany(sql, rows)
+
+
+class _CountingRaw:
+    def __init__(self, raw: Any, counter: _CountingConnection) -> None:
+        self._raw, self._counter = raw, counter
+
+    def cursor(self) -> Any:
+        self._counter.statements += 1  # a COPY
+        return self._raw.cursor()
+
+
+def test_a_postgresql_batch_is_a_few_statements_whatever_its_size(postgres_server: PostgresServer | None) -> None:
+    """A round trip costs ~0.7 ms against PostgreSQL: a batch of 1,000 events of 500 visitors (half of
+    them new, half continuing yesterday's visits under a previous id) must not cost one per event."""
+    server = postgres_server_or_skip(postgres_server)
+    name = server.create_database()
+    url = with_database(server.admin_url, name)
+    try:
+        with closing(psycopg.connect(url, autocommit=True)) as raw:
+            counting = _CountingConnection(PgConnection(raw))
+            counted = []
+            for size in (10, 1000):
+                batch = [
+                    _event(f"v{n % (size // 2)}", f"y{n % (size // 4)}" if n % 2 else None, n / 100, "pageview", "/")
+                    for n in range(size)
+                ]
+                for visitor in {f"y{n}" for n in range(size // 4)}:  # yesterday's visits, continued today
+                    insert_events(counting, [_event(visitor, None, -10, "pageview", "/old")])
+                counting.statements = 0
+                raw.execute("BEGIN")
+                insert_events(counting, batch)
+                raw.execute("COMMIT")
+                counted.append(counting.statements)
+            stored = raw.execute("SELECT count(*) FROM events WHERE pathname = '/'").fetchone()
+    finally:
+        server.drop_database(name)
+    assert stored == (1010,)
+    assert counted[1] == counted[0] <= 8
