@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.storage.location import PostgresUrl
 from gateway.storage.sql import Dialect
@@ -34,6 +34,8 @@ except ImportError as missing:  # pragma: no cover - the message is the point
         "database is a postgresql:// URL but the PostgreSQL driver is not installed: "
         "pip install 'consent-gateway[postgresql]'"
     ) from missing
+
+T = TypeVar("T")
 
 #: pg_advisory_lock key under which migrations run (several nodes may start at once).
 _MIGRATION_LOCK = 0x636F6E73656E74  # "consent"
@@ -234,6 +236,27 @@ class PostgresStore(Store):
             self._writer = writer = self._connect_writer()
         return writer
 
+    def _transaction(self, fn: Callable[[Any], T]) -> T:
+        """As the base class; a writer connection found dead at ``BEGIN`` (the server restarted, a
+        failover, an idle connection cut) is replaced and the transaction begun again: nothing of
+        it had run, so nobody's request pays for the dead connection."""
+        writer = self._writer_connection()
+        try:
+            writer.execute(self.begin_statement)
+        except psycopg.OperationalError:
+            if not writer.broken:
+                raise
+            writer = self._writer_connection()
+            writer.execute(self.begin_statement)
+        try:
+            result = fn(writer)
+        except BaseException:
+            if not writer.broken:
+                writer.execute("ROLLBACK")
+            raise
+        writer.execute("COMMIT")
+        return result
+
     async def _open_reader(self) -> None:
         async def configure(connection: psycopg.AsyncConnection[Any]) -> None:
             _configure(connection.adapters)
@@ -244,6 +267,7 @@ class PostgresStore(Store):
             max_size=self._max_readers,
             kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
             configure=configure,
+            check=AsyncConnectionPool.check_connection,  # a connection the server dropped is replaced, not lent
             timeout=_POOL_TIMEOUT_S,
             open=False,
             name="consent-gateway-readers",
