@@ -24,7 +24,7 @@ from gateway.accounts.api_keys import ApiKeyError, create_api_key, list_api_keys
 from gateway.accounts.shared_links import SharedLink, SharedLinkError, SharedLinks
 from gateway.cookies.catalog import CatalogError
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.storage.location import DatabaseLocation, PostgresUrl
+from gateway.storage.location import DatabaseLocation, PostgresUrl, parse_database
 from gateway.storage.store import Store, check_store, error_dialect, failure_cause, is_store_error, open_store
 from gateway.storage.users import ROLES, UserError, add_user, grant, list_users, remove_user, set_password
 
@@ -284,10 +284,17 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    database = args.data / "demo.sqlite3"  # gateway/demo.py's file
-    if database.exists():
+    # The demo's own file, unless CONSENT_GATEWAY_DATABASE names another store (make demo-postgres).
+    chosen = os.environ.get("CONSENT_GATEWAY_DATABASE")
+    try:
+        database = parse_database(chosen) if chosen else args.data / "demo.sqlite3"
+    except ValueError as error:
+        raise CommandError(f"CONSENT_GATEWAY_DATABASE {error}") from None
+    if not isinstance(database, Path) or database.exists():
         _check_database(database)
-    asyncio.run(run_demo(host=args.host, gateway_port=args.port, site_port=args.site_port, data=args.data))
+    asyncio.run(
+        run_demo(host=args.host, gateway_port=args.port, site_port=args.site_port, data=args.data, database=chosen)
+    )
     return 0
 
 

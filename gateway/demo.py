@@ -8,6 +8,7 @@ the middleware drop and cap them as consent changes.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import sys
 from datetime import datetime
@@ -49,8 +50,11 @@ document.getElementById("ran-advertising").textContent = "ran " + (window.cgOrde
 """
 
 
-def demo_settings(data: Path, *, gateway_url: str, site_url: str) -> Settings:
-    """The demo config with a secret key kept under ``data`` (so restarts keep consent valid)."""
+def demo_settings(data: Path, *, gateway_url: str, site_url: str, database: str | None = None) -> Settings:
+    """The demo config with a secret key kept under ``data`` (so restarts keep consent valid).
+
+    ``database``: where the demo keeps its data; ``data/demo.sqlite3`` unless given (``make
+    demo-postgres`` gives a PostgreSQL URL through ``CONSENT_GATEWAY_DATABASE``)."""
     data.mkdir(parents=True, exist_ok=True)
     key_file = data / "demo-secret.key"
     if not key_file.exists():
@@ -58,7 +62,7 @@ def demo_settings(data: Path, *, gateway_url: str, site_url: str) -> Settings:
         key_file.chmod(0o600)
     environ = {
         "CONSENT_GATEWAY_SECRET_KEYS": f'["{key_file.read_text(encoding="utf-8").strip()}"]',
-        "CONSENT_GATEWAY_DATABASE": f'"{(data / "demo.sqlite3").as_posix()}"',
+        "CONSENT_GATEWAY_DATABASE": json.dumps(database or (data / "demo.sqlite3").as_posix()),
         # The demo's own address: the settings page shows full shared links and a complete snippet tag.
         "CONSENT_GATEWAY_PUBLIC_URL": f'"{gateway_url}"',
         "CONSENT_GATEWAY_SITES__DEMO__ORIGINS": f'["{site_url}"]',
@@ -136,10 +140,10 @@ async def demo_login_notice(settings: Settings, *, gateway_url: str, now: dateti
     )
 
 
-async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path) -> None:
+async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path, database: str | None = None) -> None:
     gateway_url = f"http://{host}:{gateway_port}"
     site_url = f"http://{host}:{site_port}"
-    settings = demo_settings(data, gateway_url=gateway_url, site_url=site_url)
+    settings = demo_settings(data, gateway_url=gateway_url, site_url=site_url, database=database)
     servers = [
         uvicorn.Server(
             uvicorn.Config(create_app(settings), host=host, port=gateway_port, log_level="warning", access_log=False)
