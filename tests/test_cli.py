@@ -6,10 +6,9 @@ import asyncio
 import csv
 import json
 import os
-import sqlite3
+import socket
 import subprocess
 import sys
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,10 +18,11 @@ from gateway.consent.records import ConsentRecord
 from gateway.cookies.catalog import load_rules
 from gateway.ingest.event import AnonymousEvent
 from gateway.storage.consent_log import append_record, records_for
-from gateway.storage.db import Database
 from gateway.storage.events import insert_events
 from tests.storage.test_rollups import AFTER_MIDNIGHT, FIRST_DAY
 from tests.storage.test_rollups import event as analytics_event
+from tests.stores import database_location, database_setting, open_test_store
+from tests.stores import query as query_store
 
 OCD_COLUMNS = (
     "ID",
@@ -64,7 +64,7 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 def write_config(tmp_path: Path, text: str = "", *, name: str = "gateway.toml") -> Path:
     path = tmp_path / name
-    path.write_text(f'database = "{tmp_path / "gateway.sqlite3"}"\n{text}', encoding="utf-8")
+    path.write_text(f'database = "{database_setting(tmp_path / "gateway.sqlite3")}"\n{text}', encoding="utf-8")
     return path
 
 
@@ -243,8 +243,10 @@ def test_import_cookies_prints_the_rules_without_an_output_file(tmp_path: Path) 
 
 
 def fill(database: Path, *records: ConsentRecord) -> None:
+    store = open_test_store(database)  # outside the loop: a PostgreSQL run creates the database here
+
     async def work() -> None:
-        db = await Database(database).open()
+        db = await store.open()
         try:
             for record in records:
                 await append_record(db, record)
@@ -255,8 +257,10 @@ def fill(database: Path, *records: ConsentRecord) -> None:
 
 
 def read_back(database: Path, consent_id: str) -> list[ConsentRecord]:
+    store = open_test_store(database)
+
     async def work() -> list[ConsentRecord]:
-        db = await Database(database).open()
+        db = await store.open()
         try:
             return await records_for(db, consent_id)
         finally:
@@ -327,8 +331,10 @@ def test_consent_erase_unlinks_the_id_and_keeps_others(tmp_path: Path, filled: P
 
 
 def fill_events(database: Path, events: list[AnonymousEvent]) -> None:
+    store = open_test_store(database)  # outside the loop: a PostgreSQL run creates the database here
+
     async def work() -> None:
-        db = await Database(database).open()
+        db = await store.open()
         try:
             await db.write(lambda connection: insert_events(connection, events))
         finally:
@@ -338,8 +344,7 @@ def fill_events(database: Path, events: list[AnonymousEvent]) -> None:
 
 
 def query(database: Path, sql: str) -> list[tuple[object, ...]]:
-    with closing(sqlite3.connect(database)) as connection:
-        return [tuple(row) for row in connection.execute(sql)]
+    return [tuple(row) for row in query_store(database_location(database), sql)]
 
 
 @pytest.fixture
@@ -421,16 +426,12 @@ def test_purge_deletes_what_is_past_the_retention(tmp_path: Path) -> None:
                      id="an unknown site for classify"),
         pytest.param('catalog = "{tmp}/missing.toml"', ("classify", "_ga"), ["missing.toml", "cannot read the file"],
                      id="a missing catalog"),
-        pytest.param("", ("consent", "export", "--id", "nobody"), ["the database", "does not exist"],
-                     id="export without a database"),
         pytest.param(None, ("import-cookies", "{tmp}/missing.csv"), ["missing.csv", "cannot read the file"],
                      id="import of a missing CSV"),
         pytest.param(SITE, ("rollup", "--rebuild", "--site", "blog"), ["unknown site 'blog'", "configured: shop"],
                      id="a rebuild of an unknown site"),
         pytest.param(SITE, ("rollup", "--site", "shop"), ["--site works with --rebuild only"],
                      id="a site without --rebuild"),
-        pytest.param(SITE, ("rollup",), ["the database", "does not exist"], id="rollup without a database"),
-        pytest.param(SITE, ("purge",), ["the database", "does not exist"], id="purge without a database"),
         pytest.param('[retention]\nevents = "3y"', ("purge",),
                      ["{config}", "retention.events", "'3y'", "no longer than retention.rollups (25mo)"],
                      id="events kept longer than the rollups"),
@@ -455,6 +456,37 @@ def test_export_of_an_unknown_id_is_an_error(tmp_path: Path, filled: Path) -> No
     assert result.stdout == ""
 
 
+NEEDS_A_DATABASE = [
+    pytest.param(("consent", "export", "--id", "nobody"), id="export"),
+    pytest.param(("rollup",), id="rollup"),
+    pytest.param(("purge",), id="purge"),
+]
+
+
+@pytest.mark.sqlite_only(reason="a missing SQLite file; the PostgreSQL counterpart is an unreachable server below")
+@pytest.mark.parametrize("args", NEEDS_A_DATABASE)
+def test_a_command_without_its_database_is_an_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    config = write_config(tmp_path, SITE)
+    result = run(*args, "--config", str(config), cwd=tmp_path)
+    assert_one_line_error(result, "the database", str(tmp_path / "gateway.sqlite3"), "does not exist")
+    assert not (tmp_path / "gateway.sqlite3").exists()  # not created by a command that only reads or tidies
+
+
+@pytest.mark.parametrize("args", NEEDS_A_DATABASE)
+def test_a_command_whose_server_cannot_be_reached_is_an_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """The PostgreSQL counterpart of a missing file: nothing listens on the port (one line, the password hidden)."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    url = f"postgresql://gateway:hunter2-secret@127.0.0.1:{port}/gateway"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'database = "{url}"\n{SITE}', encoding="utf-8")
+    result = run(*args, "--config", str(config), cwd=tmp_path)
+    line = assert_one_line_error(result, "cannot open the database", f"127.0.0.1:{port}/gateway", "cannot be reached")
+    assert "hunter2-secret" not in line
+
+
+@pytest.mark.sqlite_only(reason="a file that is not an SQLite database; the PostgreSQL counterpart is above")
 @pytest.mark.parametrize(
     "make_database",
     [

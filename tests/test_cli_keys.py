@@ -7,12 +7,10 @@ import io
 import os
 import pty
 import select
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +22,8 @@ from gateway.accounts.shared_links import SharedLink, SharedLinks
 from gateway.cli import main
 from gateway.clock import SystemClock
 from gateway.settings import Secret
-from gateway.storage.db import Database
+from gateway.storage.store import Store
+from tests.stores import ADMIN_URL_ENV, REQUIRE_ENV, database_location, database_setting, open_test_store, query
 
 KEYS = [Secret("cli-keys-test-key")]
 PASSWORD = "long-enough-password"
@@ -35,7 +34,7 @@ T = TypeVar("T")
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "gateway.toml"
     path.write_text(
-        f'secret_keys = ["{KEYS[0].value}"]\ndatabase = "{(tmp_path / "gw.sqlite3").as_posix()}"\n'
+        f'secret_keys = ["{KEYS[0].value}"]\ndatabase = "{database_setting(tmp_path / "gw.sqlite3")}"\n'
         '[sites.shop]\norigins = ["https://shop.example.com"]\n'
         '[sites.blog]\norigins = ["https://blog.example.com"]\n',
         encoding="utf-8",
@@ -64,9 +63,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: s
     assert all(text in result.stderr for text in expected), result.stderr
 
 
-def with_db(config: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+def with_db(config: Path, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = open_test_store(config.parent / "gw.sqlite3")  # outside the loop: it may create the database
+
     async def run() -> T:
-        db = await Database(config.parent / "gw.sqlite3").open()
+        db = await store.open()
         try:
             return await work(db)
         finally:
@@ -79,6 +80,8 @@ def in_process(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
 ) -> tuple[int, str, str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    for name in (ADMIN_URL_ENV, REQUIRE_ENV):  # the test cluster's variables are not settings of the CLI
+        monkeypatch.delenv(name, raising=False)
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -128,12 +131,12 @@ def test_a_shared_link_is_printed_as_a_path_listed_and_revoked(config: Path, tmp
 
     now = SystemClock().now()
 
-    async def open_link(db: Database) -> SharedLink | None:
+    async def open_link(db: Store) -> SharedLink | None:
         return await SharedLinks(db, KEYS).open(path.removeprefix("/share/"), now=now)
 
     link = with_db(config, open_link)
     assert link is not None and link.site_id == "shop" and link.label == "Board"
-    assert SharedLinks(Database(tmp_path / "unused"), KEYS).password_ok(link, PASSWORD)
+    assert SharedLinks(open_test_store(tmp_path / "gw.sqlite3"), KEYS).password_ok(link, PASSWORD)
     assert link.expires_at is not None
     assert timedelta(days=30) - timedelta(minutes=1) < link.expires_at - now <= timedelta(days=30)
 
@@ -155,7 +158,7 @@ def test_a_link_without_options_has_no_password_and_no_end(
     code, out, err = in_process(monkeypatch, capsys, "share", "create", "--site", "blog", "--config", str(config))
     assert code == 0 and "until revoked" in err and "password" not in err
 
-    async def open_link(db: Database) -> SharedLink | None:
+    async def open_link(db: Store) -> SharedLink | None:
         return await SharedLinks(db, KEYS).open(out.strip().removeprefix("/share/"), now=SystemClock().now())
 
     link = with_db(config, open_link)
@@ -247,20 +250,20 @@ def test_a_site_cannot_revoke_another_sites_key_or_link(config: Path, tmp_path: 
     assert_one_line_error(run("apikey", "revoke", "--site", "shop", "1", *c, cwd=tmp_path), "shop has no API key 1")
     assert_one_line_error(run("share", "revoke", "--site", "shop", "1", *c, cwd=tmp_path), "shop has no shared link 1")
 
-    async def still_valid(db: Database) -> tuple[ApiKey | None, SharedLink | None]:
+    async def still_valid(db: Store) -> tuple[ApiKey | None, SharedLink | None]:
         now = SystemClock().now()
         return await verify_api_key(db, key, now=now), await SharedLinks(db, KEYS).open(path[len("/share/") :], now=now)
 
     assert all(found is not None for found in with_db(config, still_valid))
-    with closing(sqlite3.connect(tmp_path / "gw.sqlite3")) as connection:
-        for table in ("api_keys", "shared_links"):
-            assert connection.execute(f"SELECT revoked_at FROM {table}").fetchall() == [(None,)]  # noqa: S608
+    database = database_location(tmp_path / "gw.sqlite3")
+    for table in ("api_keys", "shared_links"):
+        assert query(database, f"SELECT revoked_at FROM {table}") == [(None,)]  # noqa: S608
 
 
 def test_links_need_a_secret_key(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
-        f'database = "{(tmp_path / "gw.sqlite3").as_posix()}"\n[sites.shop]\norigins = ["https://shop.example.com"]\n',
+        f'database = "{database_setting(tmp_path / "gw.sqlite3")}"\n[sites.shop]\norigins = ["https://shop.example.com"]\n',
         encoding="utf-8",
     )
     result = run("share", "create", "--site", "shop", "--password", "--config", str(config), cwd=tmp_path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import resource
 import signal
@@ -35,9 +36,11 @@ import uvicorn
 from gateway.accounts.passwords import hash_password
 from gateway.app import create_app
 from gateway.serving import GuardedH11Protocol, ServingConfig, ServingLimits
-from gateway.storage.db import Database
+from gateway.storage.location import DatabaseLocation, PostgresUrl
+from gateway.storage.store import open_store
 from gateway.storage.users import add_user
 from tests.conftest import SITE_ORIGIN, make_settings
+from tests.stores import STORES, PostgresServer, postgres_server_or_skip, with_database
 
 pytestmark = pytest.mark.integration
 
@@ -80,10 +83,9 @@ def _wait_until(condition: Callable[[], Any], message: str, timeout: float = DEA
     return value
 
 
-def _add_user(database: Path) -> None:
+def _add_user(database: DatabaseLocation) -> None:
     async def run() -> None:
-        db = Database(database)
-        await db.open()
+        db = await open_store(database).open()
         try:
             hashed = hash_password(PASSWORD)
             # Twelve people: the login throttle lets one account try 5 times per network at once.
@@ -102,12 +104,38 @@ def _lower_soft_file_limit() -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real ``consent-gateway serve`` (httptools) started with a low soft open-file limit."""
+    """A real ``consent-gateway serve`` (httptools) started with a low soft open-file limit, on SQLite."""
     tmp = tmp_path_factory.mktemp("serve")
-    database = tmp / "gateway.sqlite3"
+    yield from _serve(tmp, tmp / "gateway.sqlite3")
+
+
+@pytest.fixture(scope="module")
+def served_on_postgresql(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer | None
+) -> Iterator[Server]:
+    """The same server on a PostgreSQL database of its own (module-scoped: it outlives any one test's database)."""
+    cluster = postgres_server_or_skip(postgres_server)
+    name = cluster.create_database()
+    try:
+        yield from _serve(
+            tmp_path_factory.mktemp("serve-postgresql"), PostgresUrl(with_database(cluster.admin_url, name))
+        )
+    finally:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def served_on_store(request: pytest.FixtureRequest, store_kind: str) -> Server:
+    """The module's ``serve`` process on the current test's store."""
+    server: Server = request.getfixturevalue("served" if store_kind == "sqlite" else "served_on_postgresql")
+    return server
+
+
+def _serve(tmp: Path, database: DatabaseLocation) -> Iterator[Server]:
+    setting = database.url if isinstance(database, PostgresUrl) else database.as_posix()
     config = tmp / "gateway.toml"
     config.write_text(
-        f'secret_keys = ["serving-limits-test-key"]\ndatabase = "{database.as_posix()}"\n'
+        f'secret_keys = ["serving-limits-test-key"]\ndatabase = "{setting}"\n'
         f"head_timeout_seconds = {HEAD_TIMEOUT}\nmax_head_bytes = {MAX_HEAD_BYTES}\n"
         f"max_connections = {MAX_CONNECTIONS}\npassword_hash_concurrency = 1\n"
         f'[sites.shop]\norigins = ["{SITE_ORIGIN}"]\n',
@@ -120,6 +148,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env={name: value for name, value in os.environ.items() if not name.startswith("CONSENT_GATEWAY_")},
         preexec_fn=_lower_soft_file_limit,  # noqa: PLW1509 - before exec, in the child only
     )
     server.pid = process.pid
@@ -164,6 +193,14 @@ def threaded_h11(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         sock.close()
 
 
+#: The tests on the module's served process that reach the store (its fixtures hide that from conftest's guess).
+ON_BOTH_STORES = pytest.mark.parametrize("store_kind", STORES, indirect=True)
+#: The protocol guards act before the app reads or writes anything, so they run once, on SQLite.
+PROTOCOL_ONLY = pytest.mark.sqlite_only(
+    reason="the guard closes or refuses the connection before any store plays a part"
+)
+
+
 @pytest.fixture(params=["httptools-serve", "h11-thread"])
 def guarded(request: pytest.FixtureRequest) -> Server:
     server: Server = request.getfixturevalue("served" if request.param == "httptools-serve" else "threaded_h11")
@@ -179,6 +216,7 @@ def _closed_by_server(sock: socket.socket, timeout: float = DEADLINE) -> bytes:
     return received
 
 
+@PROTOCOL_ONLY
 def test_an_idle_connection_is_closed_after_the_head_timeout(guarded: Server) -> None:
     with closing(guarded.connect()) as sock:
         started = time.monotonic()
@@ -186,6 +224,7 @@ def test_an_idle_connection_is_closed_after_the_head_timeout(guarded: Server) ->
         assert HEAD_TIMEOUT * 0.8 <= time.monotonic() - started < HEAD_TIMEOUT + 5
 
 
+@PROTOCOL_ONLY
 def test_a_slowloris_head_is_closed_however_busy_it_keeps_the_connection(guarded: Server) -> None:
     with closing(guarded.connect()) as sock:
         started = time.monotonic()
@@ -204,11 +243,13 @@ def test_a_slowloris_head_is_closed_however_busy_it_keeps_the_connection(guarded
         assert time.monotonic() - started < HEAD_TIMEOUT + 5
 
 
+@PROTOCOL_ONLY
 def test_a_kept_alive_connection_serves_several_requests(guarded: Server) -> None:
     with httpx.Client(base_url=guarded.url, timeout=DEADLINE) as client:
         assert [client.get("/healthz").status_code for _ in range(3)] == [200, 200, 200]
 
 
+@PROTOCOL_ONLY
 @pytest.mark.parametrize("size", [MAX_HEAD_BYTES + 1, 8 * 1024 * 1024], ids=["just-over", "8MB-cookie"])
 def test_a_request_head_over_max_head_bytes_is_answered_431(guarded: Server, size: int) -> None:
     head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nCookie: a="
@@ -223,11 +264,13 @@ def test_a_request_head_over_max_head_bytes_is_answered_431(guarded: Server, siz
     assert httpx.get(f"{guarded.url}/healthz", timeout=DEADLINE).status_code == 200
 
 
+@PROTOCOL_ONLY
 def test_a_head_just_under_the_limit_is_served(guarded: Server) -> None:
     response = httpx.get(f"{guarded.url}/healthz", headers={"cookie": "a=" + "x" * 3000}, timeout=DEADLINE)
     assert response.status_code == 200
 
 
+@PROTOCOL_ONLY
 def test_past_max_connections_requests_get_503_with_retry_after_then_are_served_once_idlers_are_dropped(
     guarded: Server,
 ) -> None:
@@ -250,6 +293,7 @@ def test_past_max_connections_requests_get_503_with_retry_after_then_are_served_
             sock.close()
 
 
+@pytest.mark.sqlite_only(reason="the open-file limit is the process's, whatever its store")
 def test_serve_raises_its_soft_open_file_limit_to_the_hard_limit(served: Server) -> None:
     limits = Path(f"/proc/{served.pid}/limits").read_text(encoding="utf-8")
     found = re.search(r"^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)", limits, re.MULTILINE)
@@ -268,7 +312,9 @@ def _metric(server: Server, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines() if line.startswith(name))
 
 
-def test_clients_leaving_mid_body_are_counted_and_never_logged(served: Server) -> None:
+@ON_BOTH_STORES
+def test_clients_leaving_mid_body_are_counted_and_never_logged(served_on_store: Server) -> None:
+    served = served_on_store
     logged_before = len(served.stderr)
     counted_before = _metric(served, "consent_gateway_client_disconnects_total")
     for path in ["/consent"] * 100 + ["/api/event"] * 100:
@@ -292,9 +338,11 @@ def _peak_rss_kib(pid: int | None) -> int:
     return int(found.group(1))
 
 
-def test_concurrent_logins_hash_one_password_at_a_time(served: Server) -> None:
+@ON_BOTH_STORES
+def test_concurrent_logins_hash_one_password_at_a_time(served_on_store: Server) -> None:
     """12 logins at once with ``password_hash_concurrency = 1``: the peak memory grows by about one
     scrypt (32 MB), not twelve (unbounded, asyncio's pool ran six at once on 2 cores: +190 MB)."""
+    served = served_on_store
 
     def login(number: int) -> int:
         with httpx.Client(base_url=served.url, timeout=DEADLINE, follow_redirects=False) as client:
