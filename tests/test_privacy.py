@@ -142,7 +142,9 @@ def test_no_raw_address_or_user_agent_reaches_the_database_or_the_logs(
         assert any(name.endswith("-wal") for name in while_running), "expected the WAL file while the server runs"
     assert leaks({f"{name} (running)": data for name, data in while_running.items()}) == []
     assert leaks({f"{name} (stopped)": data for name, data in after_shutdown.items()}) == []
-    assert leaks(stored_rows(settings.database)) == []
+    rows = stored_rows(settings.database)
+    assert b"127.0.0.0/24" in rows["table consent_records"] and b"/pricing" in rows["table events"]  # it reads rows
+    assert leaks(rows) == []
 
     records = log_records.records
     assert any(record.name.startswith("uvicorn") for record in records), "uvicorn's records were not captured"
