@@ -15,6 +15,7 @@ a throwaway cluster and sets it). Without it the PostgreSQL runs are skipped wit
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import os
 import sqlite3
@@ -102,7 +103,10 @@ def _migrate(url: str) -> None:
         store = await open_store(PostgresUrl(url)).open()
         await store.close()
 
-    asyncio.run(open_and_close())
+    # The first PostgreSQL database of a session may be asked for inside a test's running event loop,
+    # where asyncio.run cannot run: the migration then runs on a thread of its own, with its own loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, open_and_close()).result()
 
 
 @dataclass
