@@ -25,14 +25,13 @@ import socket
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from multiprocessing.context import SpawnProcess
-from pathlib import Path
 
 from gateway.clock import Clock
 from gateway.forward_settings import ForwarderSettings
 from gateway.ingest.buffer import QueueFull, Settled, WriteBuffer
 from gateway.metrics import Metrics
 from gateway.storage.batch_writer import READY, Answer, decode_answers, encode_batch, run_writer
-from gateway.storage.location import DatabaseLocation, PostgresUrl
+from gateway.storage.location import DatabaseLocation
 from gateway.storage.records import EVENT_FIELDS, AnonymousEvent, OutboxBatch
 from gateway.storage.store import StorageFailure, Store
 
@@ -287,10 +286,7 @@ class ProcessCommitter:
 
 def _location(store: Store) -> DatabaseLocation:
     """Where ``store`` keeps its data: a SQLite store's path, a PostgreSQL store's URL."""
-    location = getattr(store, "path", None) or getattr(store, "url", None)
-    if not isinstance(location, Path | PostgresUrl):
-        raise TypeError(f"{store!r} names no database the writer process could open")
-    return location
+    return store.location
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -64,7 +64,7 @@ def run_writer(sock: socket.socket, location: DatabaseLocation) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store = open_store(location)  # never opened: only its writer connection and transaction statement
-    connection = store._connect_writer()  # noqa: SLF001 - the store's own writer connection, in this process
+    connection = store.connect_writer()  # the store's own kind of writer connection, in this process
     try:
         _answer(sock, (READY, 0.0, None))
         while (message := _receive(sock)) is not None:

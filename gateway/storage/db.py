@@ -159,6 +159,10 @@ class Database(Store):
         await super().open()
         return self
 
+    @property
+    def location(self) -> Path:
+        return self.path
+
     def _prepare(self) -> None:
         _apply_migrations(self.path)
 

@@ -224,6 +224,10 @@ class PostgresStore(Store):
         await super().open()
         return self
 
+    @property
+    def location(self) -> PostgresUrl:
+        return self.url
+
     def _prepare(self) -> None:
         apply_migrations(self.url)
 

@@ -35,6 +35,8 @@ class Connection(Protocol):
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any] | Mapping[str, Any]], /) -> Cursor: ...
 
+    def close(self) -> None: ...
+
 
 def is_postgres(connection: object) -> bool:
     """Whether a transaction function runs on PostgreSQL (the adapter says so; sqlite3 does not)."""

@@ -2,9 +2,9 @@
 
 Both stores share one shape (this base class): writes run on one dedicated thread holding the
 writer connection, each a synchronous function inside one transaction, with no event-loop round
-trip per statement; group commit happens on that thread too (``write_grouped``): every item
-already queued for the same function goes into one transaction. Reads go through the store's
-own read path (``fetch_all``). A store is opened once per process and closed at shutdown.
+trip per statement (the event writer forms its own batches: gateway/ingest/buffer.py). Reads go
+through the store's own read path (``fetch_all``). A store is opened once per process and closed
+at shutdown.
 
 ``open_store`` picks the store from ``settings.database``: a path is SQLite (gateway/storage/db.py),
 a ``postgresql://`` URL is PostgreSQL (gateway/storage/postgres.py).
@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from queue import Empty, SimpleQueue
+from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from gateway.storage.location import DatabaseLocation, PostgresUrl
 from gateway.storage.sql import Connection, Dialect
 
 T = TypeVar("T")
-
-#: Called on the event loop after a group commit: the items, seconds it took, the error if it failed.
-Settled = Callable[[list[Any], float, BaseException | None], None]
 
 
 class StorageFailure(Exception):
@@ -127,26 +123,6 @@ class _Job:
         self.transaction = transaction
 
 
-class _GroupedJob:
-    """One item of a group commit: consecutive items of the same ``store`` share one transaction."""
-
-    __slots__ = ("future", "item", "max_batch", "settled", "store")
-
-    def __init__(
-        self,
-        store: Callable[[Any, list[Any]], object],
-        item: object,
-        future: asyncio.Future[None],
-        max_batch: int,
-        settled: Settled | None,
-    ) -> None:
-        self.store = store
-        self.item = item
-        self.future = future
-        self.max_batch = max_batch
-        self.settled = settled
-
-
 class Store:
     """The base of both stores: the writer thread, group commit and the scrub bookkeeping.
 
@@ -160,7 +136,7 @@ class Store:
 
     def __init__(self) -> None:
         self._writer: Any = None
-        self._jobs: SimpleQueue[_Job | _GroupedJob | None] = SimpleQueue()
+        self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scrub_due = False
@@ -176,6 +152,17 @@ class Store:
 
     def _close_writer(self, writer: Any) -> None:
         writer.close()
+
+    @property
+    def location(self) -> DatabaseLocation:
+        """Where the data lives (a SQLite path or a PostgreSQL URL): another process opens it from this."""
+        raise NotImplementedError
+
+    def connect_writer(self) -> Connection:
+        """A writer connection of its own, for a process that writes outside this store's thread (the
+        event writer process): run each transaction as ``begin_statement`` ... ``COMMIT`` on it."""
+        connection: Connection = self._connect_writer()
+        return connection
 
     async def _open_reader(self) -> None:
         raise NotImplementedError
@@ -236,25 +223,6 @@ class Store:
         if self._writer is None:
             raise RuntimeError("the database is not open")
         return await self._submit(fn, transaction=True)
-
-    def write_grouped(
-        self,
-        store: Callable[[Connection, list[Any]], object],
-        item: object,
-        *,
-        max_batch: int = 1000,
-        settled: Settled | None = None,
-    ) -> asyncio.Future[None]:
-        """Queue ``item`` for ``store``; the future is done once the transaction holding it committed.
-
-        The writer thread gives ``store`` every consecutive item queued for it (up to ``max_batch``)
-        in one transaction; if that fails, every item's future carries the error.
-        """
-        if self._writer is None or self._loop is None:
-            raise RuntimeError("the database is not open")
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._jobs.put(_GroupedJob(store, item, future, max_batch, settled))
-        return future
 
     async def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
         batch = list(statements)
@@ -322,27 +290,8 @@ class Store:
     # The writer thread.
 
     def _run_writer(self) -> None:
-        held: _Job | _GroupedJob | None = None
-        while True:
-            job = held if held is not None else self._jobs.get()
-            held = None
-            if job is None:
-                return
-            if isinstance(job, _Job):
-                self._run_job(job)
-                continue
-            group = [job]
-            while len(group) < job.max_batch:
-                try:
-                    following = self._jobs.get_nowait()
-                except Empty:
-                    break
-                if isinstance(following, _GroupedJob) and following.store == job.store:
-                    group.append(following)
-                else:
-                    held = following  # another kind of job: it runs next, in order
-                    break
-            self._run_group(group)
+        while (job := self._jobs.get()) is not None:
+            self._run_job(job)
 
     def _writer_connection(self) -> Any:
         """The writer connection for the next transaction (PostgreSQL reconnects a broken one)."""
@@ -371,17 +320,6 @@ class Store:
         else:
             self._deliver(_succeed, job.future, result)
 
-    def _run_group(self, group: list[_GroupedJob]) -> None:
-        items = [job.item for job in group]
-        store = group[0].store
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            self._transaction(lambda connection: store(connection, items))
-        except BaseException as failure:  # noqa: BLE001 - handed to every awaiting coroutine
-            error = failure
-        self._deliver(_settle_group, group, time.perf_counter() - started, error)
-
     def _deliver(self, callback: Callable[..., None], *args: Any) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -396,20 +334,6 @@ def _succeed(future: asyncio.Future[Any], result: Any) -> None:
 def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
-
-
-def _settle_group(group: list[_GroupedJob], elapsed: float, error: BaseException | None) -> None:
-    """On the event loop: report the batch, then release every request waiting on it."""
-    settled = group[0].settled
-    if settled is not None:
-        settled([job.item for job in group], elapsed, error)
-    for job in group:
-        if job.future.done():
-            continue
-        if error is None:
-            job.future.set_result(None)
-        else:
-            job.future.set_exception(error)
 
 
 def open_store(location: DatabaseLocation) -> Store:

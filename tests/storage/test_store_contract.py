@@ -105,19 +105,20 @@ async def test_the_dialect_is_known_inside_a_transaction(store: Store, store_kin
 
 
 @run
-async def test_group_commit_puts_queued_items_in_one_transaction(store: Store) -> None:
+async def test_a_writer_connection_of_its_own_commits_what_the_store_reads(store: Store) -> None:
+    """The event writer process's way in: ``connect_writer`` and ``begin_statement`` ... ``COMMIT``."""
     db = await store.open()
-    batches: list[int] = []
     try:
         await db.write(_scratch)
-
-        def put(connection: Connection, items: list[Any]) -> None:
-            batches.append(len(items))
-            connection.executemany("INSERT INTO scratch (id, note) VALUES (?, ?)", [(n, "g") for n in items])
-
-        await asyncio.gather(*(db.write_grouped(put, n) for n in range(100, 140)))
-        (row,) = await db.fetch_all("SELECT count(*) AS n FROM scratch WHERE note = 'g'")
-        assert row["n"] == 40 and sum(batches) == 40 and len(batches) < 40
+        connection = await asyncio.to_thread(db.connect_writer)
+        try:
+            connection.execute(db.begin_statement)
+            connection.executemany("INSERT INTO scratch (id, note) VALUES (?, ?)", [(n, "own") for n in range(5)])
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+        (row,) = await db.fetch_all("SELECT count(*) AS n FROM scratch WHERE note = 'own'")
+        assert row["n"] == 5
     finally:
         await db.close()
 
