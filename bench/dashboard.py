@@ -130,9 +130,21 @@ def p95(times: list[float]) -> float:
     return ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
-async def measure(events: int, runs: int, days: int, *, raw: bool = True) -> dict[str, object]:
+def data_file(events: int, days: int, *, reuse: bool) -> Path:
+    """The generated traffic's SQLite file. ``reuse``: take a file generated earlier for the same size and
+    days whatever the digest of the code that made it (a change of the rollups' SQL text that keeps their
+    figures would otherwise regenerate 10M events for ~20 minutes; ``raw_matches`` still compares them)."""
+    if reuse:
+        found = sorted(CACHE.glob(f"dashboard-{events}ev-{days}d-{END.isoformat()}-s1-*.sqlite3"))
+        if found:
+            print(f"reusing {found[-1].name} (--reuse-data: its digest is not checked)")
+            return found[-1]
+    return cached_database(events, days=days, end=END, folder=CACHE)
+
+
+async def measure(events: int, runs: int, days: int, *, raw: bool = True, reuse: bool = False) -> dict[str, object]:
     started = time.perf_counter()
-    path = cached_database(events, days=days, end=END, folder=CACHE)
+    path = data_file(events, days, reuse=reuse)
     ready = time.perf_counter() - started
     print(f"{events:,} events: database ready in {ready:.0f} s ({path.stat().st_size / 1e6:.0f} MB)")
     settings = bench_settings(path)
@@ -251,10 +263,13 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=60, help="days of traffic generated")
     parser.add_argument("--store", choices=("sqlite",), default="sqlite", help="the store measured")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw-events baseline (minutes at 10M)")
+    parser.add_argument(
+        "--reuse-data", action="store_true", help="use a cached data file of the same size whatever its code digest"
+    )
     args = parser.parse_args()
     summary: dict[str, object] = {"store": args.store}
     for events in args.events:
-        result = asyncio.run(measure(events, args.runs, args.days, raw=not args.no_raw))
+        result = asyncio.run(measure(events, args.runs, args.days, raw=not args.no_raw, reuse=args.reuse_data))
         name = label(events)
         summary[f"overview_p95_ms_{name}"] = result["overview_p95_ms"]
         summary[f"overview_median_ms_{name}"] = result["overview_median_ms"]

@@ -14,12 +14,14 @@ process (each node) keeps its own bounded memory and checks the same generations
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date
 from itertools import combinations
+from typing import NamedTuple
 
 from gateway.settings import SiteSettings
 from gateway.stats.figures import Figures
+from gateway.storage import stats as sql
 from gateway.storage import visit_days
 from gateway.storage.aggregates import Condition
 from gateway.storage.rollups import day_bounds
@@ -29,6 +31,26 @@ from gateway.storage.store import Store
 MAX_CONDITIONS = 4
 _CAPACITY = 4000  # entries: a 30-day view with its previous period and five panels is ~300
 _Key = tuple[object, ...]
+
+
+class DayCells(NamedTuple):
+    """One day's cells of a dimension under a view, and the visitor numbers (within the day) of each
+    cell of fewer than k visitors: "(other)"'s distinct people are the union of its small cells'."""
+
+    cells: dict[str, Figures]
+    small: dict[str, frozenset[int]]
+
+    def other_visitors(self, chosen: Collection[str], k: int) -> int:
+        """The distinct visitors of the cells outside ``chosen``: exact under k, at least k otherwise
+        (a cell of k visitors or more left out makes "(other)" hold k people whatever the rest)."""
+        people: set[int] = set()
+        for value, cell in self.cells.items():
+            if value in chosen:
+                continue
+            if value not in self.small:
+                return max(cell.visitors, k)
+            people |= self.small[value]
+        return len(people)
 
 
 def answers(conditions: Sequence[Condition]) -> bool:
@@ -55,7 +77,12 @@ class FilteredVisits:
     async def cells(
         self, site: SiteSettings, views: dict[date, tuple[Condition, ...]], generations: dict[date, int]
     ) -> dict[tuple[date, frozenset[Condition]], Figures]:
-        """The cell of every non-empty subset of each day's conditions (the view and its drop-one parents)."""
+        """The cell of every non-empty subset of each day's conditions (the view and its drop-one parents).
+
+        A subset of one "is" is that value's rollup row; one "is not" on an indexed column is the day's
+        rollups minus that value's row plus its visitors who also came otherwise (``mixed_visitors``);
+        any other subset is read from the visits that hold its most selective "is", every subset that
+        shares it in the same pass."""
         found: dict[tuple[date, frozenset[Condition]], Figures] = {}
         wanted: dict[tuple[Condition, ...], list[date]] = {}
         for day, conditions in views.items():
@@ -66,14 +93,29 @@ class FilteredVisits:
             else:
                 wanted.setdefault(conditions, []).append(day)
         for conditions, days in wanted.items():
-            subsets = list(_subsets(conditions))
-            read = await visit_days.cells(self._db, site.id, [d.isoformat() for d in days], [tuple(s) for s in subsets])
-            for day in days:
-                row = read.get(day.isoformat())
-                for index, subset in enumerate(subsets):
-                    cell = Figures(*row[index]) if row else Figures()
-                    found[day, subset] = cell
-                    self._put(("cell", site.id, day, generations.get(day), subset), cell)
+            first, last = min(days).isoformat(), max(days).isoformat()
+            read: dict[tuple[date, frozenset[Condition]], Figures] = {}
+            passes: dict[Condition | None, list[frozenset[Condition]]] = {}
+            for subset in _subsets(conditions):
+                (only,) = subset if len(subset) == 1 else (None,)
+                if only is not None and only.operator == "is":
+                    series = await self._series(site, only.dimension, only.value, first, last)
+                    read.update({(day, subset): series.get(day, Figures()) for day in days})
+                elif only is not None and only.operator == "is_not" and only.dimension in visit_days.INDEXED:
+                    read.update(await self._complement(site, only, days))
+                else:
+                    passes.setdefault(await self._driver(site, subset, first, last), []).append(subset)
+            for driver, subsets in passes.items():
+                rows = await visit_days.cells(
+                    self._db, site.id, [d.isoformat() for d in days], [tuple(s) for s in subsets], driver=driver
+                )
+                for day in days:
+                    row = rows.get(day.isoformat())
+                    for index, subset in enumerate(subsets):
+                        read[day, subset] = Figures(*row[index]) if row else Figures()
+            for (day, subset), cell in read.items():
+                found[day, subset] = cell
+                self._put(("cell", site.id, day, generations.get(day), subset), cell)
         return found
 
     async def rows(
@@ -82,42 +124,73 @@ class FilteredVisits:
         dimension: str,
         views: dict[date, tuple[Condition, ...]],
         generations: dict[date, int],
-    ) -> dict[date, dict[str, Figures]]:
-        """Each day's cells of ``dimension`` under that day's conditions."""
-        found: dict[date, dict[str, Figures]] = {}
+    ) -> dict[date, DayCells]:
+        """Each day's cells of ``dimension`` under that day's conditions, with the visitor numbers of the
+        cells under k (their union is "(other)"'s people: no query per day for them)."""
+        found: dict[date, DayCells] = {}
         wanted: dict[tuple[Condition, ...], list[date]] = {}
+        k = site.min_visitors
         for day, conditions in views.items():
-            key = ("rows", site.id, day, generations.get(day), dimension, frozenset(conditions))
+            key = ("rows", site.id, day, generations.get(day), dimension, frozenset(conditions), k)
             cached = self._get(key)
             if cached is not None:
                 found[day] = cached  # type: ignore[assignment]
             else:
                 wanted.setdefault(conditions, []).append(day)
         for conditions, days in wanted.items():
-            read = await visit_days.breakdown(self._db, site.id, [d.isoformat() for d in days], dimension, conditions)
+            first, last = min(days).isoformat(), max(days).isoformat()
+            driver = await self._driver(site, conditions, first, last)
+            read = await visit_days.breakdown(
+                self._db, site.id, [d.isoformat() for d in days], dimension, conditions, k, driver=driver
+            )
             by_day = visit_days.figures_by_day(read)
             for day in days:
-                cells = {value: Figures.of(row) for value, row in by_day.get(day.isoformat(), {}).items()}
+                values = by_day.get(day.isoformat(), {})
+                cells = DayCells(
+                    {value: Figures.of(row) for value, (row, _) in values.items()},
+                    {value: people for value, (_, people) in values.items() if people is not None},
+                )
                 found[day] = cells
-                self._put(("rows", site.id, day, generations.get(day), dimension, frozenset(conditions)), cells)
+                self._put(("rows", site.id, day, generations.get(day), dimension, frozenset(conditions), k), cells)
         return found
 
-    async def other_visitors(
-        self,
-        site: SiteSettings,
-        day: date,
-        generation: int | None,
-        dimension: str,
-        conditions: tuple[Condition, ...],
-        chosen: tuple[str, ...],
-    ) -> int:
-        """The view's distinct visitors on ``day`` with a value of ``dimension`` outside ``chosen``."""
-        key = ("other", site.id, day, generation, dimension, frozenset(conditions), chosen)
-        cached = self._get(key)
-        if cached is None:
-            cached = await visit_days.other_visitors(self._db, site.id, day.isoformat(), dimension, conditions, chosen)
-            self._put(key, cached)
-        return cached if isinstance(cached, int) else 0
+    async def _series(
+        self, site: SiteSettings, dimension: str, value: str, first: str, last: str
+    ) -> dict[date, Figures]:
+        rows = await sql.rollup_series(self._db, site.id, dimension, value, first, last)
+        return {date.fromisoformat(str(row[0])): Figures.of(row[1:]) for row in rows}
+
+    async def _complement(
+        self, site: SiteSettings, condition: Condition, days: Sequence[date]
+    ) -> dict[tuple[date, frozenset[Condition]], Figures]:
+        """``dimension != value`` on each day: the day's cell minus the value's, plus the value's visitors
+        who also came another way that day (counted in both cells, they stay in the complement)."""
+        first, last = min(days).isoformat(), max(days).isoformat()
+        everyone = await self._series(site, "all", "", first, last)
+        excluded = await self._series(site, condition.dimension, condition.value, first, last)
+        mixed = await visit_days.mixed_visitors(self._db, site.id, first, last, condition.dimension, condition.value)
+        found = {}
+        for day in days:
+            whole, part = everyone.get(day, Figures()), excluded.get(day, Figures())
+            rest = Figures(*(a - b for a, b in zip(whole, part, strict=True)))
+            found[day, frozenset((condition,))] = rest._replace(visitors=rest.visitors + mixed.get(day.isoformat(), 0))
+        return found
+
+    async def _driver(
+        self, site: SiteSettings, conditions: Iterable[Condition], first: str, last: str
+    ) -> Condition | None:
+        """The "is" condition on an indexed column with the fewest visits over the days (by the rollups):
+        the index a pass reads. None when there is none (the pass reads every visit of the days)."""
+        best: tuple[int, Condition] | None = None
+        for condition in conditions:
+            if condition.operator == "is" and condition.dimension in visit_days.INDEXED:
+                visits = sum(
+                    cell.visits
+                    for cell in (await self._series(site, condition.dimension, condition.value, first, last)).values()
+                )
+                if best is None or visits < best[0]:
+                    best = (visits, condition)
+        return best[1] if best else None
 
     def _get(self, key: _Key) -> object | None:
         if key[3] is None:  # a day never built: nothing to remember

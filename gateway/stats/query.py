@@ -23,7 +23,7 @@ from typing import Any, Literal
 from gateway.clock import Clock
 from gateway.settings import SiteSettings
 from gateway.stats.figures import Figures, change, total
-from gateway.stats.filtered import FilteredVisits, answers
+from gateway.stats.filtered import DayCells, FilteredVisits, answers
 from gateway.stats.filters import OTHER_LABEL
 from gateway.stats.goals import Funnel, Goal
 from gateway.stats.period import Interval, Period
@@ -338,7 +338,7 @@ class Stats:
         if not query.filters:
             return {day: published.rows for day, published in unfiltered.items()}
         views = await self._view_days(query, period)
-        stored, generations = await self._stored_rows(query.site, period, dimension, views)
+        stored = await self._stored_rows(query.site, period, dimension, views)
         found: dict[date, DayRows] = {}
         for day, view in views.items():
             if view.conditions is None or not view.published.visitors:
@@ -347,16 +347,14 @@ class Stats:
                 found[day] = unfiltered[day].rows
                 continue
             if day in stored:
-                cells = stored[day]
+                cells = stored[day].cells
             else:
                 rows = await self._raw(query.site, day, (dimension,), view.conditions)
                 cells = {str(row[1]): Figures.of(row[2:]) for row in rows if row[0] == dimension}
             allowed = unfiltered[day].rows.named
             chosen, people = left_out(cells, k, allowed)
             if people >= k and view.cell.visitors >= k and day in stored:  # "(other)" may hold k people
-                people = await self._filtered.other_visitors(
-                    query.site, day, generations.get(day), dimension, view.conditions, chosen
-                )
+                people = stored[day].other_visitors(chosen, k)
             elif people >= k and view.cell.visitors >= k:
                 people = await self._other_visitors(query.site, day, dimension, view.conditions, chosen)
             found[day] = publish_rows(
@@ -387,15 +385,15 @@ class Stats:
 
     async def _stored_rows(
         self, site: SiteSettings, period: Period, dimension: str, views: dict[date, _ViewDay]
-    ) -> tuple[dict[date, dict[str, Figures]], dict[date, int]]:
+    ) -> dict[date, DayCells]:
         """Each day's cells of ``dimension`` under its view, from the stored visits when they answer."""
         wanted = {day: view.conditions for day, view in views.items() if view.conditions and view.published.visitors}
         if self._raw_events or not wanted or not can_break_down(dimension):
-            return {}, {}
+            return {}
         if not all(answers(conditions) for conditions in wanted.values()):
-            return {}, {}
+            return {}
         generations = await self._filtered.generations(site, period.first, period.last)
-        return await self._filtered.rows(site, dimension, wanted, generations), generations
+        return await self._filtered.rows(site, dimension, wanted, generations)
 
     async def _cell(
         self,
