@@ -26,13 +26,12 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from functools import partial
 
 import httpx
 
 from gateway.clock import Clock
 from gateway.forward_settings import ForwarderSettings, parse_forwarders
-from gateway.storage.outbox import OutboxEntry, claim_outbox, delete_outbox, record_outbox_failure
+from gateway.storage.outbox import OutboxEntry, claim_due, forget_delivered, schedule_retries
 from gateway.storage.records import EVENT_COLUMNS, AnonymousEvent, OutboxBatch
 from gateway.storage.store import Store
 
@@ -191,25 +190,20 @@ class OutboxSender:
             if paused is not None and now < paused:
                 return delivered
             lease_until = now + timedelta(seconds=forwarder.timeout_seconds + self._lease_margin)
-            claim = partial(
-                claim_outbox,
-                forwarder=forwarder.name,
-                now=now,
-                lease_until=lease_until,
-                max_events=forwarder.batch_size,
+            entries = await claim_due(
+                self._database, forwarder.name, now=now, lease_until=lease_until, max_events=forwarder.batch_size
             )
-            entries = await self._database.write(claim)
             if not entries:
                 return delivered
             error = await self._post(forwarder, entries, now)
             if error is None:
-                await self._database.write(partial(delete_outbox, ids=[entry.id for entry in entries]))
+                await forget_delivered(self._database, [entry.id for entry in entries])
                 self._failures.pop(forwarder.name, None)
                 self._paused_until.pop(forwarder.name, None)
                 delivered += sum(entry.event_count for entry in entries)
                 continue
             retries = [(entry.id, now + self._delay(entry.attempts + 1)) for entry in entries]
-            await self._database.write(partial(record_outbox_failure, retries=retries, error=error))
+            await schedule_retries(self._database, retries, error=error)
             failures = self._failures[forwarder.name] = self._failures.get(forwarder.name, 0) + 1
             self._paused_until[forwarder.name] = now + self._delay(failures)
             log.warning(

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from gateway.storage.records import OutboxBatch
 from gateway.storage.sql import Connection, is_postgres
+from gateway.storage.store import Store
 
 _INSERT = """
 INSERT INTO outbox (forwarder, payload, event_count, created_at, attempts, next_attempt_at)
@@ -88,3 +90,21 @@ def delete_outbox(connection: Connection, ids: Sequence[int]) -> None:
 def record_outbox_failure(connection: Connection, retries: Sequence[tuple[int, datetime]], *, error: str) -> None:
     """Count a failed send of each ``(id, next_attempt_at)`` row and schedule its retry."""
     connection.executemany(_FAILED, [(_timestamp(when), error, row_id) for row_id, when in retries])
+
+
+async def claim_due(
+    store: Store, forwarder: str, *, now: datetime, lease_until: datetime, max_events: int
+) -> list[OutboxEntry]:
+    """``claim_outbox`` in a write transaction of its own: the sender's claim, with plain values in and out."""
+    claim = partial(claim_outbox, forwarder=forwarder, now=now, lease_until=lease_until, max_events=max_events)
+    return await store.write(claim)
+
+
+async def forget_delivered(store: Store, ids: Sequence[int]) -> None:
+    """Delete the rows a receiver took (its 2xx answer)."""
+    await store.write(partial(delete_outbox, ids=list(ids)))
+
+
+async def schedule_retries(store: Store, retries: Sequence[tuple[int, datetime]], *, error: str) -> None:
+    """Count a failed send of each ``(id, next_attempt_at)`` row and schedule its retry, in one transaction."""
+    await store.write(partial(record_outbox_failure, retries=list(retries), error=error))
