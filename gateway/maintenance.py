@@ -28,6 +28,7 @@ from gateway.storage.retention import PurgeCounts
 from gateway.storage.rollups import Floors, Zones
 from gateway.storage.store import Store
 from gateway.storage.upkeep import Cutoffs, roll_up_and_purge, roll_up_dirty
+from gateway.storage.visit_days import build_stale
 
 __all__ = ["Cutoffs", "Maintenance", "MaintenanceRun", "floors", "purge_expired", "retention_cutoffs", "roll_up"]
 
@@ -155,11 +156,13 @@ class Maintenance:
             late, counts = await roll_up_and_purge(self._store, cutoffs, self._zones, floors=self._floors)
             await purge_expired_sessions(self._store, now)  # dashboard sessions past their timeouts
             rolled_up = sorted(set(early) | set(late))
+            await build_stale(self._store, self._zones, rolled_up)  # filtered views' stored visits
             self._last_rollup, self._last_purge_day = now, today
             log.info("rolled up %d day(s); purge: %s", len(rolled_up), counts.describe())
             return MaintenanceRun(tuple(rolled_up), counts)
         if self._last_rollup is None or now - self._last_rollup >= self._interval:
             rolled_up = await roll_up_dirty(self._store, self._zones, floors=self._floors)
+            await build_stale(self._store, self._zones, rolled_up)  # filtered views' stored visits
             self._last_rollup = now
             if rolled_up:
                 log.debug("rolled up %d day(s)", len(rolled_up))

@@ -21,6 +21,7 @@ stale day builds it first. Conditions on visit dimensions only (``is``, ``is_not
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, date, tzinfo
 from typing import Any
 
 from gateway.storage.aggregates import (
@@ -29,7 +30,7 @@ from gateway.storage.aggregates import (
     Condition,
     _with,
 )
-from gateway.storage.rollups import _execute
+from gateway.storage.rollups import _execute, day_bounds
 from gateway.storage.sql import Connection
 from gateway.storage.store import Store
 
@@ -299,3 +300,20 @@ def figures_by_day(rows: Sequence[Row]) -> Mapping[str, dict[str, tuple[Row, fro
         people = None if row[8] is None else frozenset(int(number) for number in str(row[8]).split(","))
         found.setdefault(str(row[0]), {})[str(row[1])] = (tuple(row[2:8]), people)
     return found
+
+
+async def build_stale(db: Store, zones: Mapping[str, tzinfo], rolled_up: Sequence[tuple[str, str]]) -> int:
+    """Build the stored visits of the days just rolled up (``(site, local day)`` pairs) whose generation
+    moved, as the maintenance leader does after each rollup, so a filtered view finds them ready. Only
+    the leader calls it; a view that still finds a stale day builds it itself. Returns the days built."""
+    built = 0
+    by_site: dict[str, list[str]] = {}
+    for site_id, day in rolled_up:
+        by_site.setdefault(site_id, []).append(day)
+    for site_id, days in by_site.items():
+        zone = zones.get(site_id, UTC)
+        for day, generation in await stale_days(db, site_id, min(days), max(days)):
+            start, stop = day_bounds(date.fromisoformat(day), zone)
+            await build_day(db, site_id, day, generation, start, stop)
+            built += 1
+    return built
