@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from gateway.ingest.forward import verify_signature
 from gateway.ingest.geo import MaxMindGeo, NullGeo
 from gateway.ingest.serverside import PageviewMiddleware
 from tests.conftest import LiveServer, make_settings
+from tests.stores import query
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -143,8 +142,7 @@ def test_a_forwarder_gets_no_visitor_id_minute_time_and_country_unless_it_asks_a
             )
             assert answer.status_code == 202
     wait_until(lambda: sum(len(events) for events in received.values()) >= 6, message=lambda: f"received {received}")
-    with closing(sqlite3.connect(settings.database)) as connection:
-        [(stored_id,)] = set(connection.execute("SELECT visitor_id FROM events"))
+    [(stored_id,)] = set(query(settings.database, "SELECT visitor_id FROM events"))
 
     plain, wide, other = received["plain"], received["wide"], received["other"]
     assert len(plain) == len(wide) == len(other) == 2

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,8 +11,8 @@ import pytest
 from gateway.ingest.buffer import QueueFull, WriteBuffer
 from gateway.ingest.event import AnonymousEvent
 from gateway.metrics import Metrics
-from gateway.storage.db import Database
 from tests.events import anonymous_event
+from tests.stores import database_location, open_test_store, query
 from tests.waiting import eventually
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
@@ -27,15 +25,14 @@ def event(
 
 
 def count(path: Path, table: str = "events") -> int:
-    with closing(sqlite3.connect(path)) as connection:
-        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+    return int(query(database_location(path), f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608
 
 
 def test_concurrent_writes_share_transactions_and_each_returns_after_commit(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
 
     async def scenario() -> Metrics:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         metrics = Metrics()
         buffer = WriteBuffer(db, metrics, max_batch=50)
         await buffer.start()
@@ -61,7 +58,7 @@ def test_concurrent_writes_share_transactions_and_each_returns_after_commit(tmp_
 
 def test_a_full_queue_is_refused_at_once_not_dropped_silently(tmp_path: Path) -> None:
     async def scenario() -> tuple[int, int]:
-        db = await Database(tmp_path / "db.sqlite3").open()
+        db = await open_test_store(tmp_path / "db.sqlite3").open()
         buffer = WriteBuffer(db, Metrics(), max_queue=5, max_batch=5)
         await buffer.start()
         results = await asyncio.gather(*(buffer.write(event(n)) for n in range(50)), return_exceptions=True)
@@ -77,7 +74,7 @@ def test_a_full_queue_is_refused_at_once_not_dropped_silently(tmp_path: Path) ->
 
 def test_stop_writes_everything_queued(tmp_path: Path) -> None:
     async def scenario() -> None:
-        db = await Database(tmp_path / "db.sqlite3").open()
+        db = await open_test_store(tmp_path / "db.sqlite3").open()
         buffer = WriteBuffer(db, Metrics())
         await buffer.start()
         writes = [asyncio.create_task(buffer.write(event(n))) for n in range(30)]
@@ -93,7 +90,7 @@ def test_stop_writes_everything_queued(tmp_path: Path) -> None:
 
 def test_a_stopped_writer_refuses(tmp_path: Path) -> None:
     async def scenario() -> None:
-        db = await Database(tmp_path / "db.sqlite3").open()
+        db = await open_test_store(tmp_path / "db.sqlite3").open()
         buffer = WriteBuffer(db, Metrics())
         with pytest.raises(QueueFull):
             await buffer.write(event(1))
@@ -116,7 +113,7 @@ def test_visits_end_after_30_minutes_of_inactivity(
     path = tmp_path / "db.sqlite3"
 
     async def scenario() -> None:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         buffer = WriteBuffer(db, Metrics())
         await buffer.start()
         for i, at in enumerate(minutes):
@@ -125,8 +122,7 @@ def test_visits_end_after_30_minutes_of_inactivity(
         await db.close()
 
     asyncio.run(scenario())
-    with closing(sqlite3.connect(path)) as connection:
-        rows = connection.execute("SELECT entry_page, exit_page, pageviews FROM visits ORDER BY id").fetchall()
+    rows = query(database_location(path), "SELECT entry_page, exit_page, pageviews FROM visits ORDER BY id")
     assert len(rows) == visits
     assert rows[0][0] == "/p0" and rows[0][2] == pageviews_first
     assert rows[-1][1] == f"/p{len(minutes) - 1}"

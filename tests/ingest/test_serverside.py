@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from gateway.ingest.geo import NullGeo
 from gateway.ingest.serverside import PageviewMiddleware, compile_paths
 from gateway.settings import Settings
 from tests.conftest import LiveServer, make_settings, site_config
+from tests.stores import query
 
 pytestmark = pytest.mark.integration
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
@@ -50,8 +49,7 @@ def site_app(settings: Settings, clock: FixedClock, *, with_consent: bool = Fals
 
 def stored_paths(settings: Settings) -> list[str]:
     """The recorded pathnames, in order."""
-    with closing(sqlite3.connect(settings.database)) as connection:
-        return [r[0] for r in connection.execute("SELECT pathname FROM events ORDER BY id")]
+    return [r[0] for r in query(settings.database, "SELECT pathname FROM events ORDER BY id")]
 
 
 class Visitor:
@@ -97,10 +95,7 @@ def test_html_gets_on_matching_paths_are_counted_and_nothing_else(
     get("/", headers={"sec-purpose": "prefetch"})  # a prefetch
     get.leave()
     assert stored_paths(settings) == ["/", "/blog/post"]
-    with closing(sqlite3.connect(settings.database)) as connection:
-        rows = connection.execute(
-            "SELECT source, channel, utm_source, browser, device FROM events ORDER BY id"
-        ).fetchall()
+    rows = query(settings.database, "SELECT source, channel, utm_source, browser, device FROM events ORDER BY id")
     assert rows == [
         ("Google", "search", None, "Chrome", "desktop"),
         ("newsletter", "email", "newsletter", "Chrome", "desktop"),

@@ -11,8 +11,8 @@ import pickle
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,10 @@ from gateway.ingest.pipeline import PipelineContext, run_pipeline
 from gateway.ingest.visitor import DailySalts
 from gateway.ingest.writer_process import EVENT_FIELDS, ProcessWriteBuffer, encode_batch
 from gateway.metrics import Metrics
-from gateway.storage.db import Database
+from gateway.storage.location import DatabaseLocation, PostgresUrl
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings
 from tests.events import anonymous_event
+from tests.stores import current_kind, database_location, open_test_store, query
 from tests.waiting import DEADLINE_SECONDS, eventually, wait_until
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
@@ -72,9 +73,9 @@ def forwarders(tmp_path: Path) -> tuple[ForwarderSettings, ...]:
     return make_settings(tmp_path, forward=forward).forwarders
 
 
-def table(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(path)) as connection:
-        return connection.execute(sql).fetchall()
+def table(where: Path | DatabaseLocation, sql: str) -> list[tuple[Any, ...]]:
+    """Rows read back from outside the gateway: ``where`` is a test's SQLite path or a settings location."""
+    return list(query(database_location(where) if isinstance(where, Path) else where, sql))
 
 
 def forwarded(path: Path) -> list[dict[str, Any]]:
@@ -105,7 +106,7 @@ def test_batches_are_stored_exactly_as_the_writer_thread_stores_them(tmp_path: P
     clock = FixedClock(NOW)
 
     async def with_thread(path: Path) -> None:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         buffer = WriteBuffer(db, Metrics(), clock=clock, forwarders=chosen)
         await buffer.start()
         try:
@@ -116,7 +117,7 @@ def test_batches_are_stored_exactly_as_the_writer_thread_stores_them(tmp_path: P
             await db.close()
 
     async def with_process(path: Path) -> None:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         buffer = ProcessWriteBuffer(db, Metrics(), clock=clock, forwarders=chosen)
         await buffer.start()
         try:
@@ -173,7 +174,7 @@ def test_concurrent_writes_share_transactions_and_each_returns_after_commit(tmp_
     path = tmp_path / "db.sqlite3"
 
     async def scenario() -> Metrics:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         metrics = Metrics()
         buffer = ProcessWriteBuffer(db, metrics, clock=FixedClock(NOW), max_batch=50, max_in_flight=in_flight)
         await buffer.start()
@@ -201,7 +202,7 @@ def test_stop_writes_everything_queued_and_the_child_exits(tmp_path: Path) -> No
     path = tmp_path / "db.sqlite3"
 
     async def scenario() -> int:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         buffer = ProcessWriteBuffer(db, Metrics(), clock=FixedClock(NOW))
         await buffer.start()
         pid = buffer.pid
@@ -225,7 +226,7 @@ def test_a_full_queue_is_refused_at_once_not_dropped_silently(tmp_path: Path) ->
     path = tmp_path / "db.sqlite3"
 
     async def scenario() -> list[object]:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         buffer = ProcessWriteBuffer(db, Metrics(), clock=FixedClock(NOW), max_queue=5, max_batch=5)
         await buffer.start()
         try:
@@ -242,14 +243,33 @@ def test_a_full_queue_is_refused_at_once_not_dropped_silently(tmp_path: Path) ->
     assert len(table(path, TABLES["events"])) == stored
 
 
-def held_write_lock(path: Path) -> sqlite3.Connection:
-    """Another writer holding the database: the child's next transaction waits (busy timeout) meanwhile.
+@contextmanager
+def held_write_lock(where: Path | DatabaseLocation) -> Iterator[Callable[[], None]]:
+    """Another connection holding up the child's next batch; yields ``release`` (also called at the end).
 
-    Taking the lock waits as long as a busy machine may need for another writer (the app's upkeep) to finish.
+    SQLite: another writer (``BEGIN IMMEDIATE``): the child's transaction waits (busy timeout) meanwhile.
+    PostgreSQL has no database-wide write lock: ``LOCK TABLE events IN ACCESS EXCLUSIVE MODE`` stops the
+    batch at its events (a killed child's backend waits there too, and rolls back once it can go on).
+    Taking either lock waits as long as a busy machine may need for another writer (the app's upkeep) to finish.
     """
-    connection = sqlite3.connect(path, timeout=DEADLINE_SECONDS, isolation_level=None)
-    connection.execute("BEGIN IMMEDIATE")
-    return connection
+    location = database_location(where) if isinstance(where, Path) else where
+    if isinstance(location, PostgresUrl):
+        import psycopg
+
+        with psycopg.connect(location.url) as blocker:  # a transaction from the first statement on
+            blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            yield blocker.rollback
+            blocker.rollback()
+        return
+    with closing(sqlite3.connect(location, timeout=DEADLINE_SECONDS, isolation_level=None)) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+
+        def release() -> None:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+
+        yield release
+        release()
 
 
 def test_when_the_child_dies_its_batch_fails_and_a_new_child_takes_the_queued_and_later_events(
@@ -258,13 +278,13 @@ def test_when_the_child_dies_its_batch_fails_and_a_new_child_takes_the_queued_an
     path = tmp_path / "db.sqlite3"
 
     async def scenario() -> tuple[object, list[object], int, int | None]:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         buffer = ProcessWriteBuffer(db, Metrics(), clock=FixedClock(NOW))
         await buffer.start()
         first = buffer.pid
         assert first is not None
         try:
-            with closing(held_write_lock(path)) as blocker:
+            with held_write_lock(path) as release:
                 # The first write goes to the idle child alone; the other 19 wait for its answer.
                 writes = [asyncio.create_task(buffer.write(anonymous_event(NOW, f"queued{n}"))) for n in range(20)]
                 # Every write has run up to its wait: the first one went to the idle child at once (a batch of
@@ -273,7 +293,7 @@ def test_when_the_child_dies_its_batch_fails_and_a_new_child_takes_the_queued_an
                 assert not any(write.done() for write in writes)
                 os.kill(first, signal.SIGKILL)
                 [in_flight] = await asyncio.gather(writes[0], return_exceptions=True)
-                blocker.execute("ROLLBACK")
+                release()
             queued = await asyncio.gather(*writes[1:], return_exceptions=True)
             await buffer.write(anonymous_event(NOW, "after"))
             return in_flight, queued, first, buffer.pid
@@ -291,7 +311,7 @@ def test_when_the_child_dies_its_batch_fails_and_a_new_child_takes_the_queued_an
 
 def test_the_outbox_rows_are_written_in_the_events_transaction(tmp_path: Path) -> None:
     async def scenario(path: Path, *, break_outbox: bool) -> list[object]:
-        db = await Database(path).open()
+        db = await open_test_store(path).open()
         if break_outbox:  # the outbox insert fails: the events of its batch must not be stored either
             await db.write(lambda c: c.execute("ALTER TABLE outbox RENAME TO outbox_gone"))
         buffer = ProcessWriteBuffer(db, Metrics(), clock=FixedClock(NOW), forwarders=forwarders(tmp_path))
@@ -313,7 +333,8 @@ def test_the_outbox_rows_are_written_in_the_events_transaction(tmp_path: Path) -
     path = tmp_path / "broken.sqlite3"
     results = asyncio.run(scenario(path, break_outbox=True))
     assert all(isinstance(result, QueueFull) for result in results)
-    assert "the database refused the batch: OperationalError" in str(results[0])
+    refusal = {"sqlite": "OperationalError", "postgresql": "UndefinedTable"}[current_kind()]
+    assert f"the database refused the batch: {refusal}" in str(results[0])
     assert table(path, "SELECT count(*) FROM events") == [(0,)]
 
 
@@ -338,7 +359,7 @@ def test_the_endpoint_answers_503_while_the_child_is_lost_then_202_again(
     # request path writes nothing but through the child, so the lock below holds up the child alone.
     post()
     assert answers.pop().status_code == 202
-    with closing(held_write_lock(settings.database)) as blocker:
+    with held_write_lock(settings.database) as release:
         waiting = threading.Thread(target=post)
         waiting.start()
         # The event is in the buffer: write() sent it to the idle child at once, which now waits for the lock.
@@ -349,7 +370,7 @@ def test_the_endpoint_answers_503_while_the_child_is_lost_then_202_again(
         wait_until(lambda: buffer.pid != first, message="the parent never noticed its child died")
         wait_until(lambda: answers, message="the request in flight was never answered")
         waiting.join(timeout=DEADLINE_SECONDS)
-        blocker.execute("ROLLBACK")
+        release()
     [refused] = answers
     assert refused.status_code == 503 and "retry-after" in refused.headers
     assert "the event writer process" in refused.text  # it died (exited, or closed its socket), no lock timeout
