@@ -73,7 +73,14 @@ INSERT INTO rollup_dirty (site_id, day, generation) VALUES (?, ?, ?)
 ON CONFLICT (site_id, day) DO UPDATE SET generation = excluded.generation
 """
 _NEXT_GENERATION_SQLITE = "UPDATE rollup_dirty_counter SET generation = generation + 1 RETURNING generation"
-_NEXT_GENERATION_POSTGRES = "SELECT nextval('rollup_dirty_generation')"
+# PostgreSQL: one statement that needs no answer, so it rides the batch's pipeline (batch_visits.py).
+_MARK_DIRTY_POSTGRES = """
+WITH batch AS MATERIALIZED (SELECT nextval('rollup_dirty_generation') AS generation)
+INSERT INTO rollup_dirty (site_id, day, generation)
+SELECT m.site_id, m.day, batch.generation FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS m (site_id, day), batch
+ORDER BY m.site_id, m.day
+ON CONFLICT (site_id, day) DO UPDATE SET generation = excluded.generation
+"""
 # The planner's read transaction: one snapshot for every statement (PostgreSQL's default gives each
 # statement its own).
 _BEGIN_SNAPSHOT_SQLITE = "BEGIN"
@@ -118,8 +125,10 @@ def mark_dirty(connection: Connection, days: Iterable[tuple[str, str]]) -> None:
     marks = sorted(set(days))
     if not marks:
         return
-    next_generation = _NEXT_GENERATION_POSTGRES if is_postgres(connection) else _NEXT_GENERATION_SQLITE
-    generation = int(connection.execute(next_generation).fetchone()[0])
+    if is_postgres(connection):
+        connection.execute(_MARK_DIRTY_POSTGRES, ([site for site, _ in marks], [day for _, day in marks]))
+        return
+    generation = int(connection.execute(_NEXT_GENERATION_SQLITE).fetchone()[0])
     connection.executemany(_MARK_DIRTY, [(site, day, generation) for site, day in marks])
 
 
