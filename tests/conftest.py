@@ -5,7 +5,9 @@ Every test that touches the database runs on both stores, ``[sqlite]`` and ``[po
 database when it asks for ``settings`` or ``store``, or when it has a ``tmp_path`` and its module
 builds settings or a store (``make_settings``, ``Database(``, ``open_store(``, ``fresh_store(``...).
 A test that reads SQLite itself (file bytes, pragmas, ``sqlite3.connect``) says so with
-``@pytest.mark.sqlite_only(reason=...)`` and runs once, on SQLite.
+``@pytest.mark.sqlite_only(reason=...)`` and runs once, on SQLite. A module whose tests share a server
+built once (a ``scope="module"`` fixture) imports tests/module_stores.py's ``store_kind``: else that
+fixture is built before any test's store and reads SQLite in the ``[postgresql]`` runs too.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ _DATABASE_CALLS = (
     "fresh_store(",
     "open_test_store(",
     "database_setting(",
+    "tests.module_stores",  # its store_kind builds the module's shared fixtures once per store
 )
 
 

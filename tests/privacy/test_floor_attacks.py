@@ -45,6 +45,7 @@ from gateway.storage.events import insert_events
 from gateway.storage.rollups import rebuild_dirty
 from gateway.storage.store import Store
 from tests.conftest import LiveServer, make_settings, site_config
+from tests.module_stores import store_kind_per_module  # noqa: F401 - the two worlds are built once per store
 from tests.storage.test_rollups import event
 from tests.stores import query
 from tests.web.test_dashboard_auth import Dashboard, on_database
@@ -246,7 +247,7 @@ def _published(response: httpx.Response) -> str:
 
 
 @pytest.fixture(scope="module")
-def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, World]]:
+def worlds(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> Iterator[dict[str, World]]:
     made = {name: World(tmp_path_factory.mktemp(f"world-{name}"), name) for name in ("a", "b")}
     try:
         yield made

@@ -24,9 +24,9 @@ import pytest
 from gateway import create_app
 from gateway.clock import FixedClock
 from gateway.ingest.event import AnonymousEvent
-from gateway.storage.db import Database
 from gateway.storage.events import insert_events
 from gateway.storage.rollups import rebuild_dirty
+from gateway.storage.store import Store
 from tests.conftest import make_settings, site_config
 from tests.storage.test_rollups import AFTER_MIDNIGHT, FIRST_DAY, at, event
 from tests.web.test_dashboard_auth import Dashboard, on_database
@@ -54,7 +54,7 @@ class SiteDashboard(Dashboard):
         self.server = start(create_app(self.settings, clock=clock))
 
     def store(self, *events: AnonymousEvent) -> None:
-        async def work(db: Database) -> None:
+        async def work(db: Store) -> None:
             await db.write(lambda c: insert_events(c, list(events)))
             await db.write(lambda c: rebuild_dirty(c, zones=self.settings.zones))
 

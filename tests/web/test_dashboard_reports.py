@@ -35,7 +35,7 @@ from gateway.stats.period import Period
 from gateway.storage.consent_log import append_record
 from gateway.storage.consent_report import ConsentCell, ImpressionCount, add_impressions
 from gateway.storage.cookie_report import CookieTally, add_cookie_tallies
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 from gateway.web.dashboard_reports import human_duration, rule_toml, toml_string
 from tests.conftest import make_settings, site_config
 from tests.web.test_dashboard import text_of
@@ -100,7 +100,7 @@ class ReportDashboard(Dashboard):
         self.server = start(create_app(self.settings, clock=clock))
 
     def fill(self) -> None:
-        async def work(db: Database) -> None:
+        async def work(db: Store) -> None:
             for record in RECORDS:
                 await append_record(db, record)
             await add_impressions(db, IMPRESSIONS)

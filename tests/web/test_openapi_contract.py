@@ -29,6 +29,7 @@ from schemathesis import Case as AnyCase
 
 from gateway.stats.period import MAX_DAYS
 from gateway.web.openapi import OPENAPI_PATH, openapi_document
+from tests.module_stores import store_kind_per_module  # noqa: F401 - the server is built once per store
 from tests.web.test_stats_api import NOW, Api
 
 pytestmark = pytest.mark.integration
@@ -74,7 +75,7 @@ def valid_by_the_worded_rules(context: schemathesis.HookContext, case: Case) -> 
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> Iterator[Api]:
     """The traffic of tests/web/test_stats_api.py, k = 2, the clock pinned, filtered queries not limited."""
     with Api(tmp_path_factory.mktemp("contract")) as shared:
         yield shared

@@ -20,7 +20,7 @@ from gateway.accounts.api_keys import create_api_key
 from gateway.accounts.shared_links import SharedLinks
 from gateway.clock import FixedClock
 from gateway.settings import SettingsError
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 from gateway.web.rate_limit import MAX_BURST, FilteredQueryLimit
 from tests.conftest import make_settings, site_config
 from tests.web.test_dashboard_auth import on_database
@@ -72,7 +72,7 @@ class Readers:
     def __init__(self, tmp_path: Path, start: Any) -> None:
         self.settings = make_settings(tmp_path, sites={"shop": site_config()}, filtered_query_limit=60)
 
-        async def work(db: Database) -> tuple[str, str, str]:
+        async def work(db: Store) -> tuple[str, str, str]:
             _, key = await create_api_key(db, "shop", "script", now=NOW)
             _, other_key = await create_api_key(db, "shop", "other script", now=NOW)
             _, token = await SharedLinks(db, self.settings.secret_keys).create(

@@ -17,7 +17,7 @@ import pytest
 
 from gateway.accounts.shared_links import SharedLink, SharedLinks
 from gateway.clock import FixedClock
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 from gateway.web.shared_dashboard import NOT_VALID, WRONG_PASSWORD
 from tests.storage.test_rollups import AFTER_MIDNIGHT, FIRST_DAY
 from tests.web.test_dashboard import DAY1, SiteDashboard, text_of
@@ -35,7 +35,7 @@ class Shared(SiteDashboard):
     ) -> tuple[SharedLink, str]:
         """A link made as ``consent-gateway share create`` makes it, and its path."""
 
-        async def work(db: Database) -> tuple[SharedLink, str]:
+        async def work(db: Store) -> tuple[SharedLink, str]:
             links = SharedLinks(db, self.settings.secret_keys)
             return await links.create(site_id, label="", expires_at=expires_at, password=password, now=self.clock.now())
 
@@ -43,7 +43,7 @@ class Shared(SiteDashboard):
         return link, f"/share/{token}"
 
     def revoke(self, link: SharedLink) -> None:
-        async def work(db: Database) -> bool:
+        async def work(db: Store) -> bool:
             return await SharedLinks(db, self.settings.secret_keys).revoke(link.site_id, link.id, now=self.clock.now())
 
         assert on_database(self.settings, work)

@@ -28,6 +28,7 @@ from gateway.clock import FixedClock
 from gateway.storage.store import Store
 from gateway.web.openapi import OPENAPI_PATH, STATS_PREFIX, openapi_document
 from tests.conftest import LiveServer, make_settings, site_config
+from tests.module_stores import store_kind_per_module  # noqa: F401 - the world is built once per store
 from tests.storage.test_rollups import FIRST_DAY, at, event
 from tests.stores import query
 from tests.web.test_dashboard import SiteDashboard
@@ -129,7 +130,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> Iterator[World]:
     clock = FixedClock(datetime(2026, 3, 10, 23, 59, tzinfo=UTC))
     gateway = Gateway(tmp_path_factory.mktemp("scoping"), clock)
     with gateway.server:

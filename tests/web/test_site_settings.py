@@ -18,7 +18,7 @@ from gateway.accounts.api_keys import ApiKey, verify_api_key
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.settings import SettingsError, load_settings
-from gateway.storage.db import Database
+from gateway.storage.store import Store
 from tests.conftest import make_settings
 from tests.web.test_dashboard import SiteDashboard, text_of
 from tests.web.test_dashboard_auth import field, on_database
@@ -57,7 +57,7 @@ def post(client: httpx.Client, path: str, **data: str) -> httpx.Response:
 
 
 def verify(dashboard: SiteDashboard, key: str) -> ApiKey | None:
-    async def work(db: Database) -> ApiKey | None:
+    async def work(db: Store) -> ApiKey | None:
         return await verify_api_key(db, key, now=dashboard.clock.now())
 
     return on_database(dashboard.settings, work)

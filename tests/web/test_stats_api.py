@@ -29,9 +29,10 @@ from gateway.stats.filters import parse_filters
 from gateway.stats.period import INTERVALS, PERIODS, Period
 from gateway.stats.query import SORT_KEYS, Stats, StatsQuery
 from gateway.storage.aggregates import DIMENSIONS
-from gateway.storage.db import Database
 from gateway.storage.rollups import rebuild_dirty
+from gateway.storage.store import Store
 from tests.conftest import LiveServer, make_settings, site_config
+from tests.module_stores import store_kind_per_module  # noqa: F401 - the shared servers are built once per store
 from tests.storage.test_rollups import AFTER_MIDNIGHT, DAY1, DAY2, FIRST_DAY, at, event, run, store
 
 NOW = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
@@ -65,11 +66,11 @@ class Api:
         if k < 2:
             shop = replace(self.settings.sites["shop"], min_visitors=k)
             self.settings = replace(self.settings, sites={**self.settings.sites, "shop": shop})
-        self.path = Path(self.settings.database)
+        self.path = tmp_path / "gateway.sqlite3"  # names the settings' database on either store (tests/stores.py)
         store(self.path, FIRST_DAY, AFTER_MIDNIGHT, *([list(extra)] if extra else []))
         run(self.path, lambda db: db.write(lambda c: rebuild_dirty(c, zones=self.settings.zones)))
 
-        async def keys(db: Database) -> tuple[str, str, str]:
+        async def keys(db: Store) -> tuple[str, str, str]:
             _, shop = await create_api_key(db, "shop", "report", now=NOW)
             _, blog = await create_api_key(db, "blog", "report", now=NOW)
             revoked, gone = await create_api_key(db, "shop", "old", now=NOW)
@@ -107,14 +108,14 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> Iterator[Api]:
     """One server for the tests that only read (API key touches aside)."""
     with Api(tmp_path_factory.mktemp("stats-api")) as shared:
         yield shared
 
 
 @pytest.fixture(scope="module")
-def exact(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def exact(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> Iterator[Api]:
     """The same traffic with k = 1: every figure is the hand-worked one."""
     with Api(tmp_path_factory.mktemp("stats-api-exact"), k=1) as shared:
         yield shared
@@ -404,9 +405,10 @@ def test_another_site_is_read_with_its_own_key(api: Api) -> None:
 def test_the_site_time_zone_names_the_days(tmp_path: Path) -> None:
     sites = {"shop": site_config(min_visitors=2, timezone="Europe/Paris")}
     settings = make_settings(tmp_path, sites=sites)
-    store(Path(settings.database), FIRST_DAY, AFTER_MIDNIGHT)
-    run(Path(settings.database), lambda db: db.write(lambda c: rebuild_dirty(c, zones=settings.zones)))
-    _, key = run(Path(settings.database), lambda db: create_api_key(db, "shop", "k", now=NOW))
+    path = tmp_path / "gateway.sqlite3"  # the settings' database on either store
+    store(path, FIRST_DAY, AFTER_MIDNIGHT)
+    run(path, lambda db: db.write(lambda c: rebuild_dirty(c, zones=settings.zones)))
+    _, key = run(path, lambda db: create_api_key(db, "shop", "k", now=NOW))
     with LiveServer(create_app(settings, clock=FixedClock(NOW))) as server:
         headers = {"authorization": f"Bearer {key}"}
         response = httpx.get(f"{server.url}{AGGREGATE}", params={"site_id": "shop", **FIRST}, headers=headers)
