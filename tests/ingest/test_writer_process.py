@@ -382,3 +382,39 @@ def test_the_endpoint_answers_503_while_the_child_is_lost_then_202_again(
     wait_until(accepted, interval=0.1, message=lambda: answers[-1].text)
     assert buffer.pid not in (None, first)
     assert table(settings.database, "SELECT count(*) FROM events")[0][0] >= 1
+
+
+def test_a_child_held_up_by_another_connection_fails_healthz_until_it_catches_up(
+    tmp_path: Path, live_server: Callable[[Any], LiveServer]
+) -> None:
+    """The writer process lagging (another connection holds what its batch needs) is seen by /healthz,
+    and nothing is refused: the event waits, is stored when the other connection lets go, and /healthz recovers."""
+    settings = make_settings(tmp_path, max_writer_lag_seconds=1)
+    server = live_server(create_app(settings, geo=NullGeo(), writer_process=True))
+    body = {"s": "shop", "n": "pageview", "u": f"{SITE_ORIGIN}/pricing"}
+    headers = {"user-agent": USER_AGENT, "origin": SITE_ORIGIN}
+
+    with httpx.Client(base_url=server.url, timeout=DEADLINE_SECONDS, headers=headers) as http:
+
+        def health() -> tuple[int, dict[str, Any]]:
+            answer = http.get("/healthz")
+            return answer.status_code, answer.json()
+
+        assert http.post("/api/event", json=body).status_code == 202  # the day's salt exists: only the child writes
+        assert health()[0] == 200, health()
+        answers: list[int] = []
+        with held_write_lock(settings.database) as release:
+            sender = threading.Thread(
+                target=lambda: answers.append(http.post("/api/event", json=body).status_code), daemon=True
+            )
+            sender.start()
+            _, lagging = wait_until(
+                lambda: (answer := health())[0] == 503 and "writer" in answer[1]["failing"] and answer,
+                message=lambda: f"/healthz never noticed the held-up writer process: {health()}",
+            )
+            assert "waited" in lagging["checks"]["writer"]["detail"], lagging["checks"]
+            release()
+        sender.join(timeout=DEADLINE_SECONDS)
+        assert answers == [202]  # the event waited, then was written: nothing refused, nothing lost
+        wait_until(lambda: health()[0] == 200, message=lambda: f"/healthz stayed failing: {health()[1]}")
+    assert table(settings.database, "SELECT count(*) FROM events") == [(2,)]
