@@ -237,6 +237,9 @@ def _narrowing(conditions: Sequence[Condition], dialect: Dialect) -> tuple[list[
             visit_where.append(_compare(expression, condition.operator, name, len(condition.values), dialect))
         elif dimension in ("page", "event"):
             expression, applies, _ = _EVENT_DIMENSIONS[dimension]
+            # These clauses filter the rows of ``day_events`` itself, where its ``is_pageview`` column is
+            # not yet there (SQLite lets a WHERE read a column alias of its SELECT, PostgreSQL does not).
+            applies = applies.replace("is_pageview", "(name = 'pageview')")
             event_where.append(
                 _compare_events(expression, applies, condition.operator, name, len(condition.values), dialect)
             )
@@ -274,8 +277,8 @@ def _compare(expression: str, operator: Operator, name: str, count: int = 0, dia
         return f"{expression} = :{name}"
     if operator == "is_not":
         return f"{expression} != :{name}"
-    if operator == "matches":
-        return f"{expression} LIKE :{name} ESCAPE '\\'"
+    if operator == "matches":  # SQLite's LIKE ignores ASCII case; ILIKE is PostgreSQL's same match
+        return f"{expression} {'ILIKE' if dialect == 'postgresql' else 'LIKE'} :{name} ESCAPE '\\'"
     return _CONTAINS[dialect].format(expression=expression, name=name)
 
 

@@ -114,7 +114,7 @@ async def raw_other_visitors(
     """``dimension -> visitors`` behind "(other)" from raw events in ``[start, stop)``, narrowed by
     ``conditions``: values of fewer than ``k`` visitors, or (one dimension) every value not in ``chosen``;
     ``all``: every visitor. A dimension left out has no such visitor."""
-    sql, extra = other_visitors_sql(dimensions, conditions, chosen=chosen is not None)
+    sql, extra = other_visitors_sql(dimensions, conditions, chosen=chosen is not None, dialect=db.dialect)
     parameters: dict[str, Any] = {"site": site_id, "start": start, "stop": stop, "k": k, **extra}
     if chosen is not None:
         parameters["chosen"] = json.dumps(list(chosen))
@@ -137,7 +137,7 @@ async def raw_figures(
 ) -> list[Row]:
     """``(dimension, value, figures...)`` computed from raw events in ``[start, stop)`` (ISO UTC text),
     the way a rollup would, narrowed by ``conditions``."""
-    sql, extra = figures_sql(dimensions, conditions)
+    sql, extra = figures_sql(dimensions, conditions, dialect=db.dialect)
     parameters: dict[str, Any] = {"site": site_id, "start": start, "stop": stop, **extra}
     return [tuple(row) for row in await db.fetch_all(sql, parameters)]
 
