@@ -112,6 +112,13 @@ def _dialect(connection: Connection) -> Dialect:
     return "postgresql" if is_postgres(connection) else "sqlite"
 
 
+def _no_jit(connection: Connection) -> None:
+    """PostgreSQL's JIT compiles the rollup SQL (twenty-odd GROUP BYs) for seconds before running it
+    (measured: 55 s against 32 s for a day of 50,000 events): off until the transaction ends."""
+    if is_postgres(connection):
+        connection.execute("SET LOCAL jit = off")
+
+
 def _execute(connection: Connection, sql: str, named: Mapping[str, object]) -> Cursor:
     """Run SQL written with ``:name`` parameters on either store (both bind a mapping by name)."""
     return connection.execute(sql, named)
@@ -198,6 +205,7 @@ def rebuild_day(
     Run it inside one transaction (``Store.write``): readers see the old rows or the new, never none.
     """
     parameters = _window(site_id, day, _zone(zones, site_id))
+    _no_jit(connection)
     _execute(connection, _DELETE_DAY, parameters)  # a trigger deletes the day's "(other)" visitors with it
     _execute(connection, _ROLL_UP_DAY[_dialect(connection)], parameters)
     # rowcount stays -1 for a statement that starts with WITH, and total_changes counts the triggers' rows
@@ -250,6 +258,7 @@ def plan_dirty(connection: Connection, *, zones: Zones | None = None, floors: Fl
     """
     connection.execute(_BEGIN_SNAPSHOT_POSTGRES if is_postgres(connection) else _BEGIN_SNAPSHOT_SQLITE)
     try:
+        _no_jit(connection)
         dirty = _read_marks(connection)
         days: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
         other_visitors: dict[tuple[str, str], tuple[int, list[tuple[Any, ...]]]] = {}
