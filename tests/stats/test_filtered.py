@@ -9,6 +9,8 @@ from datetime import timedelta
 from gateway.clock import FixedClock
 from gateway.maintenance import Maintenance
 from gateway.settings import Settings
+from gateway.stats.figures import Figures
+from gateway.stats.filtered import DayCells
 from gateway.storage.events import insert_events
 from gateway.storage.visit_days import stale_days
 from tests.storage.test_rollups import event
@@ -36,3 +38,22 @@ def test_maintenance_builds_the_stored_visits_of_the_days_it_rolls_up(settings: 
         (2, 0),
         (3, 0),
     ]
+
+
+def test_other_visitors_are_the_union_of_the_small_cells_counted_once() -> None:
+    """ "(other)" of a filtered breakdown day: the distinct people of the cells under k (counted once per
+    day when the day's cells are read, not per request), or at least k when a large cell is left out."""
+    figures = {
+        "/a": Figures(visitors=9),
+        "/b": Figures(visitors=2),
+        "/c": Figures(visitors=3),
+        "/d": Figures(visitors=7),
+    }
+    small = {"/b": frozenset({1, 2}), "/c": frozenset({2, 3, 4})}
+    day = DayCells.of(figures, small)
+    assert day.small_people == 4 and day.large == ("/a", "/d")
+    assert day.other_visitors(("/a", "/d"), 5) == 4  # /b and /c share visitor 2
+    assert day.other_visitors(("/a",), 5) == 7  # /d (7 visitors) is left out: at least k
+    assert day.other_visitors(("/d",), 10) == 10  # /a left out, under this k: k
+    assert day.other_visitors(("/a", "/d", "/b"), 5) == 3  # a small cell chosen: the rest's own people
+    assert DayCells.of({}, {}).other_visitors((), 5) == 0
