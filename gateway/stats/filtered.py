@@ -30,6 +30,7 @@ from gateway.storage.store import Store
 #: Conditions whose every subset is read in one pass (2**4 - 1 = 15 column groups at most).
 MAX_CONDITIONS = 4
 _CAPACITY = 4000  # entries: a 30-day view with its previous period and five panels is ~300
+_PUBLISHED_PER_DAY = 4
 _Key = tuple[object, ...]
 
 
@@ -48,13 +49,22 @@ class DayCells(NamedTuple):
     small_people: int
     #: The values of k visitors or more, in ``cells``' order.
     large: tuple[str, ...]
+    #: What ``gateway.stats.query`` published from these cells, by everything else it read to publish
+    #: them (a pure function of the cells and that key): a warm view publishes each day once.
+    published: dict[tuple[object, ...], object]
 
     @classmethod
     def of(cls, cells: dict[str, Figures], small: dict[str, frozenset[int]]) -> DayCells:
         people: set[int] = set()
         for numbers in small.values():
             people |= numbers
-        return cls(cells, small, len(people), tuple(value for value in cells if value not in small))
+        return cls(cells, small, len(people), tuple(value for value in cells if value not in small), {})
+
+    def remember(self, key: tuple[object, ...], value: object) -> None:
+        """Keep ``value`` published under ``key`` (a few at most: one view cell per day and generation)."""
+        if len(self.published) >= _PUBLISHED_PER_DAY:
+            self.published.clear()
+        self.published[key] = value
 
     def other_visitors(self, chosen: Collection[str], k: int) -> int:
         """The distinct visitors of the cells outside ``chosen``: exact under k, at least k otherwise

@@ -346,25 +346,28 @@ class Stats:
             if not view.conditions:
                 found[day] = unfiltered[day].rows
                 continue
+            allowed = unfiltered[day].rows.named
+            other_allowed = unfiltered[day].rows.other_of_k
+            key = (k, view.cell, allowed, other_allowed)
             if day in stored:
+                remembered = stored[day].published.get(key)
+                if isinstance(remembered, DayRows):
+                    found[day] = remembered
+                    continue
                 cells = stored[day].cells
             else:
                 rows = await self._raw(query.site, day, (dimension,), view.conditions)
                 cells = {str(row[1]): Figures.of(row[2:]) for row in rows if row[0] == dimension}
-            allowed = unfiltered[day].rows.named
             chosen, people = left_out(cells, k, allowed)
             if people >= k and view.cell.visitors >= k and day in stored:  # "(other)" may hold k people
                 people = stored[day].other_visitors(chosen, k)
             elif people >= k and view.cell.visitors >= k:
                 people = await self._other_visitors(query.site, day, dimension, view.conditions, chosen)
             found[day] = publish_rows(
-                cells,
-                view.cell,
-                k,
-                allowed=allowed,
-                other_visitors=people,
-                other_allowed=unfiltered[day].rows.other_of_k,
+                cells, view.cell, k, allowed=allowed, other_visitors=people, other_allowed=other_allowed
             )
+            if day in stored:
+                stored[day].remember(key, found[day])
         return found
 
     async def _stored_cells(

@@ -57,3 +57,10 @@ def test_other_visitors_are_the_union_of_the_small_cells_counted_once() -> None:
     assert day.other_visitors(("/d",), 10) == 10  # /a left out, under this k: k
     assert day.other_visitors(("/a", "/d", "/b"), 5) == 3  # a small cell chosen: the rest's own people
     assert DayCells.of({}, {}).other_visitors((), 5) == 0
+
+
+def test_a_day_remembers_a_few_published_answers_at_most() -> None:
+    day = DayCells.of({"/a": Figures(visitors=9)}, {})
+    for number in range(10):
+        day.remember((number,), number)
+    assert len(day.published) <= 4 and day.published[(9,)] == 9
