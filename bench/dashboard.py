@@ -200,13 +200,10 @@ async def _roll_up_postgres(url: str) -> int:
         await database.close()
 
 
-async def measure(
-    events: int, database: str, runs: int, *, raw: bool = True, on_disk: int | None = None
-) -> dict[str, object]:
+async def measure(events: int, database: str, runs: int, *, raw: bool = True) -> dict[str, object]:
     """One round of requests against ``database`` (already loaded with ``events`` events)."""
     settings = bench_settings(database)
-    if on_disk is not None:
-        print(f"{events:,} events on {settings.database}: {on_disk / 1e6:,.0f} MB")
+    print(f"{events:,} events on {settings.database}", flush=True)
     cookie = await session_cookie(settings)
     app = create_app(settings, clock=FixedClock(NOW))
     async with app.router.lifespan_context(app):
@@ -399,12 +396,13 @@ def main() -> int:
                 if store.kind == "sqlite"
                 else load_postgres(path, store, f"dashboard_{name}", rebuild_rollups=args.rebuild_rollups)
             )
-            on_disk = bytes_on_disk(store, database)
-            store.sizes.append((events, on_disk))
             rounds = []
             for index in range(args.rounds):
                 raw = not args.no_raw and index == 0
-                rounds.append(asyncio.run(measure(events, database, args.runs, raw=raw, on_disk=on_disk)))
+                rounds.append(asyncio.run(measure(events, database, args.runs, raw=raw)))
+            on_disk = bytes_on_disk(store, database)  # after the rounds: with every day's stored visits built
+            store.sizes.append((events, on_disk))
+            print(f"  {on_disk / 1e6:,.0f} MB on disk: {on_disk / events:,.0f} bytes per event", flush=True)
             summary.update(summarise(name, rounds, on_disk, events))
     largest = label(max(args.events))
     met = float(summary[f"overview_p95_ms_{largest}"]) < TARGET_P95_MS  # type: ignore[arg-type]
