@@ -50,6 +50,7 @@ bench: $(STAMP) browser
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(VENV)/bin/python bench/middleware.py
 	$(VENV)/bin/python bench/ingest.py
+	$(VENV)/bin/python bench/ingest.py --store postgresql
 	$(VENV)/bin/python bench/snippet_size.py
 	$(VENV)/bin/python bench/snippet_timing.py
 	$(VENV)/bin/python bench/dashboard.py
