@@ -90,8 +90,9 @@ BREAKDOWNS = (
     "screen",
     "event",
 )
-#: The filtered 30-day overviews: two "is" filters, and one "is not" (visit dimensions: stored visits).
+#: The filtered 30-day overviews: one "is", two "is" filters, and one "is not" (visit dimensions: stored visits).
 FILTERED_VIEWS: dict[str, tuple[str, ...]] = {
+    "one_is": ("source==Google",),
     "two_is": ("country==DE", "device==mobile"),
     "is_not": ("country!=US",),
 }
