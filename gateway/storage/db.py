@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from gateway.storage.sql import Dialect
-from gateway.storage.store import StorageFailure, Store, failure_cause
+from gateway.storage.store import StorageFailure, Store, failure_cause, read_migrations, run_transaction
 
 __all__ = ["Database", "StorageFailure", "check_database", "connect_writer", "failure_cause", "write_transaction"]
 
@@ -34,13 +33,7 @@ T = TypeVar("T")
 
 
 def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("gateway.storage") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            number = int(entry.name.split("_", 1)[0])
-            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return read_migrations("migrations")
 
 
 def _apply_migrations(path: Path) -> None:
@@ -127,14 +120,7 @@ def truncate_wal(connection: sqlite3.Connection, *, wait_ms: int = SCRUB_WAIT_MS
 
 def write_transaction(connection: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     """Run ``fn`` inside ``BEGIN IMMEDIATE ... COMMIT``; rolled back whole on any error."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        result = fn(connection)
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-    return result
+    return run_transaction(connection, "BEGIN IMMEDIATE", fn)
 
 
 class Database(Store):

@@ -18,12 +18,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from importlib import resources
 from typing import Any, TypeVar
 
 from gateway.storage.location import PostgresUrl
 from gateway.storage.sql import Dialect
-from gateway.storage.store import Store
+from gateway.storage.store import Store, read_migrations
 
 try:
     import psycopg
@@ -159,13 +158,7 @@ def _connect(url: PostgresUrl) -> psycopg.Connection[Any]:
 
 
 def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("gateway.storage") / "migrations_postgresql"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            number = int(entry.name.split("_", 1)[0])
-            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return read_migrations("migrations_postgresql")
 
 
 def apply_migrations(url: PostgresUrl) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, TypeVar
@@ -110,6 +111,28 @@ def _postgres_failure_cause(error: BaseException) -> str | None:
     if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
         return "the database server cannot be reached"
     return "the database failed"
+
+
+def read_migrations(folder: str) -> list[tuple[int, str, str]]:
+    """``(number, file name, SQL)`` of each ``NNNN_name.sql`` in ``gateway/storage/<folder>``, in order
+    (``migrations`` for SQLite, ``migrations_postgresql`` for PostgreSQL)."""
+    found = []
+    for entry in (resources.files("gateway.storage") / folder).iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def run_transaction(connection: Any, begin: str, fn: Callable[[Any], T]) -> T:
+    """``fn(connection)`` between ``begin`` and ``COMMIT``; rolled back whole on any error."""
+    connection.execute(begin)
+    try:
+        result = fn(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
 
 
 class _Job:
@@ -300,14 +323,7 @@ class Store:
     def _transaction(self, fn: Callable[[Any], T]) -> T:
         writer = self._writer_connection()
         assert writer is not None  # noqa: S101 - jobs that need it come after the connect job
-        writer.execute(self.begin_statement)
-        try:
-            result = fn(writer)
-        except BaseException:
-            writer.execute("ROLLBACK")
-            raise
-        writer.execute("COMMIT")
-        return result
+        return run_transaction(writer, self.begin_statement, fn)
 
     def _run_job(self, job: _Job) -> None:
         try:
