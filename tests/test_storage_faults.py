@@ -43,6 +43,7 @@ from gateway.clock import FixedClock, SystemClock
 from gateway.consent.token import ConsentTokenCodec
 from gateway.settings import load_settings
 from gateway.storage.db import check_database
+from gateway.storage.location import DatabaseLocation, PostgresUrl
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings
 from tests.waiting import DEADLINE_SECONDS, wait_until
 
@@ -278,8 +279,7 @@ def test_a_writer_that_cannot_commit_fails_healthz_until_it_catches_up(
         assert http.post("/api/event", json=EVENT).status_code == 202  # the day's salt exists
         assert health(http)[0] == 200
         answers: list[int] = []
-        with closing(sqlite3.connect(settings.database, isolation_level=None)) as other:
-            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with _writer_held_up(settings.database) as release:  # another process holds the writer up
             sender = threading.Thread(
                 target=lambda: answers.append(http.post("/api/event", json=EVENT).status_code), daemon=True
             )
@@ -289,12 +289,30 @@ def test_a_writer_that_cannot_commit_fails_healthz_until_it_catches_up(
                 message=lambda: f"/healthz never noticed the blocked writer: {health(http)}",
             )
             assert "waited" in body["checks"]["writer"]["detail"], body["checks"]
-            other.execute("ROLLBACK")
+            release()
         sender.join(timeout=DEADLINE_SECONDS)
         assert answers == [202]  # the event waited, then was written: nothing refused, nothing lost
         wait_until(lambda: health(http)[0] == 200, message=lambda: f"/healthz stayed failing: {health(http)[1]}")
 
 
+@contextmanager
+def _writer_held_up(location: DatabaseLocation) -> Iterator[Callable[[], None]]:
+    """Another connection holding up the gateway's writer until ``release()``: SQLite's write lock
+    (``BEGIN IMMEDIATE``), or on PostgreSQL an exclusive lock on ``events`` (a long migration would)."""
+    if isinstance(location, PostgresUrl):
+        import psycopg
+
+        with psycopg.connect(location.url, autocommit=True) as other:
+            other.execute("BEGIN")
+            other.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            yield lambda: other.execute("ROLLBACK")
+        return
+    with closing(sqlite3.connect(location, isolation_level=None)) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        yield lambda: connection.execute("ROLLBACK")
+
+
+@pytest.mark.sqlite_only(reason="it watches the SQLite file's filesystem; a database server's disk is watched there")
 def test_healthz_fails_when_free_disk_is_under_the_minimum(tmp_path: Path, live_server: Start) -> None:
     free_mb = shutil.disk_usage(tmp_path).free // (1024 * 1024)
     settings = make_settings(tmp_path, min_free_disk_mb=free_mb + 1_000_000)
@@ -306,6 +324,10 @@ def test_healthz_fails_when_free_disk_is_under_the_minimum(tmp_path: Path, live_
     assert "MB free" in body["checks"]["disk"]["detail"]
 
 
+@pytest.mark.sqlite_only(
+    reason="counts commits with SQLite's data_version (PostgreSQL has no such counter per database); the rate "
+    "limit is one piece of code for both stores (gateway/web/health.py _WriteProof)"
+)
 def test_the_write_proof_is_rate_limited(tmp_path: Path, live_server: Start) -> None:
     """A load balancer polling hard costs one small commit every few seconds, not one per poll."""
     settings = make_settings(tmp_path)
