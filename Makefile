@@ -54,6 +54,7 @@ bench: $(STAMP) browser
 	$(VENV)/bin/python bench/snippet_size.py
 	$(VENV)/bin/python bench/snippet_timing.py
 	$(VENV)/bin/python bench/dashboard.py
+	$(VENV)/bin/python bench/dashboard.py --store postgresql
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
