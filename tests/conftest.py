@@ -17,7 +17,6 @@ import inspect
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +40,7 @@ from tests.stores import (
     fresh_store,
     postgres_server_or_skip,
 )
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
@@ -182,11 +182,14 @@ class LiveServer:
     def __enter__(self) -> LiveServer:
         self.thread.start()
         # Started means the lifespan ran (a writer process spawned, migrations applied): seconds on a busy machine.
-        deadline = time.monotonic() + START_SECONDS
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start in {START_SECONDS:g} s")
-            time.sleep(0.01)
+        wait_until(
+            lambda: self.server.started or not self.thread.is_alive(),
+            timeout=START_SECONDS,
+            interval=0.01,
+            message=f"uvicorn did not start in {START_SECONDS:g} s",
+        )
+        if not self.server.started:
+            raise RuntimeError("uvicorn stopped before it started")
         return self
 
     def __exit__(self, *exc: object) -> None:

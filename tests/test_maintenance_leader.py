@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from gateway.settings import Settings
 from gateway.storage.leader import hold_leadership
 from gateway.storage.store import Store, open_store
 from tests.conftest import REPO
-from tests.waiting import DEADLINE_SECONDS, eventually
+from tests.waiting import eventually
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
@@ -58,14 +57,13 @@ def _run(work: Callable[[AsyncExitStack], Awaitable[T]]) -> T:
 
 async def _until_it_leads(node: Maintenance) -> MaintenanceRun:
     """Poll ``run_once`` (as the loop would, only faster) until the node takes the role; fail at the deadline."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
+
+    async def leading() -> MaintenanceRun | None:
         run = await node.run_once()
-        if run.leading:
-            return run
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"after {DEADLINE_SECONDS:g} s: the node never took the maintenance role")
-        await asyncio.sleep(0.02)
+        return run if run.leading else None
+
+    found: MaintenanceRun = await eventually(leading, message="the node never took the maintenance role")
+    return found
 
 
 def test_one_of_two_leads_the_other_only_asks_until_the_leader_stops(settings: Settings) -> None:

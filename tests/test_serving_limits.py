@@ -41,6 +41,7 @@ from gateway.storage.store import open_store
 from gateway.storage.users import add_user
 from tests.conftest import SITE_ORIGIN, make_settings
 from tests.stores import STORES, PostgresServer, postgres_server_or_skip, with_database
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -76,11 +77,7 @@ def _free_port() -> int:
 
 
 def _wait_until(condition: Callable[[], Any], message: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, message
-        time.sleep(0.02)
-    return value
+    return wait_until(condition, timeout=timeout, message=message)
 
 
 def _add_user(database: DatabaseLocation) -> None:

@@ -9,8 +9,9 @@ a deadline generous enough for a busy 2-core machine.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -38,18 +39,21 @@ def wait_until(
 
 
 async def eventually(
-    condition: Callable[[], T],
+    condition: Callable[[], T | Awaitable[T]],
     *,
-    timeout: float = DEADLINE_SECONDS,  # noqa: ASYNC109 - polls a plain predicate: nothing to wrap in asyncio.timeout
+    timeout: float = DEADLINE_SECONDS,  # noqa: ASYNC109 - polls a predicate: nothing to wrap in asyncio.timeout
     interval: float = 0.01,
     message: str | Callable[[], str] = "the condition never held",
 ) -> T:
-    """``wait_until`` inside an event loop: yields to the loop between polls, so the awaited work runs."""
+    """``wait_until`` inside an event loop: yields to the loop between polls, so the awaited work runs.
+    ``condition`` may be a coroutine function (a poll that itself reads a store)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
-            return value
+            return value  # awaited above when it was awaitable
         if time.monotonic() >= deadline:
             raise AssertionError(f"after {timeout:g} s: {message() if callable(message) else message}")
         await asyncio.sleep(interval)
