@@ -40,7 +40,7 @@ OPERATORS = ("is", "is_not", "in", "not_in")
 #: Breakdowns it answers: every visit dimension (a column each) and these event dimensions.
 EVENT_DIMENSIONS = ("page", "event")
 _COLUMNS = tuple(name for name in VISIT_DIMENSIONS if name != "all") + tuple(STARTED_VISIT_DIMENSIONS)
-#: Filter columns with an index of their own (migration 0019), in the order of their ``mixed`` bits.
+#: Filter columns with an index of their own (migration 0016), in the order of their ``mixed`` bits.
 INDEXED = ("country", "device", "browser", "os", "channel", "source")
 
 _DELETE = (
@@ -64,7 +64,7 @@ INSERT INTO visit_days (
     site_id, day, visit_id, visitor, mixed, pageviews, events, bounce, duration, started, visit_pageviews,
     visit_events, {", ".join(_COLUMNS)}
 ) VALUES ({", ".join("?" * (12 + len(_COLUMNS)))})"""
-#: The partial indexes of the mixed visitors (migration 0019), by column.
+#: The partial indexes of the mixed visitors (migration 0016), by column.
 _MIXED_INDEXES = {column: f"visit_days_{column}_mixed" for column in ("country", "device", "browser", "os")}
 _FIXED = 9  # the columns of _SELECT_VISITS before the dimensions
 _MIXED_AT = tuple(_FIXED + _COLUMNS.index(column) for column in INDEXED)

@@ -4,7 +4,8 @@ CREATE TABLE visit_days (
     site_id         TEXT    COLLATE "C" NOT NULL,
     day             TEXT    COLLATE "C" NOT NULL,
     visit_id        BIGINT  NOT NULL,
-    visitor_id      TEXT    COLLATE "C" NOT NULL,
+    visitor         INTEGER NOT NULL,
+    mixed           INTEGER NOT NULL,
     pageviews       INTEGER NOT NULL,
     events          INTEGER NOT NULL,
     bounce          INTEGER NOT NULL,
@@ -34,16 +35,26 @@ CREATE TABLE visit_days (
     PRIMARY KEY (site_id, day, visit_id)
 );
 CREATE INDEX visit_days_visit ON visit_days (visit_id);
+CREATE INDEX visit_days_country ON visit_days (site_id, country, day);
+CREATE INDEX visit_days_country_mixed ON visit_days (site_id, country, day, visitor) WHERE (mixed & 1) != 0;
+CREATE INDEX visit_days_device ON visit_days (site_id, device, day);
+CREATE INDEX visit_days_device_mixed ON visit_days (site_id, device, day, visitor) WHERE (mixed & 2) != 0;
+CREATE INDEX visit_days_browser ON visit_days (site_id, browser, day);
+CREATE INDEX visit_days_browser_mixed ON visit_days (site_id, browser, day, visitor) WHERE (mixed & 4) != 0;
+CREATE INDEX visit_days_os ON visit_days (site_id, os, day);
+CREATE INDEX visit_days_os_mixed ON visit_days (site_id, os, day, visitor) WHERE (mixed & 8) != 0;
+CREATE INDEX visit_days_channel ON visit_days (site_id, channel, day);
+CREATE INDEX visit_days_source ON visit_days (site_id, source, day);
 
 CREATE TABLE visit_day_values (
-    site_id    TEXT    COLLATE "C" NOT NULL,
-    day        TEXT    COLLATE "C" NOT NULL,
-    visit_id   BIGINT  NOT NULL,
-    dimension  TEXT    COLLATE "C" NOT NULL,
-    value      TEXT    COLLATE "C" NOT NULL,
-    visitor_id TEXT    COLLATE "C" NOT NULL,
-    pageviews  INTEGER NOT NULL,
-    events     INTEGER NOT NULL,
+    site_id   TEXT    COLLATE "C" NOT NULL,
+    day       TEXT    COLLATE "C" NOT NULL,
+    visit_id  BIGINT  NOT NULL,
+    dimension TEXT    COLLATE "C" NOT NULL,
+    value     TEXT    COLLATE "C" NOT NULL,
+    visitor   INTEGER NOT NULL,
+    pageviews INTEGER NOT NULL,
+    events    INTEGER NOT NULL,
     PRIMARY KEY (site_id, day, visit_id, dimension, value)
 );
 CREATE INDEX visit_day_values_visit ON visit_day_values (visit_id);
