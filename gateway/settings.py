@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.categories import CATEGORIES, Category, parse_category
@@ -35,6 +36,8 @@ ENV_PREFIX = "CONSENT_GATEWAY_"
 THIRTEEN_MONTHS = parse_lifetime("13mo")
 UnknownCookiePolicy = Literal["block", "allow"]
 AnalyticsConsent = Literal["cookieless", "required"]
+#: How often a site is scanned on its own (gateway/scan/schedule.py).
+ScanSchedule = Literal["off", "daily", "weekly", "monthly"]
 #: The CNIL audience-measurement limit, also applied to advertising unless a site says otherwise.
 DEFAULT_CAPS: Mapping[Category, Lifetime] = MappingProxyType(
     {"analytics": THIRTEEN_MONTHS, "advertising": THIRTEEN_MONTHS}
@@ -108,6 +111,11 @@ class SiteSettings:
     min_visitors: int = 5
     goals: tuple[Goal, ...] = ()
     funnels: tuple[Funnel, ...] = ()
+    #: Compliance scans (gateway/scan/): how often one runs on its own, where it starts, how many pages it visits.
+    scan_schedule: ScanSchedule = "off"
+    #: "" only for a site without origins (then it cannot be scanned on a schedule).
+    scan_url: str = ""
+    scan_pages: int = 50
 
     #: The site's host names (from its origins), for telling internal referrers apart.
     own_hosts: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -374,6 +382,9 @@ _SITE_KEYS = {
     "min_visitors",
     "goals",
     "funnels",
+    "scan_schedule",
+    "scan_url",
+    "scan_pages",
 }
 _THEME_PROPERTY_RE = re.compile(r"--cg-[a-z0-9-]{1,40}")
 _THEME_VALUE_RE = re.compile(r"[^;{}<>\\\n\r]{1,200}")
@@ -565,6 +576,7 @@ def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> Sit
         funnels = parse_funnels(table.data.get("funnels", []), goals, prefix=prefix)
     except GoalError as error:
         table.fail(error.key.removeprefix(prefix), error.found, error.expected)
+    scan_schedule, scan_url = _scan_settings(table, origins)
     return SiteSettings(
         id=site_id,
         name=table.text("name", site_id),
@@ -589,7 +601,28 @@ def _site_from_dict(site_id: str, raw: Mapping[str, Any], *, source: str) -> Sit
         min_visitors=table.integer("min_visitors", 5, low=2, high=1000),
         goals=goals,
         funnels=funnels,
+        scan_schedule=scan_schedule,  # type: ignore[arg-type]
+        scan_url=scan_url,
+        scan_pages=table.integer("scan_pages", 50, low=1, high=1000),
     )
+
+
+def _scan_settings(table: _Table, origins: tuple[str, ...]) -> tuple[str, str]:
+    """``scan_schedule`` and ``scan_url`` (default: the first origin's home page)."""
+    schedule = table.text("scan_schedule", "off")
+    if schedule not in ("off", "daily", "weekly", "monthly"):
+        table.fail("scan_schedule", schedule, "'off', 'daily', 'weekly' or 'monthly'")
+    url = table.text("scan_url", f"{origins[0]}/" if origins else "")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # "http://[::1" and the like
+        host = None
+    if url and (not host or parts.scheme not in ("http", "https") or len(url) > 2000 or not url.isprintable()):
+        table.fail("scan_url", url, "an http(s) URL such as 'https://www.example.com/'")
+    if schedule != "off" and not url:
+        table.fail("scan_schedule", schedule, "'off' for a site without origins or scan_url (what would it scan?)")
+    return schedule, url
 
 
 def _banner(table: _Table, *, source: str) -> BannerSettings:
