@@ -1,0 +1,356 @@
+"""The scan report: a crawl's observations classified, judged against consent, and written as JSON.
+
+``build_report`` turns a ``Crawl`` into a ``ScanReport``; ``ScanReport.to_json`` writes the documented
+format ``consent-gateway-scan/1`` (README, "Scanning a site") and ``from_json`` reads it back for the
+dashboard's stored scans. Every list is sorted, so two scans of an unchanged site give equal JSON apart
+from their times.
+
+A violation is one of:
+
+* ``before_decision`` / ``after_reject``: a cookie or storage key that is not essential (unknown counts),
+  or a request to a known tracker host, seen with no decision yet or after "Reject all" (ePrivacy
+  Directive art. 5(3): nothing but what is strictly necessary before consent);
+* ``expiry_over_cap``: a cookie living longer than the middleware would let it (its declared lifetime,
+  capped by the site's category cap, or the 13-month default without a site);
+* ``undeclared``: with a site, a cookie its ``[[sites.ID.cookies]]`` does not declare.
+
+The last two describe the cookie, not the page: they are reported once, where the cookie was first seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from gateway.categories import Category
+from gateway.cookies.catalog import CookieRule
+from gateway.cookies.lifetimes import Lifetime, shorter
+from gateway.scan.classify import ClassifiedBy, Classifier, CookieVerdict, Suggestion, config_block
+from gateway.scan.observations import STATES, Crawl, PageVisit, SeenCookie, State
+from gateway.scan.trackers import TrackerList
+from gateway.settings import DEFAULT_CAPS, Settings, SiteSettings
+
+__all__ = [
+    "FORMAT",
+    "CookieFinding",
+    "ScanReport",
+    "StorageFinding",
+    "Suggestion",
+    "ThirdParty",
+    "Violation",
+    "build_report",
+]
+
+FORMAT = "consent-gateway-scan/1"
+ViolationKind = Literal["before_decision", "after_reject", "expiry_over_cap", "undeclared"]
+_JUDGED: dict[State, ViolationKind] = {"none": "before_decision", "rejected": "after_reject"}
+_WHEN = {"before_decision": "before any decision", "after_reject": 'after "Reject all"'}
+
+
+@dataclass(frozen=True, slots=True)
+class CookieFinding:
+    name: str
+    domain: str
+    path: str
+    category: Category | None
+    classified_by: ClassifiedBy | None
+    declared: bool
+    set_by: Literal["header", "script"]
+    set_by_url: str
+    expires_days: float | None  # the longest seen; None: a session cookie everywhere
+    http_only: bool
+    secure: bool
+    same_site: str | None
+    states: tuple[State, ...]
+    pages: tuple[str, ...]
+    suggestion: Suggestion | None
+    config: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageFinding:
+    key: str
+    kind: Literal["localStorage", "sessionStorage"]
+    category: Category | None
+    states: tuple[State, ...]
+    pages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ThirdParty:
+    host: str
+    category: Category | None
+    classified_by: Literal["trackers", "catalog"] | None
+    loaded: tuple[str, ...]
+    states: tuple[State, ...]
+    pages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    kind: ViolationKind
+    what: Literal["cookie", "storage", "request"]
+    name: str | None
+    host: str | None
+    state: State
+    page: str
+    detail: str
+
+    @property
+    def sort_key(self) -> tuple[str, str, int, str, str]:
+        return (
+            self.kind,
+            self.name if self.name is not None else self.host or "",
+            _state_index(self.state),
+            self.page,
+            self.what,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    url: str
+    site: str | None
+    started_at: datetime
+    finished_at: datetime
+    banner: bool
+    states_scanned: tuple[State, ...]
+    notes: tuple[str, ...]
+    pages: tuple[str, ...]
+    cookies: tuple[CookieFinding, ...]
+    storage: tuple[StorageFinding, ...]
+    third_parties: tuple[ThirdParty, ...]
+    violations: tuple[Violation, ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {
+            "pages": len(self.pages),
+            "cookies": len(self.cookies),
+            "unknown_cookies": sum(1 for cookie in self.cookies if cookie.category is None),
+            "third_parties": len(self.third_parties),
+            "violations": len(self.violations),
+        }
+
+    def to_json(self) -> dict[str, object]:
+        """The documented ``consent-gateway-scan/1`` object (plain dicts, lists, strings and numbers)."""
+        from gateway.scan.report_json import report_to_json  # it reads these classes: imported here, not above
+
+        return report_to_json(self)
+
+    @classmethod
+    def from_json(cls, data: object) -> ScanReport:
+        """Read a stored report back; ``ScanFormatError`` (a ValueError) names the first thing wrong."""
+        from gateway.scan.report_json import report_from_json
+
+        return report_from_json(data)
+
+
+def build_report(
+    crawl: Crawl,
+    *,
+    site: SiteSettings | None,
+    settings: Settings,
+    opencookiedb: Iterable[CookieRule] = (),
+    trackers: TrackerList | None = None,
+) -> ScanReport:
+    """Classify and judge what ``crawl`` saw. ``opencookiedb``: imported Open Cookie Database rules, consulted
+    after the site's rules and the catalog; ``trackers``: the known-tracker list (the shipped one by default)."""
+    classifier = Classifier(site=site, settings=settings, opencookiedb=opencookiedb, trackers=trackers)
+    visits = sorted(crawl.visits, key=lambda visit: (visit.url, _state_index(visit.state)))
+    states = tuple(state for state in STATES if any(visit.state == state for visit in visits)) or ("none",)
+    banner = any(visit.banner for visit in visits)
+    cookies = _cookies(visits, crawl, classifier)
+    violations = {v.sort_key: v for v in _consent_violations(visits, classifier)}
+    for violation in _cookie_violations(visits, crawl, classifier):
+        violations.setdefault(violation.sort_key, violation)
+    return ScanReport(
+        url=crawl.start_url,
+        site=site.id if site else None,
+        started_at=crawl.started_at,
+        finished_at=crawl.finished_at,
+        banner=banner,
+        states_scanned=states if banner else ("none",),
+        notes=_notes(crawl, visits, site=site, banner=banner),
+        pages=tuple(sorted(set(crawl.pages) | {visit.url for visit in visits})),
+        cookies=cookies,
+        storage=_storage(visits, classifier),
+        third_parties=_third_parties(visits, classifier),
+        violations=tuple(violations[key] for key in sorted(violations)),
+    )
+
+
+def _state_index(state: str) -> int:
+    return STATES.index(state) if state in STATES else len(STATES)
+
+
+def _ordered_states(states: Iterable[State]) -> tuple[State, ...]:
+    seen = set(states)
+    return tuple(state for state in STATES if state in seen)
+
+
+def _days(cookie: SeenCookie, crawl: Crawl) -> float | None:
+    """Days from the end of the crawl to the cookie's expiry: a lower bound of the lifetime it was set with
+    (a visit's own time is not recorded), so a cookie within its cap is never reported over it."""
+    if cookie.expires is None:
+        return None
+    return max(0.0, (cookie.expires - crawl.finished_at).total_seconds() / 86400)
+
+
+def _cookies(visits: list[PageVisit], crawl: Crawl, classifier: Classifier) -> tuple[CookieFinding, ...]:
+    seen: dict[tuple[str, str, str], list[tuple[PageVisit, SeenCookie]]] = {}
+    for visit in visits:
+        for cookie in visit.cookies:
+            seen.setdefault((cookie.name, cookie.domain, cookie.path), []).append((visit, cookie))
+    site = classifier.site
+    findings = []
+    for (name, domain, path), sightings in sorted(seen.items()):
+        verdict = classifier.cookie(name, domain)
+        # the representative sighting: one that names what set it, then the first by (set_by, url)
+        _, first = min(sightings, key=lambda item: (item[1].set_by_url == "", item[1].set_by, item[1].set_by_url))
+        lifetimes = [days for _, cookie in sightings if (days := _days(cookie, crawl)) is not None]
+        expires_days = round(max(lifetimes), 1) if lifetimes else None
+        suggestion = None if verdict.declared else classifier.suggest(name, verdict)
+        block = None
+        if not verdict.declared:
+            block = config_block(
+                site_id=site.id if site else None,
+                name=name,
+                domain=domain,
+                site_hosts=crawl.site_hosts,
+                verdict=verdict,
+                suggestion=suggestion,
+                expires_days=expires_days,
+            )
+        findings.append(
+            CookieFinding(
+                name=name,
+                domain=domain,
+                path=path,
+                category=verdict.category,
+                classified_by=verdict.classified_by,
+                declared=verdict.declared,
+                set_by=first.set_by,
+                set_by_url=first.set_by_url,
+                expires_days=expires_days,
+                http_only=first.http_only,
+                secure=first.secure,
+                same_site=first.same_site,
+                states=_ordered_states(visit.state for visit, _ in sightings),
+                pages=tuple(sorted({visit.url for visit, _ in sightings})),
+                suggestion=suggestion,
+                config=block,
+            )
+        )
+    return tuple(findings)
+
+
+def _storage(visits: list[PageVisit], classifier: Classifier) -> tuple[StorageFinding, ...]:
+    seen: dict[tuple[str, str], list[PageVisit]] = {}
+    for visit in visits:
+        for item in visit.storage:
+            seen.setdefault((item.key, item.kind), []).append(visit)
+    return tuple(
+        StorageFinding(
+            key=key,
+            kind=kind,  # type: ignore[arg-type]
+            category=classifier.storage(key),
+            states=_ordered_states(visit.state for visit in where),
+            pages=tuple(sorted({visit.url for visit in where})),
+        )
+        for (key, kind), where in sorted(seen.items())
+    )
+
+
+def _third_parties(visits: list[PageVisit], classifier: Classifier) -> tuple[ThirdParty, ...]:
+    seen: dict[str, list[tuple[PageVisit, str]]] = {}
+    for visit in visits:
+        for request in visit.requests:
+            seen.setdefault(request.host.lower(), []).append((visit, request.resource_type))
+    parties = []
+    for host, sightings in sorted(seen.items()):
+        category, by = classifier.third_party(host)
+        parties.append(
+            ThirdParty(
+                host=host,
+                category=category,
+                classified_by=by,
+                loaded=tuple(sorted({kind for _, kind in sightings})),
+                states=_ordered_states(visit.state for visit, _ in sightings),
+                pages=tuple(sorted({visit.url for visit, _ in sightings})),
+            )
+        )
+    return tuple(parties)
+
+
+def _consent_violations(visits: list[PageVisit], classifier: Classifier) -> Iterable[Violation]:
+    """What a page stored or loaded before a decision or after "Reject all" that it needed consent for."""
+    for visit in visits:
+        kind = _JUDGED.get(visit.state)
+        if kind is None:
+            continue
+        when = _WHEN[kind]
+        for cookie in visit.cookies:
+            category = classifier.cookie(cookie.name, cookie.domain).category
+            if category != "essential":
+                by = f"by {cookie.set_by}" + (f" {cookie.set_by_url}" if cookie.set_by_url else "")
+                detail = f"{category or 'unknown'} cookie set {when} ({by})"
+                yield Violation(kind, "cookie", cookie.name, None, visit.state, visit.url, detail)
+        for item in visit.storage:
+            category = classifier.storage(item.key)
+            if category != "essential":
+                detail = f"{category or 'unknown'} {item.kind} key written {when} (origin {item.origin})"
+                yield Violation(kind, "storage", item.key, None, visit.state, visit.url, detail)
+        for request in visit.requests:
+            category, _ = classifier.third_party(request.host)
+            if category is not None and category != "essential":
+                detail = f"{category} host loaded {when} ({request.resource_type} {request.url})"
+                yield Violation(kind, "request", None, request.host.lower(), visit.state, visit.url, detail)
+
+
+def _cookie_violations(visits: list[PageVisit], crawl: Crawl, classifier: Classifier) -> Iterable[Violation]:
+    """Over-long lifetimes and, with a site, undeclared cookies: once per cookie, where it was first seen."""
+    site = classifier.site
+    reported: set[tuple[str, str, str, str]] = set()
+    for visit in sorted(visits, key=lambda v: (_state_index(v.state), v.url)):
+        for cookie in visit.cookies:
+            identity = (cookie.name, cookie.domain, cookie.path)
+            verdict = classifier.cookie(cookie.name, cookie.domain)
+            limit = _allowed_lifetime(verdict, site)
+            days = _days(cookie, crawl)
+            if (
+                limit is not None
+                and days is not None
+                and (limit.seconds is None or days * 86400 > limit.seconds)
+                and ("expiry", *identity) not in reported
+            ):
+                reported.add(("expiry", *identity))
+                detail = f"expires in {days:.1f} days; {verdict.category} cookies may live {limit.describe()}"
+                yield Violation("expiry_over_cap", "cookie", cookie.name, None, visit.state, visit.url, detail)
+            if site is not None and not verdict.declared and ("undeclared", *identity) not in reported:
+                reported.add(("undeclared", *identity))
+                detail = f"{verdict.category or 'unknown'} cookie on {cookie.domain} not in [[sites.{site.id}.cookies]]"
+                yield Violation("undeclared", "cookie", cookie.name, None, visit.state, visit.url, detail)
+
+
+def _allowed_lifetime(verdict: CookieVerdict, site: SiteSettings | None) -> Lifetime | None:
+    """min(declared lifetime, category cap), as ConsentMiddleware caps; None for an unknown cookie (no rule)."""
+    rule = verdict.rule
+    if rule is None or verdict.category is None:
+        return None
+    cap = site.cap_for(verdict.category) if site is not None else DEFAULT_CAPS.get(verdict.category)
+    return rule.lifetime if cap is None else shorter(rule.lifetime, cap)
+
+
+def _notes(crawl: Crawl, visits: list[PageVisit], *, site: SiteSettings | None, banner: bool) -> tuple[str, ...]:
+    notes = list(crawl.notes)
+    if not banner:
+        notes.append("No consent-gateway banner found: pages were visited in the no-decision state only.")
+    if site is None:
+        notes.append("No site given (--site): undeclared cookies were not checked; caps are the 13-month default.")
+    for visit in visits:
+        if visit.error:
+            notes.append(f"{visit.url} ({visit.state}): {visit.error}")
+    return tuple(notes)
