@@ -22,6 +22,7 @@ from gateway.clock import Clock
 from gateway.cookies.lifetimes import Lifetime
 from gateway.ingest.visitor import SaltKeeper
 from gateway.periodic import Periodic
+from gateway.scan.schedule import enqueue_scheduled
 from gateway.settings import Retention, Settings
 from gateway.storage.leader import Leadership
 from gateway.storage.retention import PurgeCounts
@@ -109,6 +110,7 @@ class Maintenance:
         ``poll_seconds``: how often to check (default: the rollup interval, at most a minute); a
         follower takes over from a stopped leader within one poll."""
         self._store = store
+        self._settings = settings
         self._salts = salts
         self._retention = settings.retention
         self._zones = settings.zones
@@ -150,6 +152,7 @@ class Maintenance:
             return MaintenanceRun(None, None, leading=False)
         if self._salts is not None:
             await self._salts.salts(now)  # past 00:30 UTC this deletes yesterday's salt for good
+        await enqueue_scheduled(self._store, self._settings, now)  # the sites' scheduled compliance scans
         if self._last_purge_day != today:
             cutoffs = retention_cutoffs(now, self._retention)
             early = await roll_up_dirty(self._store, self._zones, floors=self._floors)  # the heavy part, off the writer

@@ -10,6 +10,8 @@ At most one scan per site is queued or running: a partial unique index refuses a
 two owners pressing "Scan now" at once (on two nodes) queue one scan.
 """
 
+# ruff: noqa: S608 - the only text put into SQL is _COLUMNS, a constant; every value is a parameter
+
 from __future__ import annotations
 
 import json
@@ -117,9 +119,7 @@ def _enqueue(connection: Connection, site_id: str, url: str, trigger: Trigger, m
     return int(row[0])
 
 
-async def enqueue_scan(
-    store: Store, site_id: str, url: str, *, trigger: Trigger, max_pages: int, now: datetime
-) -> int:
+async def enqueue_scan(store: Store, site_id: str, url: str, *, trigger: Trigger, max_pages: int, now: datetime) -> int:
     """Queue a scan of ``url`` and return its id; ``ScanAlreadyActive`` when the site has one queued or running."""
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown scan trigger {trigger!r}")
@@ -241,6 +241,12 @@ async def record_finished_scan(
         return int(row[0])
 
     return await store.write(insert)
+
+
+async def queue_busy(store: Store) -> bool:
+    """Whether any scan is queued or running (on any site): the worker's cheap check before it claims."""
+    rows = await store.fetch_all("SELECT 1 FROM scans WHERE status IN ('queued', 'running') LIMIT 1", ())
+    return bool(rows)
 
 
 async def list_scans(store: Store, site_id: str, *, limit: int = 20, offset: int = 0) -> list[Scan]:
