@@ -156,32 +156,54 @@ class FilteredVisits:
     ) -> dict[date, DayCells]:
         """Each day's cells of ``dimension`` under that day's conditions, with the visitor numbers of the
         cells under k (their union is "(other)"'s people: no query per day for them)."""
-        found: dict[date, DayCells] = {}
-        wanted: dict[tuple[Condition, ...], list[date]] = {}
+        return (await self.rows_of(site, (dimension,), views, generations))[dimension]
+
+    async def rows_of(
+        self,
+        site: SiteSettings,
+        dimensions: Sequence[str],
+        views: dict[date, tuple[Condition, ...]],
+        generations: dict[date, int],
+    ) -> dict[str, dict[date, DayCells]]:
+        """``rows`` of several dimensions, what is not remembered read in one pass per set of conditions
+        (``visit_days.breakdowns``): a page of panels finds its visits once."""
+        found: dict[str, dict[date, DayCells]] = {dimension: {} for dimension in dimensions}
+        wanted: dict[tuple[Condition, ...], dict[date, list[str]]] = {}
         k = site.min_visitors
-        for day, conditions in views.items():
-            key = ("rows", site.id, day, generations.get(day), dimension, frozenset(conditions), k)
-            cached = self._get(key)
-            if cached is not None:
-                found[day] = cached  # type: ignore[assignment]
-            else:
-                wanted.setdefault(conditions, []).append(day)
-        for conditions, days in wanted.items():
-            first, last = min(days).isoformat(), max(days).isoformat()
+        for dimension in found:
+            for day, conditions in views.items():
+                cached = self._get(self._rows_key(site, day, generations, dimension, conditions))
+                if cached is not None:
+                    found[dimension][day] = cached  # type: ignore[assignment]
+                else:
+                    wanted.setdefault(conditions, {}).setdefault(day, []).append(dimension)
+        for conditions, by_day in wanted.items():
+            days = sorted(by_day)
+            first, last = days[0].isoformat(), days[-1].isoformat()
+            asked = tuple(dimension for dimension in found if any(dimension in names for names in by_day.values()))
             driver = await self._driver(site, conditions, first, last)
-            read = await visit_days.breakdown(
-                self._db, site.id, [d.isoformat() for d in days], dimension, conditions, k, driver=driver
+            read = await visit_days.breakdowns(
+                self._db, site.id, [d.isoformat() for d in days], asked, conditions, k, driver=driver
             )
-            by_day = visit_days.figures_by_day(read)
-            for day in days:
-                values = by_day.get(day.isoformat(), {})
-                cells = DayCells.of(
-                    {value: Figures.of(row) for value, (row, _) in values.items()},
-                    {value: people for value, (_, people) in values.items() if people is not None},
-                )
-                found[day] = cells
-                self._put(("rows", site.id, day, generations.get(day), dimension, frozenset(conditions), k), cells)
+            for dimension in asked:
+                by_value = visit_days.figures_by_day(read[dimension])
+                for day, names in by_day.items():
+                    if dimension not in names:
+                        continue
+                    values = by_value.get(day.isoformat(), {})
+                    cells = DayCells.of(
+                        {value: Figures.of(row) for value, (row, _) in values.items()},
+                        {value: people for value, (_, people) in values.items() if people is not None},
+                    )
+                    found[dimension][day] = cells
+                    self._put(self._rows_key(site, day, generations, dimension, conditions), cells)
         return found
+
+    @staticmethod
+    def _rows_key(
+        site: SiteSettings, day: date, generations: dict[date, int], dimension: str, conditions: tuple[Condition, ...]
+    ) -> _Key:
+        return ("rows", site.id, day, generations.get(day), dimension, frozenset(conditions), site.min_visitors)
 
     async def _series(
         self, site: SiteSettings, dimension: str, value: str, first: str, last: str

@@ -104,6 +104,19 @@ _CELL = (
     "sum(CASE WHEN {where} THEN bounce END)",
     "sum(CASE WHEN {where} THEN duration END)",
 )
+#: The columns of a stored visit the figures of a breakdown read (``_FIGURES``, entry and exit pages).
+_VISIT_FIGURES = (
+    "day",
+    "visit_id",
+    "visitor",
+    "pageviews",
+    "events",
+    "bounce",
+    "duration",
+    "started",
+    "visit_pageviews",
+    "visit_events",
+)
 _FIGURES = "count(DISTINCT {c}visitor), count(*), sum({f}pageviews), sum({f}events), sum({v}bounce), sum({v}duration)"
 # The visitor numbers of a row of fewer than k visitors (NULL for the others): "(other)"'s people are
 # the union of its small rows' visitors, so they are counted in the breakdown's own pass.
@@ -265,31 +278,62 @@ async def breakdown(
     """``(day, value, figures..., small visitors)`` of ``dimension`` under ``conditions`` on each of
     ``days``, the way ``figures_sql`` counts them (entry and exit pages: the visits started that day);
     the last column lists the visitor numbers of a row of fewer than ``k`` visitors (else NULL)."""
-    if not days:
-        return []
+    found = await breakdowns(db, site_id, days, (dimension,), conditions, k, driver=driver)
+    return found.get(dimension, [])
+
+
+async def breakdowns(
+    db: Store,
+    site_id: str,
+    days: Sequence[str],
+    dimensions: Sequence[str],
+    conditions: Sequence[Condition],
+    k: int,
+    *,
+    driver: Condition | None = None,
+) -> dict[str, list[Row]]:
+    """``breakdown``'s rows of several dimensions under the same conditions, in one statement: the
+    matching visits are read once (a materialised CTE) and grouped once per dimension. A filtered
+    overview asks five panels; read one by one, each found the same visits through the index again
+    (a table lookup per visit), most of a 30-day view's first request at 10M events."""
+    if not days or not dimensions:
+        return {}
     in_days, day_values = _days(min(days), max(days), "v.")
     where, values = _where(conditions, "v.")
     small = _SMALL_VISITORS[db.dialect]
-    if dimension in EVENT_DIMENSIONS:
-        sql = (
-            f"SELECT v.day, f.value, {_FIGURES.format(c='f.', v='v.', f='f.')}, {small.format(c='f.')}"
-            f" FROM {_visits(db, driver, alias='v')} JOIN visit_day_values AS f"
-            " ON f.site_id = v.site_id AND f.day = v.day AND f.visit_id = v.visit_id AND f.dimension = ?"
-            f" WHERE v.site_id = ? AND {in_days} AND {where} GROUP BY v.day, f.value"
-        )
-        parameters: list[Any] = [k, dimension, site_id, *day_values, *values]
-    else:
-        started = dimension in STARTED_VISIT_DIMENSIONS
-        value = "''" if dimension == "all" else f"v.{dimension}"
-        figures = _FIGURES.format(c="v.", v="v.", f="v.visit_" if started else "v.")
-        sql = (
-            f"SELECT v.day, {value}, {figures}, {small.format(c='v.')} FROM {_visits(db, driver, alias='v')}"
-            f" WHERE v.site_id = ? AND {in_days} AND {where}"
-            f"{' AND v.started = 1' if started else ''} GROUP BY v.day, {value}"
-        )
-        parameters = [k, site_id, *day_values, *values]
+    columns = (*_VISIT_FIGURES, *sorted({name for name in dimensions if name in _COLUMNS}))
+    matched = (
+        f"SELECT {', '.join(f'v.{column}' for column in columns)} FROM {_visits(db, driver, alias='v')}"
+        f" WHERE v.site_id = ? AND {in_days} AND {where}"
+    )
+    parameters: list[Any] = [site_id, *day_values, *values]
+    parts = []
+    for index, dimension in enumerate(dimensions):
+        if dimension in EVENT_DIMENSIONS:
+            parts.append(
+                f"SELECT {index}, v.day, f.value, {_FIGURES.format(c='f.', v='v.', f='f.')}, {small.format(c='f.')}"
+                " FROM matched AS v JOIN visit_day_values AS f"
+                " ON f.site_id = ? AND f.day = v.day AND f.visit_id = v.visit_id AND f.dimension = ?"
+                " GROUP BY v.day, f.value"
+            )
+            parameters.extend([k, site_id, dimension])
+        else:
+            started = dimension in STARTED_VISIT_DIMENSIONS
+            value = "''" if dimension == "all" else f"v.{dimension}"
+            figures = _FIGURES.format(c="v.", v="v.", f="v.visit_" if started else "v.")
+            parts.append(
+                f"SELECT {index}, v.day, {value}, {figures}, {small.format(c='v.')} FROM matched AS v"
+                f"{' WHERE v.started = 1' if started else ''} GROUP BY v.day, {value}"
+            )
+            parameters.append(k)
+    materialized = "MATERIALIZED " if len(dimensions) > 1 else ""
+    sql = f"WITH matched AS {materialized}({matched}) " + " UNION ALL ".join(parts)
     wanted = set(days)
-    return [tuple(row) for row in await db.fetch_all(sql, parameters) if str(row[0]) in wanted]
+    found: dict[str, list[Row]] = {dimension: [] for dimension in dimensions}
+    for row in await db.fetch_all(sql, parameters):
+        if str(row[1]) in wanted:
+            found[dimensions[int(row[0])]].append(tuple(row)[1:])
+    return found
 
 
 def figures_by_day(rows: Sequence[Row]) -> Mapping[str, dict[str, tuple[Row, frozenset[int] | None]]]:

@@ -109,6 +109,7 @@ class DashboardPages:
         k = audience.site.min_visitors
         chart = render_chart(current, previous, k=k)
         panels = []
+        await self.stats.prefetch(query, [view.tab(key) for _, key, _ in PANELS])
         for title, key, tabs in PANELS:
             dimension = view.tab(key)
             result = await self.stats.breakdown(query, dimension)
@@ -267,6 +268,7 @@ class DashboardPages:
         if not audience.read_only:
             tabs += [("consent", "Consent", view.url("/consent")), ("cookies", "Cookies", view.url("/cookies"))]
             if audience.viewer is not None and audience.viewer.is_owner(audience.site.id):
+                tabs.append(("compliance", "Compliance", f"{base}/compliance"))
                 tabs.append(("settings", "Settings", f"{base}/settings"))
         return {
             "site": audience.site,

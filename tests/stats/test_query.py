@@ -329,6 +329,34 @@ def test_stored_visits_give_the_raw_events_answers(tmp_path: Path) -> None:
         assert stored == raw
 
 
+def test_breakdowns_read_together_give_the_same_rows_as_one_by_one(tmp_path: Path) -> None:
+    """A page of panels reads its breakdowns in one pass (``Stats.prefetch``): the same rows as each
+    breakdown read alone, and as raw events, for "is", "is not" and two conditions."""
+    path, shop = filled(tmp_path)
+    views = (["browser==Chrome", "os==Linux"], ["browser!=Chrome"], ["country==DE", "device!=mobile"])
+    dimensions = ("page", "source", "country", "entry_page", "exit_page", "event", "browser")
+    now = FixedClock(datetime(2026, 3, 12, 9, 0, tzinfo=UTC))
+
+    async def both(db: Database) -> list[tuple[object, object, object]]:
+        together, alone, raw = Stats(db, now), Stats(db, now), Stats(db, now, raw_events=True)
+        triples: list[tuple[object, object, object]] = []
+        for filters in views:
+            query = StatsQuery(exact(shop), BOTH_DAYS, parse_filters(filters))
+            await together.prefetch(query, dimensions)
+            for dimension in dimensions:
+                triples.append(
+                    (
+                        await together.breakdown(query, dimension),
+                        await alone.breakdown(query, dimension),
+                        await raw.breakdown(query, dimension),
+                    )
+                )
+        return triples
+
+    for together, alone, raw in run(path, both):
+        assert together == alone == raw
+
+
 def test_a_remembered_sum_of_settled_days_is_read_again_after_they_are_rebuilt(tmp_path: Path) -> None:
     path, shop = filled(tmp_path)
     week = Period("custom", date(2026, 3, 10), date(2026, 3, 12))  # the 10th and 11th settle; the 12th is fresh
