@@ -16,6 +16,7 @@ from gateway.clock import Clock, CorrectedClock, SystemClock
 from gateway.clock_sync import ClockSync
 from gateway.consent.impressions import ImpressionCounter
 from gateway.consent.middleware import load_catalog
+from gateway.consent.report import ScriptCookieSightings
 from gateway.consent.token import ConsentTokenCodec
 from gateway.context import GatewayContext
 from gateway.cookies.catalog import CookieCatalog
@@ -27,11 +28,14 @@ from gateway.ingest.visitor import SaltKeeper, visitor_key
 from gateway.ingest.writer_process import ProcessWriteBuffer
 from gateway.maintenance import Maintenance
 from gateway.metrics import NODE_ENVIRONMENT, Metrics, MetricsPublisher
+from gateway.scan.jobs import ScanJobs, Scanner, browser_scanner, this_node
 from gateway.settings import Settings, load_settings
 from gateway.storage.location import PostgresUrl
 from gateway.storage.store import open_store
 from gateway.web.admin import admin_routes
+from gateway.web.compliance import CompliancePages
 from gateway.web.consent_api import consent_routes
+from gateway.web.cookie_sightings import cookie_sighting_routes
 from gateway.web.dashboard import DashboardPages
 from gateway.web.dashboard_auth import DashboardAuth
 from gateway.web.dashboard_reports import ReportPages
@@ -56,6 +60,8 @@ def create_app(
     bundles: Bundles | None = None,
     writer_process: bool = False,
     node: str | None = None,
+    scanner: Scanner | None = None,
+    scan_poll_seconds: float = 5.0,
 ) -> Starlette:
     """The gateway as an ASGI app.
 
@@ -70,6 +76,9 @@ def create_app(
 
     ``node``: the node id this process's ``/metrics`` shares with its sibling workers
     (gateway/metrics.py); None is a node of its own.
+
+    ``scanner``: what runs a compliance scan (gateway/scan/jobs.py; default Chromium through Playwright);
+    ``scan_poll_seconds``: how often the scan worker looks at the queue.
     """
     # Several nodes on one PostgreSQL server read their clocks corrected to the server's (ClockSync).
     corrected = CorrectedClock() if clock is None and isinstance(settings.database, PostgresUrl) else None
@@ -101,7 +110,16 @@ def create_app(
     publisher = MetricsPublisher(database, metrics, clock)
     sender = OutboxSender(database, settings.forwarders, clock)
     impressions = ImpressionCounter(database, clock)
+    script_cookies = ScriptCookieSightings(database, clock)
     clock_sync = ClockSync(database, corrected) if corrected is not None else None
+    scans = ScanJobs(
+        database,
+        settings,
+        clock,
+        scanner or browser_scanner(settings, clock),
+        node=this_node(),
+        poll_seconds=scan_poll_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -110,6 +128,7 @@ def create_app(
             await clock_sync.start()  # before anything stamps a time
         await context.buffer.start()
         await maintenance.start()  # rollups and the daily purge
+        await scans.start()  # the compliance scans queued by the dashboard or the schedule
         await publisher.start()  # this worker's metrics, for /metrics answered by any worker
         if settings.forwarders:
             await sender.start()
@@ -121,10 +140,12 @@ def create_app(
             yield
         finally:
             await publisher.stop()
+            await scans.stop()  # a scan in progress is marked failed, not left to its lease
             await maintenance.stop()
             await context.buffer.stop()  # every queued event is written before the database closes
             await sender.stop()
             await impressions.close()  # the banner impressions counted since the last flush
+            await script_cookies.close()  # the cookie names the snippet reported since the last flush
             if clock_sync is not None:
                 await clock_sync.stop()
             await context.database.close()
@@ -140,12 +161,16 @@ def create_app(
         *metrics_routes(context, publisher),
         *health_routes(context, maintenance_leader=lambda: maintenance.leading),
         *snippet_routes(context, bundles, impressions),
+        *cookie_sighting_routes(context, script_cookies),
         *privacy_routes(context),
         *auth.routes(),
         *admin_routes(context, auth),
         *pages.routes(),
-        *ReportPages(context, auth, pages, impressions=impressions).routes(),  # flushed before the report reads
+        *ReportPages(
+            context, auth, pages, impressions=impressions, script_cookies=script_cookies
+        ).routes(),  # flushed before the reports read
         *SiteSettingsPages(context, auth, pages, bundles).routes(),
+        *CompliancePages(context, auth, pages, wake=scans.wake).routes(),
         *SharedDashboard(context, auth, pages).routes(),
         *stats_api_routes(context),
     ]

@@ -1,4 +1,4 @@
-/*! consent-gateway. Sends: site id, language, b=1 if no decision is stored (a banner impression); on a decision: choices, method, policy revision, page path, GPC, consent token. Never cookies: requests omit credentials. */
+/*! consent-gateway. Sends: site id, language, b=1 if no decision is stored (a banner impression); on a decision: choices, method, policy revision, page path, GPC, consent token; the names (never values) of cookies the site does not declare. Never cookies: requests omit credentials. */
 // Google Consent Mode v2: everything but security storage is denied until a decision exists.
 window.dataLayer = window.dataLayer || [];
 function gtag() {
@@ -167,7 +167,10 @@ function expire(name) {
   }));
 }
 
+// Also a check for cookies set by scripts (once the configuration says what the site declares):
+// this runs after each decision, 1 s and 5 s later, and when the page is hidden.
 function clearDenied() {
+  if (config) reportCookies();
   categories().forEach((cat) => {
     if (!state || allows(cat.id)) return;
     document.cookie.split(/; */).forEach((pair) => {
@@ -182,6 +185,23 @@ function clearDenied() {
       // Storage disabled: nothing to clear.
     }
   });
+}
+
+// Cookies set by scripts: the names of those in document.cookie the site does not declare
+// (config.known), each once per page load, at most 20 a report. Only a token followed by "=" at
+// the start of each pair is matched, so no value is ever read into what is sent.
+var reported = new Set();
+
+function reportCookies() {
+  var names = [];
+  document.cookie.split("; ").forEach((pair) => {
+    var name = (pair.match(/^([\w!#$%&'*+.^`|~-]{1,128})=/) || [])[1];
+    if (name && !reported.has(name) && !RegExp(config.known).test(name) && names.length < 20) {
+      reported.add(name);
+      names.push(name);
+    }
+  });
+  if (names[0]) fetch(config.endpoints.cookies, {method: "POST", body: JSON.stringify({s: site, c: names}), keepalive: true, credentials: "omit"}).catch(warn);
 }
 
 // Blocked scripts and iframes run or load once allowed, scripts in document order, once each.
@@ -314,6 +334,9 @@ function startConsent() {
     scan();
     new MutationObserver(scan).observe(document.documentElement, {childList: true, subtree: true});
     trackerFlush();
+    // Cookies set by scripts: now, once the page settled, and whenever denied cookies are cleared.
+    reportCookies();
+    setTimeout(reportCookies, 3000);
     return loadDecision();
   }).catch((error) => warn(config ? "failed" : "gateway unreachable", error)).then(replay).catch(warn);
 }

@@ -1,17 +1,21 @@
 """The cookie report: counted in memory on the hot path, written in batches.
 
 The middleware calls ``observe`` for every ``Set-Cookie``; a flush writes one transaction
-per interval (or when many names are pending) and at shutdown, never one per request.
+per interval (or when many names are pending) and at shutdown, never one per request. The
+gateway's ``/api/cookies`` endpoint counts the names the snippet found in ``document.cookie``
+the same way (``ScriptCookieSightings``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from gateway.storage.cookie_report import CookieTally, add_cookie_tallies
+from gateway.clock import Clock
+from gateway.storage.cookie_report import CookieTally, ScriptSighting, add_cookie_tallies, add_script_sightings
 from gateway.storage.location import DatabaseLocation
 from gateway.storage.store import Store, open_store
 
@@ -130,3 +134,108 @@ class CookieReport:
             assert self._database is not None  # noqa: S101 - flush() checked it
             self._owned = await open_store(self._database).open()
         return self._owned
+
+
+#: Rows a site's cookie report may hold before names reported by script stop adding rows (known ones still count).
+MAX_REPORTED_NAMES = 2000
+
+
+class ScriptCookieSightings:
+    """Cookie names the snippet found in ``document.cookie``, counted in memory and written in batches.
+
+    Like the banner impressions (``gateway.consent.impressions``): one transaction per interval
+    (sooner when many names wait), a timer so a count never waits longer than one interval, and
+    a final flush at shutdown. Only names and counts are kept; the snippet never sends a value.
+    """
+
+    def __init__(
+        self,
+        database: Store,
+        clock: Clock,
+        *,
+        flush_interval: timedelta = timedelta(seconds=10),
+        max_pending: int = 500,
+        max_names: int = MAX_REPORTED_NAMES,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._interval = flush_interval
+        self._max_pending = max_pending
+        self._max_names = max_names
+        self._pending: dict[str, dict[str, ScriptSighting]] = {}
+        self._size = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def count(self, site_id: str, names: Mapping[str, str | None]) -> None:
+        """One page load saw ``names`` (name -> the catalog's category, None when unknown)."""
+        now = self._clock.now()
+        site = self._pending.setdefault(site_id, {})
+        for name, category in names.items():
+            seen = site.get(name)
+            if seen is None:
+                self._size += 1
+            site[name] = (
+                ScriptSighting(category, 1, now, now)
+                if seen is None
+                else replace(seen, category=category, times=seen.times + 1, last_seen=now)
+            )
+        if self._size >= self._max_pending:
+            self._start_flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval.total_seconds(), self._on_timer)
+
+    def pending(self) -> dict[str, dict[str, ScriptSighting]]:
+        return {site: dict(names) for site, names in self._pending.items()}
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._start_flush()
+
+    def _start_flush(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        """Write what is pending, one transaction per site; on failure the counts wait for the next try."""
+        async with self._lock:
+            batch, self._pending, self._size = self._pending, {}, 0
+            for site_id, names in batch.items():
+                try:
+                    left_out = await add_script_sightings(self._database, site_id, names, max_names=self._max_names)
+                except Exception:  # the report must never break the requests that feed it
+                    log.exception("script cookie flush failed; %d names kept for the next flush", len(names))
+                    self._keep(site_id, names)
+                    continue
+                if left_out:
+                    log.warning(
+                        "site %s: %d names reported by script left out, its cookie report holds %d names already",
+                        site_id,
+                        left_out,
+                        self._max_names,
+                    )
+
+    def _keep(self, site_id: str, names: Mapping[str, ScriptSighting]) -> None:
+        site = self._pending.setdefault(site_id, {})
+        for name, seen in names.items():
+            newer = site.get(name)
+            if newer is None:
+                self._size += 1
+                site[name] = seen
+            else:
+                site[name] = replace(newer, times=newer.times + seen.times, first_seen=seen.first_seen)
+
+    async def flushes_done(self) -> None:
+        """Return once every background flush started so far has finished."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop the timer, wait for background flushes, write the rest (before the database closes)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.flushes_done()
+        await self.flush()

@@ -5,11 +5,11 @@ The consent report reads the proof log and the banner impressions
 per day cell (``gateway/stats/consent.py``): every count it shows stands for at least k distinct
 consent ids, "(other)" included, and withheld reads like zero ("< k"). It first writes this
 worker's buffered banner impressions, so the decision rate is not read against impressions still
-in memory. The cookie report lists what the middleware saw (``gateway/storage/cookie_report.py``):
-cookie names say nothing about visitors, but a count does, so a count under k (zero included)
-reads "< k", and a cookie seen fewer than k times shows no first or last time. The classify page
-writes the TOML block an operator pastes into the site's config: the config is a file, so the web
-page never changes anything.
+in memory. The cookie report lists what the middleware and the snippet saw
+(``gateway/storage/cookie_report.py``): cookie names say nothing about visitors, but a count does,
+so a count under k (zero included) reads "< k", and a cookie seen fewer than k times shows no first
+or last time. The classify page writes the TOML block an operator pastes into the site's config:
+the config is a file, so the web page never changes anything.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.categories import CATEGORIES, CONSENT_CATEGORIES, Category
 from gateway.consent.impressions import ImpressionCounter
+from gateway.consent.report import ScriptCookieSightings
 from gateway.context import GatewayContext
 from gateway.cookies.catalog import CatalogError, CookieCatalog, CookieRule, rules_from_entries
 from gateway.cookies.lifetimes import Lifetime, parse_lifetime, shorter
@@ -36,7 +37,7 @@ from gateway.settings import SiteSettings
 from gateway.stats.consent import CATEGORY_COLOURS, ConsentReport, consent_buckets, percent, render_rate_chart
 from gateway.stats.period import Interval
 from gateway.storage.consent_report import ConsentFigures, consent_cells, impressions_by_day
-from gateway.storage.cookie_report import CookieTally, cookie_report
+from gateway.storage.cookie_report import CookieTally, SeenBy, cookie_report
 from gateway.web.dashboard import Audience, DashboardPages
 from gateway.web.dashboard_auth import DashboardAuth
 
@@ -58,6 +59,9 @@ class CookieRow:
     times_set: str
     times_blocked: str
     times_capped: str
+    #: How it was seen ("header", "script" or "both") and the page loads whose snippet found it set.
+    seen_by: SeenBy
+    times_seen_by_script: str
 
 
 def cookie_rows(tallies: Iterable[CookieTally], catalog: CookieCatalog, zone: tzinfo, k: int) -> list[CookieRow]:
@@ -72,19 +76,32 @@ def cookie_rows(tallies: Iterable[CookieTally], catalog: CookieCatalog, zone: tz
         rule = catalog.classify(tally.name).rule
         category = rule.category if rule else _category_or_none(tally.category)
         longest = "session" if tally.longest_asked is None else human_duration(tally.longest_asked)
-        observed = tally.times_set + tally.times_blocked
-        seen = (
+        observed = tally.times_set + tally.times_blocked + tally.times_seen_by_script
+        first_seen, last_seen = (
             [moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") for moment in (tally.first_seen, tally.last_seen)]
             if observed >= k
             else ["–", "–"]
         )
-        counts = [_floored(count, k) for count in (tally.times_set, tally.times_blocked, tally.times_capped)]
-        rows.append(CookieRow(tally, category, rule.vendor if rule else "", longest, *seen, *counts))
+        rows.append(
+            CookieRow(
+                tally,
+                category,
+                rule.vendor if rule else "",
+                longest,
+                first_seen,
+                last_seen,
+                times_set=_floored(tally.times_set, k),
+                times_blocked=_floored(tally.times_blocked, k),
+                times_capped=_floored(tally.times_capped, k),
+                seen_by=tally.seen_by,
+                times_seen_by_script=_floored(tally.times_seen_by_script, k),
+            )
+        )
     return sorted(
         rows,
         key=lambda row: (
             row.category is not None,
-            -(row.tally.times_set if row.tally.times_set >= k else 0),
+            -sum(count for count in (row.tally.times_set, row.tally.times_seen_by_script) if count >= k),
             row.tally.name,
         ),
     )
@@ -129,12 +146,15 @@ class ReportPages:
         pages: DashboardPages,
         *,
         impressions: ImpressionCounter | None = None,
+        script_cookies: ScriptCookieSightings | None = None,
     ) -> None:
         self.context = context
         self.auth = auth
         self.pages = pages
         #: This worker's banner impression counter, flushed before the report reads (None in tests of the page only).
         self.impressions = impressions
+        #: This worker's count of cookie names reported by the snippet, flushed before the cookie report reads.
+        self.script_cookies = script_cookies
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -202,6 +222,9 @@ class ReportPages:
         if isinstance(view, Response):
             return view
         site = audience.site
+        if self.script_cookies is not None:  # what this worker counted since its last flush, shown at once
+            await self.script_cookies.flushes_done()
+            await self.script_cookies.flush()
         rows = cookie_rows(
             await cookie_report(self.context.database, site.id), self._catalog(site), site.zone, site.min_visitors
         )

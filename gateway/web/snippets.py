@@ -4,13 +4,16 @@
 tracker alone. Each is also served at a versioned, immutable URL (``/c.<version>.js``) so a
 site can pin it with Subresource Integrity; the unversioned URL is cached briefly so updates
 reach visitors. Bodies are built once at start-up from ``snippets/`` and ``consent_ui/``:
-whole-line ``//`` comments and indentation are stripped (the sources stay readable) and a
-gzip copy is kept for clients that accept it.
+whole-line ``//`` comments are dropped and the whitespace the code does not need goes
+(``gateway/web/js_compact.py``; the sources stay readable), and a gzip copy is kept for clients
+that accept it.
 
 ``/api/config/<site>?lang=xx`` tells the script what the site needs: its categories with their
 services, the cookies listed in the dialog (the site's rules, its services' cookies and every
 cookie the middleware has seen on it), the cookie names to clear on withdrawal, the texts for
-the visitor's language and the banner's look. With ``&b=1`` (the browser holds no decision, so
+the visitor's language and the banner's look, and ``known``: a pattern of the cookie names the site
+declares (its ``[[sites.ID.cookies]]`` rules) and the gateway's own, which the snippet does not
+report as set by scripts (``gateway/web/cookie_sightings.py``). With ``&b=1`` (the browser holds no decision, so
 the banner will show) the request also counts one banner impression per site, UTC day, country
 and device; the answer is the same, and a 304 counts too.
 """
@@ -33,6 +36,7 @@ from starlette.routing import Route
 
 from gateway.categories import CATEGORIES, Category
 from gateway.consent.impressions import ImpressionCounter
+from gateway.consent.middleware import CONSENT_COOKIE
 from gateway.consent.texts import pick_language, texts_for
 from gateway.context import GatewayContext
 from gateway.cookies.catalog import CookieCatalog, CookieRule
@@ -42,6 +46,7 @@ from gateway.settings import SiteSettings
 from gateway.storage.cookie_report import cookie_report
 from gateway.web.cors import cors_headers
 from gateway.web.errors import ClientError
+from gateway.web.js_compact import compact_js
 
 SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
@@ -52,6 +57,7 @@ _CONSENT_SOURCES = ("consent.js", "ui.js", "tracker.js")
 _TRACKER_SOURCES = ("tracker.js",)
 _PAGE_ONLY_TEXTS = ("privacy.", "method.", "choice.")
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_REGEX_SPECIAL = re.compile(r"[\\^$.*+?()[\]{}|/-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +124,7 @@ def build_bundles(snippets: Path | None = None, consent_ui: Path | None = None) 
 
 
 def _script(name: str, folder: Path, sources: tuple[str, ...], *, css: str, texts: dict[str, str]) -> Script:
-    code = "\n".join(strip_js((folder / source).read_text(encoding="utf-8")) for source in sources)
+    code = compact_js("\n".join(strip_js((folder / source).read_text(encoding="utf-8")) for source in sources))
     version = hashlib.sha256(f"{code}\0{css}\0{json.dumps(texts, sort_keys=True)}".encode()).hexdigest()[:12]
     code = (
         code.replace("__CG_CSS__", json.dumps(css))
@@ -271,6 +277,29 @@ def site_config_json(
         },
         "cookie_domain": f".{site.consent_cookie_domain}" if site.consent_cookie_domain else None,
         "banner": {"position": site.banner.position, "theme": dict(site.banner.theme)},
-        "endpoints": {"consent": "consent", "event": "api/event", "privacy": f"privacy?site={site.id}"},
+        "endpoints": {
+            "consent": "consent",
+            "event": "api/event",
+            "privacy": f"privacy?site={site.id}",
+            "cookies": "api/cookies",
+        },
+        "known": known_cookies_pattern(site, catalog),
         "analytics_consent": site.analytics_consent,
     }
+
+
+def known_cookies_pattern(site: SiteSettings, catalog: CookieCatalog) -> str:
+    """A JavaScript regular expression matching the names the snippet leaves out of its cookie reports.
+
+    They are the cookies the site declares (its own rules, patterns included: ``*`` matches any run
+    of characters, as ``CookieRule`` matches) and the gateway's own. Any other cookie in
+    ``document.cookie`` is reported, also one the shipped catalog knows: the site has not said it sets it.
+    """
+    names = {rule.name for rule in site.cookie_rules}
+    names |= {rule.name for rule in catalog.rules if rule.service == "consent-gateway"}
+    names.add(CONSENT_COOKIE)
+    choices = (
+        ".*".join(_REGEX_SPECIAL.sub(lambda m: "\\" + m.group(), part) for part in name.split("*"))
+        for name in sorted(names)
+    )
+    return f"^(?:{'|'.join(choices)})$"

@@ -103,7 +103,13 @@ def test_site_config_lists_categories_services_cookies_texts_and_look(gateway: h
     assert "_ga" in by_id["analytics"]["clear"] and "cg_consent" not in by_id["analytics"]["clear"]
     assert by_id["analytics"]["storage"] == ["_hjSession*"]
     assert config["banner"] == {"position": "box", "theme": {"--cg-accent": "#0b57d0"}}
-    assert config["endpoints"] == {"consent": "consent", "event": "api/event", "privacy": "privacy?site=shop"}
+    assert config["endpoints"] == {
+        "consent": "consent",
+        "event": "api/event",
+        "privacy": "privacy?site=shop",
+        "cookies": "api/cookies",
+    }
+    assert config["known"] == "^(?:cg_consent|shop_theme)$"  # declared names the snippet does not report
 
 
 def test_site_config_refuses_unknown_sites_and_foreign_origins(gateway: httpx.Client) -> None:
