@@ -60,10 +60,11 @@ class Classifier:
         settings: Settings,
         opencookiedb: Iterable[CookieRule] = (),
         trackers: TrackerList | None = None,
+        catalog: CookieCatalog | None = None,
     ) -> None:
         self.site = site
         self._site_rules = CookieCatalog(site.cookie_rules if site else ())
-        self._catalog = load_catalog(settings)
+        self._catalog = catalog if catalog is not None else load_catalog(settings)
         self._ocd = CookieCatalog(opencookiedb)
         self._trackers = trackers if trackers is not None else load_trackers()
         self._catalog_is_ocd = _is_ocd_file(settings.catalog)

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Literal
 
 from gateway.categories import Category
-from gateway.cookies.catalog import CookieRule
+from gateway.cookies.catalog import CookieCatalog, CookieRule
 from gateway.cookies.lifetimes import Lifetime, shorter
 from gateway.scan.classify import ClassifiedBy, Classifier, CookieVerdict, Suggestion, config_block
 from gateway.scan.observations import STATES, Crawl, PageVisit, SeenCookie, State
@@ -155,17 +155,24 @@ def build_report(
     settings: Settings,
     opencookiedb: Iterable[CookieRule] = (),
     trackers: TrackerList | None = None,
+    catalog: CookieCatalog | None = None,
 ) -> ScanReport:
-    """Classify and judge what ``crawl`` saw. ``opencookiedb``: imported Open Cookie Database rules, consulted
-    after the site's rules and the catalog; ``trackers``: the known-tracker list (the shipped one by default)."""
-    classifier = Classifier(site=site, settings=settings, opencookiedb=opencookiedb, trackers=trackers)
+    """Classify and judge what ``crawl`` saw.
+
+    ``opencookiedb``: imported Open Cookie Database rules, consulted after the site's rules and the catalog;
+    ``trackers``: the known-tracker list and ``catalog`` the one ``settings.catalog`` names, each read from
+    disk when not given (a caller building many reports passes them once).
+    """
+    classifier = Classifier(site=site, settings=settings, opencookiedb=opencookiedb, trackers=trackers, catalog=catalog)
     visits = sorted(crawl.visits, key=lambda visit: (visit.url, _state_index(visit.state)))
     states = tuple(state for state in STATES if any(visit.state == state for visit in visits)) or ("none",)
     banner = any(visit.banner for visit in visits)
     cookies = _cookies(visits, crawl, classifier)
-    violations = {v.sort_key: v for v in _consent_violations(visits, classifier)}
-    for violation in _cookie_violations(visits, crawl, classifier):
-        violations.setdefault(violation.sort_key, violation)
+    violations: dict[tuple[str, str, int, str, str], Violation] = {}
+    for violation in (*_consent_violations(visits, classifier), *_cookie_violations(visits, crawl, classifier)):
+        kept = violations.get(violation.sort_key)
+        if kept is None or violation.detail < kept.detail:  # one per key, the same whatever the visits' order
+            violations[violation.sort_key] = violation
     return ScanReport(
         url=crawl.start_url,
         site=site.id if site else None,
@@ -199,6 +206,20 @@ def _days(cookie: SeenCookie, crawl: Crawl) -> float | None:
     return max(0.0, (cookie.expires - crawl.finished_at).total_seconds() / 86400)
 
 
+def _representative(cookie: SeenCookie) -> tuple[bool, str, str, bool, bool, str, float]:
+    """The sighting a finding's attributes come from: one that names what set it, then a fixed order."""
+    expires = cookie.expires.timestamp() if cookie.expires else 0.0
+    return (
+        cookie.set_by_url == "",
+        cookie.set_by,
+        cookie.set_by_url,
+        cookie.http_only,
+        cookie.secure,
+        cookie.same_site or "",
+        expires,
+    )
+
+
 def _cookies(visits: list[PageVisit], crawl: Crawl, classifier: Classifier) -> tuple[CookieFinding, ...]:
     seen: dict[tuple[str, str, str], list[tuple[PageVisit, SeenCookie]]] = {}
     for visit in visits:
@@ -208,8 +229,7 @@ def _cookies(visits: list[PageVisit], crawl: Crawl, classifier: Classifier) -> t
     findings = []
     for (name, domain, path), sightings in sorted(seen.items()):
         verdict = classifier.cookie(name, domain)
-        # the representative sighting: one that names what set it, then the first by (set_by, url)
-        _, first = min(sightings, key=lambda item: (item[1].set_by_url == "", item[1].set_by, item[1].set_by_url))
+        first = min((cookie for _, cookie in sightings), key=_representative)
         lifetimes = [days for _, cookie in sightings if (days := _days(cookie, crawl)) is not None]
         expires_days = round(max(lifetimes), 1) if lifetimes else None
         suggestion = None if verdict.declared else classifier.suggest(name, verdict)
@@ -311,28 +331,31 @@ def _consent_violations(visits: list[PageVisit], classifier: Classifier) -> Iter
 
 
 def _cookie_violations(visits: list[PageVisit], crawl: Crawl, classifier: Classifier) -> Iterable[Violation]:
-    """Over-long lifetimes and, with a site, undeclared cookies: once per cookie, where it was first seen."""
+    """Over-long lifetimes and, with a site, undeclared cookies: once per cookie, where it was first seen
+    (the earliest state, then page; the order the crawl recorded its visits in does not matter)."""
     site = classifier.site
-    reported: set[tuple[str, str, str, str]] = set()
-    for visit in sorted(visits, key=lambda v: (_state_index(v.state), v.url)):
+    first: dict[tuple[str, str, str, str], Violation] = {}
+    for visit in visits:
         for cookie in visit.cookies:
-            identity = (cookie.name, cookie.domain, cookie.path)
             verdict = classifier.cookie(cookie.name, cookie.domain)
             limit = _allowed_lifetime(verdict, site)
             days = _days(cookie, crawl)
-            if (
-                limit is not None
-                and days is not None
-                and (limit.seconds is None or days * 86400 > limit.seconds)
-                and ("expiry", *identity) not in reported
-            ):
-                reported.add(("expiry", *identity))
+            found = []
+            if limit is not None and days is not None and (limit.seconds is None or days * 86400 > limit.seconds):
                 detail = f"expires in {days:.1f} days; {verdict.category} cookies may live {limit.describe()}"
-                yield Violation("expiry_over_cap", "cookie", cookie.name, None, visit.state, visit.url, detail)
-            if site is not None and not verdict.declared and ("undeclared", *identity) not in reported:
-                reported.add(("undeclared", *identity))
+                found.append(Violation("expiry_over_cap", "cookie", cookie.name, None, visit.state, visit.url, detail))
+            if site is not None and not verdict.declared:
                 detail = f"{verdict.category or 'unknown'} cookie on {cookie.domain} not in [[sites.{site.id}.cookies]]"
-                yield Violation("undeclared", "cookie", cookie.name, None, visit.state, visit.url, detail)
+                found.append(Violation("undeclared", "cookie", cookie.name, None, visit.state, visit.url, detail))
+            for violation in found:
+                key = (violation.kind, cookie.name, cookie.domain, cookie.path)
+                if key not in first or _earlier(violation, first[key]):
+                    first[key] = violation
+    return first.values()
+
+
+def _earlier(a: Violation, b: Violation) -> bool:
+    return (_state_index(a.state), a.page, a.detail) < (_state_index(b.state), b.page, b.detail)
 
 
 def _allowed_lifetime(verdict: CookieVerdict, site: SiteSettings | None) -> Lifetime | None:
