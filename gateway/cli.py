@@ -1,4 +1,5 @@
-"""The ``consent-gateway``: serve, demo, snippet, classify, import-cookies, consent, user, apikey, share, rollup, purge.
+"""The ``consent-gateway``: serve, demo, snippet, classify, import-cookies, consent, user, apikey, share, rollup, purge,
+scan.
 
 Every failure a user can cause ends as one line on stderr and exit status 2, never a traceback.
 """
@@ -18,11 +19,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
-from gateway.accounts.api_keys import ApiKeyError, create_api_key, list_api_keys, revoke_api_key
+from gateway.accounts.api_keys import PERMISSIONS, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from gateway.accounts.shared_links import SharedLink, SharedLinkError, SharedLinks
 from gateway.cookies.catalog import CatalogError
+from gateway.scan.command import add_scan_command
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.storage.location import DatabaseLocation, PostgresUrl, parse_database
 from gateway.storage.store import Store, check_store, error_dialect, failure_cause, is_store_error, open_store
@@ -97,11 +99,11 @@ def _parser() -> argparse.ArgumentParser:
         "consent", help="data-subject requests on the proof log", description="Export or erase consent records."
     )
     consent_commands = consent.add_subparsers(required=True, metavar="ACTION")
-    for action, text in (("export", "print every record of a consent id as JSON"), ("erase", "erase a consent id")):
-        sub = consent_commands.add_parser(action, help=text, description=text.capitalize() + ".")
-        sub.add_argument("--id", required=True, dest="consent_id", help="the consent id (from the visitor's token)")
-        _config_option(sub)
-        sub.set_defaults(run=_consent_export if action == "export" else _consent_erase)
+    _add_consent_export(consent_commands)
+    erase = consent_commands.add_parser("erase", help="erase a consent id", description="Erase a consent id.")
+    erase.add_argument("--id", required=True, dest="consent_id", help="the consent id (from the visitor's token)")
+    _config_option(erase)
+    erase.set_defaults(run=_consent_erase)
 
     rollup = commands.add_parser(
         "rollup",
@@ -157,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_key_commands(commands)
     _add_share_commands(commands)
+    add_scan_command(commands, _config_option)  # gateway/scan/command.py: Playwright is imported only by a scan
 
     migrate = commands.add_parser(
         "migrate-store",
@@ -180,6 +183,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_consent_export(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export records: a consent id's (JSON), or a site's over a range of days (CSV or JSON)",
+        description="Print every record of a consent id as JSON (--id), or a site's proof-of-consent log over "
+        "a range of its days, both included, as CSV or JSON (--site --from --to), streamed.",
+    )
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", dest="consent_id", help="the consent id (from the visitor's token)")
+    which.add_argument("--site", help="the site id: export its log from --from to --to")
+    export.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="the first day (the site's time zone)")
+    export.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="the last day, included")
+    export.add_argument("--format", help="csv (default) or json")
+    export.add_argument("--revisions", action="store_true", help="include the banners the records answered (JSON)")
+    export.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+    _config_option(export)
+    export.set_defaults(run=_consent_export)
+
+
 def _add_key_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     apikey = commands.add_parser(
         "apikey",
@@ -191,6 +213,14 @@ def _add_key_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "create", help="create a key", description="Create a key; it is printed once and cannot be shown again."
     )
     create.add_argument("--name", required=True, help="what the key is for, e.g. 'weekly report'")
+    create.add_argument(
+        "--permission",
+        action="append",
+        default=[],
+        choices=sorted(PERMISSIONS),
+        help="also allow this, besides the statistics: "
+        + "; ".join(f"{name}: {what}" for name, what in PERMISSIONS.items()),
+    )
     listing = actions.add_parser("list", help="list the site's keys", description="List the site's keys.")
     revoke = actions.add_parser("revoke", help="revoke a key", description="Revoke a key for good.")
     revoke.add_argument("id", type=int, help="the key's id (from apikey list)")
@@ -358,6 +388,22 @@ def _import_cookies(args: argparse.Namespace) -> int:
 def _consent_export(args: argparse.Namespace) -> int:
     from gateway.storage.consent_log import records_for
 
+    if args.site is not None:
+        return _consent_export_site(args)
+    given = [
+        option
+        for option, value in (
+            ("--from", args.first),
+            ("--to", args.last),
+            ("--format", args.format),
+            ("--revisions", args.revisions),
+            ("--output", args.output),
+        )
+        if value
+    ]
+    if given:
+        raise CommandError(f"{given[0]} works with --site only (--id prints the consent id's records as JSON)")
+
     async def export() -> list[dict[str, object]]:
         async with _open_database(_settings(args)) as db:
             return [record.to_json() for record in await records_for(db, args.consent_id)]
@@ -366,6 +412,34 @@ def _consent_export(args: argparse.Namespace) -> int:
     if not records:
         raise CommandError(f"no consent records for id {args.consent_id!r}")
     print(json.dumps({"consent_id": args.consent_id, "records": records}, indent=2))
+    return 0
+
+
+def _consent_export_site(args: argparse.Namespace) -> int:
+    """A site's log over a range of days, chunk by chunk as the pages are read (never held whole)."""
+    from gateway.consent.export import ExportError, export_consent_log, parse_export
+
+    settings = _settings(args)
+    site = settings.site(_known_site(settings, args.site))
+    assert site is not None  # noqa: S101 - _known_site refused an unknown one
+    try:
+        request = parse_export(site, args.first, args.last, args.format, revisions=args.revisions)
+    except ExportError as error:
+        raise CommandError(str(error)) from None
+
+    async def export(out: TextIO) -> None:
+        async with _open_database(settings) as db:
+            async for chunk in export_consent_log(db, request):
+                out.write(chunk)
+
+    if args.output is None:
+        asyncio.run(export(sys.stdout))
+        return 0
+    try:
+        with args.output.open("w", encoding="utf-8", newline="") as out:
+            asyncio.run(export(out))
+    except OSError as error:
+        raise CommandError(f"cannot write {args.output}: {error.strerror or error}") from None
     return 0
 
 
@@ -515,7 +589,12 @@ def _apikey_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     site = _known_site(settings, args.site)
     key, plaintext = asyncio.run(
-        _accounts(settings, lambda db: create_api_key(db, site, args.name, now=SystemClock().now()))
+        _accounts(
+            settings,
+            lambda db: create_api_key(
+                db, site, args.name, now=SystemClock().now(), permissions=frozenset(args.permission)
+            ),
+        )
     )
     print(plaintext)  # alone on standard output, so a script can capture it
     print(
@@ -534,10 +613,18 @@ def _apikey_list(args: argparse.Namespace) -> int:
         print(f"no API keys for {site} yet: consent-gateway apikey create --site {site} --name NAME")
         return 0
     rows = [
-        (str(k.id), k.name, k.prefix + "...", _when(k.created_at), _when(k.last_used_at, "never"), _when(k.revoked_at))
+        (
+            str(k.id),
+            k.name,
+            k.prefix + "...",
+            " ".join(sorted(k.permissions)) or "stats",
+            _when(k.created_at),
+            _when(k.last_used_at, "never"),
+            _when(k.revoked_at),
+        )
         for k in keys
     ]
-    print(_table(("id", "name", "prefix", "created", "last used", "revoked"), rows))
+    print(_table(("id", "name", "prefix", "may read", "created", "last used", "revoked"), rows))
     return 0
 
 

@@ -109,8 +109,9 @@ def test_an_api_key_is_printed_once_listed_by_prefix_and_revoked(config: Path, t
     assert verified is not None and verified.site_id == "shop" and verified.name == "weekly report"
 
     listing = run("apikey", "list", "--site", "shop", *c, cwd=tmp_path).stdout.splitlines()
-    assert listing[0].split() == ["id", "name", "prefix", "created", "last", "used", "revoked"]
+    assert listing[0].split() == ["id", "name", "prefix", "may", "read", "created", "last", "used", "revoked"]
     assert listing[1].startswith("1 ") and "weekly report" in listing[1] and f"{key[:8]}..." in listing[1]
+    assert " stats " in listing[1] and verified.permissions == frozenset()  # no permission unless given
     assert key[8:] not in "\n".join(listing) and listing[1].rstrip().endswith("-")  # not revoked
     assert run("apikey", "list", "--site", "blog", *c, cwd=tmp_path).stdout.startswith("no API keys for blog yet")
 
@@ -118,6 +119,20 @@ def test_an_api_key_is_printed_once_listed_by_prefix_and_revoked(config: Path, t
     assert revoked.returncode == 0 and revoked.stdout == "revoked API key 1 of shop\n"
     assert with_db(config, lambda db: verify_api_key(db, key, now=SystemClock().now())) is None
     assert not run("apikey", "list", "--site", "shop", *c, cwd=tmp_path).stdout.splitlines()[1].rstrip().endswith("-")
+
+
+def test_a_key_may_be_given_the_consent_log_permission_and_nothing_unknown(config: Path, tmp_path: Path) -> None:
+    c = ("--config", str(config))
+    args = ("apikey", "create", "--site", "shop", "--name", "auditor", "--permission", "consent_log", *c)
+    created = run(*args, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    verified = with_db(config, lambda db: verify_api_key(db, created.stdout.strip(), now=SystemClock().now()))
+    assert verified is not None and verified.permissions == frozenset({"consent_log"})
+    listing = run("apikey", "list", "--site", "shop", *c, cwd=tmp_path).stdout.splitlines()
+    assert " consent_log " in listing[1]
+
+    refused = run("apikey", "create", "--site", "shop", "--name", "x", "--permission", "admin", *c, cwd=tmp_path)
+    assert refused.returncode == 2 and "invalid choice: 'admin'" in refused.stderr and refused.stdout == ""
 
 
 def test_a_shared_link_is_printed_as_a_path_listed_and_revoked(config: Path, tmp_path: Path) -> None:

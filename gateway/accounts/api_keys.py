@@ -4,7 +4,9 @@ A key is ``cg_`` and 256 random bits (``secrets.token_urlsafe(32)``). It is show
 creation, and stored only as its SHA-256 (GitHub's and Stripe's practice): a leaked database
 holds no working key, and a presented key is found by an indexed lookup of its hash. A key
 belongs to one site; ``verify_api_key`` returns it with its ``site_id`` and the caller
-compares that with the site asked for.
+compares that with the site asked for. A key reads the statistics; a permission given at
+creation (``consent_log``) lets it read more, so a stats key handed to a reporting script
+cannot read the proof-of-consent log.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from gateway.storage.api_keys import (
@@ -26,6 +29,7 @@ from gateway.storage.store import Store
 
 __all__ = [
     "KEY_PREFIX",
+    "PERMISSIONS",
     "ApiKey",
     "ApiKeyError",
     "bearer_key",
@@ -43,19 +47,27 @@ _SHOWN_CHARACTERS = 8
 #: so a busy API client does not turn every read into a write.
 _TOUCH_EVERY = timedelta(minutes=1)
 _NAME_LENGTH = 100
+#: What a key may be given besides the statistics, and what each allows.
+PERMISSIONS: dict[str, str] = {"consent_log": "export the site's proof-of-consent log"}
 
 
 class ApiKeyError(ValueError):
     """A key that cannot be created (an empty or overlong name)."""
 
 
-async def create_api_key(db: Store, site_id: str, name: str, *, now: datetime) -> tuple[ApiKey, str]:
+async def create_api_key(
+    db: Store, site_id: str, name: str, *, now: datetime, permissions: frozenset[str] = frozenset()
+) -> tuple[ApiKey, str]:
     """A new key of ``site_id`` (the caller checks that the site exists): the record and the plaintext, once."""
     name = name.strip()
     if not name or len(name) > _NAME_LENGTH or not name.isprintable():
         raise ApiKeyError(f"a key name is 1 to {_NAME_LENGTH} printable characters, found {name!r}")
+    unknown = sorted(permissions - PERMISSIONS.keys())
+    if unknown:
+        raise ApiKeyError(f"no such permission {unknown[0][:40]!r}: expected one of {', '.join(PERMISSIONS)}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    record = await insert_api_key(db, site_id, name, key[:_SHOWN_CHARACTERS], _hash(key), now=now)
+    prefix = key[:_SHOWN_CHARACTERS]
+    record = await insert_api_key(db, site_id, name, prefix, _hash(key), now=now, permissions=permissions)
     return record, key
 
 
@@ -68,7 +80,7 @@ async def verify_api_key(db: Store, presented: str | None, *, now: datetime) -> 
         return None
     if key.last_used_at is None or now - key.last_used_at >= _TOUCH_EVERY:
         if await touch_api_key(db, key.id, key.last_used_at, now=now):
-            return ApiKey(key.id, key.site_id, key.name, key.prefix, key.created_at, now, None)
+            return replace(key, last_used_at=now)
     return key
 
 

@@ -6,7 +6,9 @@ action, whether GPC was sent, in which language and on which page. The network i
 truncated; the raw IP address never reaches a record. Country and device class feed the
 consent report. An erasure keeps only a tombstone: the decision, under a new random id, with
 its day but not its instant, and no language, page, network, browser, country or device
-(gateway/storage/consent_log.py).
+(gateway/storage/consent_log.py). What the banner showed is kept once per distinct banner (a
+``PolicyRevision`` stored under that hash when a record first answers it), so "which text did
+this visitor accept?" has an answer, not only a hash.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class ConsentRecord:
     erased: bool = False
     country: str | None = None  # ISO 3166-1 alpha-2, looked up from the full address in memory
     device: str | None = None  # "desktop", "mobile", "tablet", "bot" or "other"
+    #: The stored ``PolicyRevision`` this record answered (its ``content_hash``); None for records made
+    #: before revisions were stored: their ``banner_hash`` proves which banner, but its text was not kept.
+    revision_hash: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,7 +70,27 @@ class ConsentRecord:
             "erased": self.erased,
             "country": self.country,
             "device": self.device,
+            "revision": self.revision_hash,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRevision:
+    """One banner as visitors saw it: ``content`` is the JSON ``banner_fingerprint`` hashed.
+
+    ``content_hash`` is the ``banner_hash`` of every record that answered it, so a revision
+    proves itself: ``sha256(content) == content_hash``.
+    """
+
+    content_hash: str
+    site_id: str
+    revision: int
+    language: str
+    content: str
+
+    def shown(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.content)
+        return loaded
 
 
 def category_choices(allowed: frozenset[Category]) -> dict[Category, bool]:
@@ -76,6 +101,13 @@ def banner_fingerprint(
     site: SiteSettings, catalog: CookieCatalog, language: str, texts: Mapping[str, str] | None = None
 ) -> str:
     """A SHA-256 over what the visitor was shown, so a record proves which banner it answered."""
+    return policy_revision(site, catalog, language, texts).content_hash
+
+
+def policy_revision(
+    site: SiteSettings, catalog: CookieCatalog, language: str, texts: Mapping[str, str] | None = None
+) -> PolicyRevision:
+    """What the visitor was shown, as the JSON that ``banner_fingerprint`` hashes (stored once per hash)."""
     shown = {
         "site": site.id,
         "revision": site.policy_revision,
@@ -85,4 +117,11 @@ def banner_fingerprint(
         "cookies": sorted([r.name, r.category, str(r.lifetime), r.vendor, r.purpose] for r in catalog.rules),
         "texts": dict(sorted((texts or {}).items())),
     }
-    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
+    content = json.dumps(shown, sort_keys=True)
+    return PolicyRevision(
+        content_hash=hashlib.sha256(content.encode()).hexdigest(),
+        site_id=site.id,
+        revision=site.policy_revision,
+        language=language,
+        content=content,
+    )

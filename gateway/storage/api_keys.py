@@ -12,7 +12,10 @@ from typing import Any
 from gateway.storage.sql import Connection
 from gateway.storage.store import Store
 
-_INSERT = "INSERT INTO api_keys (site_id, name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id"
+_INSERT = (
+    "INSERT INTO api_keys (site_id, name, prefix, key_hash, created_at, permissions) "
+    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+)
 _SELECT_BY_HASH = "SELECT * FROM api_keys WHERE key_hash = ?"
 _SELECT_BY_SITE = "SELECT * FROM api_keys WHERE site_id = ? ORDER BY id"
 # Compare-and-set on the value read: of several workers seeing the same key at once, one writes.
@@ -37,12 +40,25 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    #: What the key may read besides the statistics (``consent_log``); stored space-separated.
+    permissions: frozenset[str] = frozenset()
 
 
-async def insert_api_key(db: Store, site_id: str, name: str, prefix: str, key_hash: str, *, now: datetime) -> ApiKey:
+async def insert_api_key(
+    db: Store,
+    site_id: str,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    *,
+    now: datetime,
+    permissions: frozenset[str] = frozenset(),
+) -> ApiKey:
+    stored = " ".join(sorted(permissions))
+
     def insert(connection: Connection) -> ApiKey:
-        key_id = connection.execute(_INSERT, (site_id, name, prefix, key_hash, now.isoformat())).fetchone()[0]
-        return ApiKey(int(key_id), site_id, name, prefix, now, None, None)
+        key_id = connection.execute(_INSERT, (site_id, name, prefix, key_hash, now.isoformat(), stored)).fetchone()[0]
+        return ApiKey(int(key_id), site_id, name, prefix, now, None, None, permissions)
 
     return await db.write(insert)
 
@@ -85,6 +101,7 @@ def _api_key(row: Any) -> ApiKey:
         created_at=datetime.fromisoformat(row["created_at"]),
         last_used_at=_time(row["last_used_at"]),
         revoked_at=_time(row["revoked_at"]),
+        permissions=frozenset(row["permissions"].split()),
     )
 
 

@@ -11,25 +11,35 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, time, tzinfo
 from typing import Any
 
-from gateway.consent.records import ConsentRecord
+from gateway.consent.records import ConsentRecord, PolicyRevision
+from gateway.storage.policy_revisions import keep_revision
 from gateway.storage.sql import Connection
 from gateway.storage.store import Store
 
 _INSERT = """
 INSERT INTO consent_records (
     consent_id, site_id, recorded_at, method, policy_revision, banner_hash, categories, services,
-    gpc, language, page_path, ip_network, ua_family, expires_at, erased, country, device
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    gpc, language, page_path, ip_network, ua_family, expires_at, erased, country, device, revision_hash
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _SELECT_BY_ID = "SELECT * FROM consent_records WHERE consent_id = ? ORDER BY seq"
 _SELECT_BY_ID_AND_SITE = "SELECT * FROM consent_records WHERE consent_id = ? AND site_id = ? ORDER BY seq"
 _TO_ERASE = """
 SELECT seq, site_id, recorded_at, expires_at FROM consent_records WHERE consent_id = ? AND erased = 0 ORDER BY seq
 """
+# recorded_at is ISO 8601 in UTC from the same isoformat(), so text order is time order.
+_EXPORT_PAGE = """
+SELECT * FROM consent_records
+WHERE site_id = ? AND seq > ? AND recorded_at >= ? AND recorded_at < ?
+ORDER BY seq LIMIT ?
+"""
+#: Rows per page of an export: a few thousand, a few megabytes at most.
+EXPORT_PAGE = 2000
 _ERASE = """
 UPDATE consent_records
 SET consent_id = ?, recorded_at = ?, expires_at = ?, language = NULL, page_path = NULL, ip_network = NULL,
@@ -57,6 +67,7 @@ def _parameters(record: ConsentRecord) -> tuple[object, ...]:
         int(record.erased),
         record.country,
         record.device,
+        record.revision_hash,
     )
 
 
@@ -79,13 +90,46 @@ def _record(row: Any) -> ConsentRecord:
         erased=bool(row["erased"]),
         country=row["country"],
         device=row["device"],
+        revision_hash=row["revision_hash"],
     )
 
 
-async def append_record(db: Store, record: ConsentRecord) -> None:
-    """Append one record; it is committed when this returns."""
+async def append_record(db: Store, record: ConsentRecord, revision: PolicyRevision | None = None) -> None:
+    """Append one record; it is committed when this returns.
+
+    ``revision``: what the visitor was shown, stored in the same transaction unless already
+    stored, and the record points to it (a record never points to a revision that is missing).
+    """
+    if revision is not None:
+        record = replace(record, revision_hash=revision.content_hash)
     parameters = _parameters(record)
-    await db.write(lambda connection: connection.execute(_INSERT, parameters))
+
+    def append(connection: Connection) -> None:
+        if revision is not None:
+            keep_revision(connection, revision, record.recorded_at)
+        connection.execute(_INSERT, parameters)
+
+    await db.write(append)
+
+
+async def site_records(
+    db: Store, site_id: str, start: datetime, end: datetime, *, page_size: int = EXPORT_PAGE
+) -> AsyncIterator[list[ConsentRecord]]:
+    """The site's records with ``start <= recorded_at < end``, in order of writing, ``page_size`` at a time.
+
+    Keyset pages by ``seq`` (each a new indexed read that starts after the last row seen), so a
+    year of records is never held at once and no page costs more than the one before.
+    """
+    after = 0
+    bounds = (start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat())
+    while True:
+        rows = await db.fetch_all(_EXPORT_PAGE, (site_id, after, *bounds, page_size))
+        if not rows:
+            return
+        yield [_record(row) for row in rows]
+        if len(rows) < page_size:
+            return
+        after = rows[-1]["seq"]
 
 
 async def records_for(db: Store, consent_id: str, site_id: str | None = None) -> list[ConsentRecord]:
@@ -129,9 +173,10 @@ async def erase_records(db: Store, consent_id: str, *, now: datetime, zones: Map
         if found:
             site_id = found[-1][1]
             last = connection.execute(
-                "SELECT policy_revision, banner_hash FROM consent_records WHERE seq = ?", (found[-1][0],)
+                "SELECT policy_revision, banner_hash, revision_hash FROM consent_records WHERE seq = ?",
+                (found[-1][0],),
             ).fetchone()
-            revision, banner_hash = last[0], last[1]
+            revision, banner_hash, revision_hash = last[0], last[1], last[2]
             tombstone = ConsentRecord(
                 consent_id=_erased_id(),
                 site_id=site_id,
@@ -143,6 +188,7 @@ async def erase_records(db: Store, consent_id: str, *, now: datetime, zones: Map
                 services={},
                 gpc=False,
                 erased=True,
+                revision_hash=revision_hash,
             )
             connection.execute(_INSERT, _parameters(tombstone))
         return len(found)

@@ -21,7 +21,7 @@ from gateway.categories import CONSENT_CATEGORIES
 from gateway.consent.choices import ChoiceError, parse_choice, parse_page_path
 from gateway.consent.middleware import CONSENT_COOKIE
 from gateway.consent.model import ConsentMethod, ConsentState
-from gateway.consent.records import ConsentRecord, banner_fingerprint, category_choices
+from gateway.consent.records import ConsentRecord, category_choices, policy_revision
 from gateway.consent.texts import pick_language, texts_for
 from gateway.consent.token import expires_at, new_consent_id
 from gateway.context import GatewayContext
@@ -183,13 +183,14 @@ async def append_proof(
     agent = parse_user_agent(user_agent) if user_agent else None
     address = request.client.host if request.client else None
     shown = texts_for(pick_language(language), site.banner.texts)
+    revision = policy_revision(site, context.catalogs[site.id], language or "", shown)
     record = ConsentRecord(
         consent_id=state.consent_id,
         site_id=site.id,
         recorded_at=state.issued_at,
         method=state.method,
         policy_revision=state.revision,
-        banner_hash=banner_fingerprint(site, context.catalogs[site.id], language or "", shown),
+        banner_hash=revision.content_hash,
         categories=category_choices(state.allowed),
         services=dict(state.services),
         gpc=state.gpc,
@@ -202,7 +203,7 @@ async def append_proof(
         country=context.geo.lookup(address).country if address else None,
         device=agent.device if agent else None,
     )
-    await append_record(context.database, record)
+    await append_record(context.database, record, revision)  # what was shown, kept once per distinct banner
     context.metrics.inc("consent_gateway_consent_decisions_total", method=state.method)
 
 
