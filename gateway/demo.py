@@ -2,7 +2,9 @@
 
 Both run in one process on the embedded defaults (SQLite under ./data, the bundled
 catalog). The site sets one cookie of each category on every page so a visitor can watch
-the middleware drop and cap them as consent changes.
+the middleware drop and cap them as consent changes. On the first start (no user yet) the
+database gets labelled sample data (gateway/sample_data.py), so the dashboard shows what the
+product does before any real traffic; ``--no-sample-data`` starts empty.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import json
 import secrets
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -24,9 +27,12 @@ from gateway.accounts.passwords import hash_password
 from gateway.app import create_app
 from gateway.categories import CATEGORIES
 from gateway.clock import SystemClock
-from gateway.consent.middleware import SCOPE_KEY, ConsentMiddleware
+from gateway.consent.middleware import SCOPE_KEY, ConsentMiddleware, load_catalog
 from gateway.resources import resource_dir
+from gateway.sample_data import seed_sample_data
 from gateway.settings import Settings, load_settings
+from gateway.storage.sample_data import sites_with_sample_data
+from gateway.storage.scans import enqueue_scan
 from gateway.storage.store import open_store
 from gateway.storage.users import add_user, count_users
 from gateway.templating import template_environment
@@ -140,10 +146,59 @@ async def demo_login_notice(settings: Settings, *, gateway_url: str, now: dateti
     )
 
 
-async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path, database: str | None = None) -> None:
+async def prepare_sample_data(
+    settings: Settings, *, now: datetime, seed: bool, scan_url: str | None = None
+) -> tuple[Settings, str]:
+    """On the demo's first start (no user yet) and when ``seed``, write the sample data; returns the
+    settings, with the demo site labelled "Sample data" when its database holds it, and a line saying so.
+
+    ``scan_url``: the demo site's address, queued for a compliance scan with the sample (the Compliance
+    page then shows a scan of the demo site; the gateway's scan worker runs it once the servers are up).
+    Runs before ``demo_login_notice``, which creates the first user: from then on it is not a first start.
+    """
+    database = open_store(settings.database)
+    await database.open()
+    try:
+        summary = None
+        if seed and await count_users(database) == 0:
+            site = settings.sites[DEMO_SITE]
+            catalog = load_catalog(settings).with_rules(site.cookie_rules)
+            cookies = [(name, max_age) for name, _, max_age in DEMO_COOKIES]
+            print("consent-gateway demo: first start, writing sample data for the demo site...", file=sys.stderr)
+            summary = await seed_sample_data(database, settings, DEMO_SITE, now=now, catalog=catalog, cookies=cookies)
+            if summary is not None and scan_url:
+                await enqueue_scan(database, DEMO_SITE, scan_url, trigger="demo", max_pages=site.scan_pages, now=now)
+        labelled = DEMO_SITE in await sites_with_sample_data(database)
+    finally:
+        await database.close()
+    if not labelled:
+        return settings, ""
+    site = replace(settings.sites[DEMO_SITE], sample_data=True)
+    settings = replace(settings, sites={**settings.sites, DEMO_SITE: site})
+    done = (
+        f"{summary.days} days, {summary.events:,} pageviews, {summary.consent_records:,} consent records "
+        f"(written in {summary.seconds:.1f} s)"
+        if summary
+        else "from the first start"
+    )
+    return settings, f"  sample:    {done}; an empty demo: delete the data folder, start with --no-sample-data"
+
+
+async def run_demo(
+    *,
+    host: str,
+    gateway_port: int,
+    site_port: int,
+    data: Path,
+    database: str | None = None,
+    sample_data: bool = True,
+) -> None:
     gateway_url = f"http://{host}:{gateway_port}"
     site_url = f"http://{host}:{site_port}"
     settings = demo_settings(data, gateway_url=gateway_url, site_url=site_url, database=database)
+    settings, sample_line = await prepare_sample_data(
+        settings, now=SystemClock().now(), seed=sample_data, scan_url=f"{site_url}/"
+    )
     servers = [
         uvicorn.Server(
             uvicorn.Config(create_app(settings), host=host, port=gateway_port, log_level="warning", access_log=False)
@@ -162,7 +217,8 @@ async def run_demo(*, host: str, gateway_port: int, site_port: int, data: Path, 
     print(
         f"consent-gateway demo\n  demo site: {site_url}/\n  gateway:   {gateway_url}/healthz\n"
         f"  privacy:   {gateway_url}/privacy?site={DEMO_SITE}\n"
-        f"  database:  {settings.database}\n{login}\nPress Ctrl+C to stop.",
+        f"  database:  {settings.database}\n{sample_line + chr(10) if sample_line else ''}{login}\n"
+        "Press Ctrl+C to stop.",
         file=sys.stderr,
     )
     tasks = [asyncio.create_task(server.serve()) for server in servers]

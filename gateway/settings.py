@@ -116,6 +116,9 @@ class SiteSettings:
     #: "" only for a site without origins (then it cannot be scanned on a schedule).
     scan_url: str = ""
     scan_pages: int = 50
+    #: The dashboard labels the site's pages "Sample data": set by ``consent-gateway demo`` when its
+    #: database holds the generated figures (gateway/sample_data.py), never read from a config file.
+    sample_data: bool = False
 
     #: The site's host names (from its origins), for telling internal referrers apart.
     own_hosts: frozenset[str] = field(init=False, repr=False, compare=False)

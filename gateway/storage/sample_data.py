@@ -1,0 +1,38 @@
+"""SQL for the sample-data marker: which sites hold the demo's generated figures (migrations/0024).
+
+The marker is claimed in its own transaction before any sample row is written: a second start, or a
+seed that stopped half way, finds it and never adds a second copy; the dashboard reads it to label
+the site's pages "Sample data".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from gateway.consent.records import ConsentRecord
+from gateway.storage.consent_log import _INSERT, _parameters
+from gateway.storage.sql import Connection
+from gateway.storage.store import Store
+
+_CLAIM = "INSERT INTO sample_data (site_id, seeded_at) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING"
+
+
+async def claim_sample_data(store: Store, site_id: str, *, now: datetime) -> bool:
+    """Mark ``site_id`` as holding sample data; False when it already was (then nothing is to be seeded)."""
+
+    def claim(connection: Connection) -> bool:
+        return connection.execute(_CLAIM, (site_id, now.isoformat())).rowcount == 1
+
+    return await store.write(claim)
+
+
+async def sites_with_sample_data(store: Store) -> frozenset[str]:
+    return frozenset(str(row[0]) for row in await store.fetch_all("SELECT site_id FROM sample_data"))
+
+
+async def append_sample_records(store: Store, records: Sequence[ConsentRecord]) -> None:
+    """The sample's proof-of-consent records in one transaction, with the proof log's own statement and
+    columns: ``append_record`` commits (and fsyncs) each, seconds for the thousands a sample holds."""
+    rows = [_parameters(record) for record in records]
+    await store.write(lambda connection: connection.executemany(_INSERT, rows))
