@@ -42,6 +42,18 @@ def nice_ceiling(value: int) -> int:
     return 10 * magnitude  # pragma: no cover - the loop always returns
 
 
+def axis_levels(top: int, *, published: bool) -> list[int]:
+    """The y axis's labelled levels: 0, the middle and ``top``, each a whole number of visitors.
+
+    With nothing published (no data, or every bucket under the floor) only the baseline is labelled:
+    a scale would invent figures (it read "1, 0, 0", the middle truncated from 0.5). A middle that is
+    not a whole number (a top of 5) is left out rather than rounded to a wrong label.
+    """
+    if not published:
+        return [0]
+    return [0, top // 2, top] if top % 2 == 0 else [0, top]
+
+
 class Plot:
     """The chart's frame: where a bucket index and a value land, and the SVG parts every chart shares."""
 
@@ -95,10 +107,11 @@ def render_chart(
 ) -> Chart:
     values = [_value(bucket, metric, k) for bucket in current]
     before = [_value(bucket, metric, k) for bucket in previous]
-    top = nice_ceiling(max([v for v in values + before if v is not None], default=0))
+    published = [v for v in values + before if v is not None]
+    top = nice_ceiling(max(published, default=0))
     plot = Plot(len(values), top)
     parts = plot.opening("chart", title)
-    parts += [plot.gridline(top * fraction, _short(int(top * fraction))) for fraction in (0, 0.5, 1)]
+    parts += [plot.gridline(level, _short(level)) for level in axis_levels(top, published=bool(published))]
     for segment in segments(before[: len(values)]):
         parts.append(plot.line(segment, 'stroke="#9aa5b1" stroke-width="1.5" stroke-dasharray="4 4" class="previous"'))
     for segment in segments(values):
