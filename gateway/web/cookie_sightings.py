@@ -71,19 +71,29 @@ def cookie_sighting_routes(context: GatewayContext, sightings: ScriptCookieSight
 
 
 def parse_names(value: object, cors: dict[str, str]) -> list[str]:
-    """The reported names, each once, or a 400 naming the first bad one (quoted by ``repr``: controls escaped)."""
+    """The reported names, each once, or a 400 naming the first bad one (by position: its text is not echoed)."""
     if not isinstance(value, list) or not value:
         raise ClientError(400, "'c' must be a non-empty list of cookie names", headers=cors)
     if len(value) > MAX_NAMES:
         raise ClientError(400, f"'c' holds {len(value)} names; at most {MAX_NAMES} per report", headers=cors)
     names: dict[str, None] = {}
     for index, name in enumerate(value):
-        if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not _TOKEN.fullmatch(name):
+        problem = _name_problem(name)
+        if problem:
             raise ClientError(
                 400,
-                f"c[{index}] is not a cookie name: expected at most {MAX_NAME_LENGTH} characters of RFC 6265's "
-                f"token grammar (letters, digits and !#$%&'*+-.^_`|~), found {str(name)[:40]!r}",
+                f"c[{index}] is not a cookie name: expected 1 to {MAX_NAME_LENGTH} characters of RFC 6265's token "
+                f"grammar (letters, digits and !#$%&'*+-.^_`|~); {problem}",
                 headers=cors,
             )
         names[name] = None
     return list(names)
+
+
+def _name_problem(name: object) -> str | None:
+    if not isinstance(name, str):
+        return f"found {type(name).__name__}"
+    if not name or len(name) > MAX_NAME_LENGTH:
+        return f"found {len(name)} characters"
+    bad = next((position for position, char in enumerate(name) if not _TOKEN.fullmatch(char)), None)
+    return None if bad is None else f"character {bad + 1} (U+{ord(name[bad]):04X}) is not allowed"
