@@ -14,14 +14,16 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## The gateway plus a demo site on the embedded defaults (SQLite under ./data, bundled GeoLite2).
+## The gateway plus a demo site on the embedded defaults (SQLite under ./data, bundled GeoLite2); its first start
+## writes labelled sample data, SAMPLE=0 leaves it out.
+DEMO_FLAGS := $(if $(filter 0,$(SAMPLE)),--no-sample-data)
 demo: $(STAMP)
-	$(VENV)/bin/consent-gateway demo
+	$(VENV)/bin/consent-gateway demo $(DEMO_FLAGS)
 
 ## The same demo on PostgreSQL: a throwaway cluster under .cache/postgres (Debian's packages), deleted at Ctrl-C.
 demo-postgres: $(STAMP)
 	$(PYTHON) scripts/postgres_cluster.py run --database consent_gateway_demo --database-env CONSENT_GATEWAY_DATABASE \
-		-- $(VENV)/bin/consent-gateway demo
+		-- $(VENV)/bin/consent-gateway demo $(DEMO_FLAGS)
 
 ## Debian's chromium for the browser tests (Playwright cannot download its own here).
 browser:

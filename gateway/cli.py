@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="the gateway's port (default: 8000)")
     demo.add_argument("--site-port", type=int, default=8001, help="the demo site's port (default: 8001)")
     demo.add_argument("--data", type=Path, default=Path("data"), help="folder for the database and key (./data)")
+    demo.add_argument(
+        "--no-sample-data",
+        dest="sample_data",
+        action="store_false",
+        help="on the first start, do not write the labelled sample data (60 days of made-up traffic and consent)",
+    )
     demo.set_defaults(run=_demo)
 
     classify = commands.add_parser(
@@ -323,7 +329,14 @@ def _demo(args: argparse.Namespace) -> int:
     if not isinstance(database, Path) or database.exists():
         _check_database(database)
     asyncio.run(
-        run_demo(host=args.host, gateway_port=args.port, site_port=args.site_port, data=args.data, database=chosen)
+        run_demo(
+            host=args.host,
+            gateway_port=args.port,
+            site_port=args.site_port,
+            data=args.data,
+            database=chosen,
+            sample_data=args.sample_data,
+        )
     )
     return 0
 

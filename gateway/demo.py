@@ -179,9 +179,12 @@ async def prepare_sample_data(
         f"{summary.days} days, {summary.events:,} pageviews, {summary.consent_records:,} consent records "
         f"(written in {summary.seconds:.1f} s)"
         if summary
-        else "from the first start"
+        else "written on the first start"
     )
-    return settings, f"  sample:    {done}; an empty demo: delete the data folder, start with --no-sample-data"
+    return settings, (
+        f"  sample:    {done}, labelled 'Sample data' on the dashboard; for an empty demo delete the data "
+        "folder and start with --no-sample-data (make demo SAMPLE=0)"
+    )
 
 
 async def run_demo(
