@@ -46,7 +46,10 @@ class CookieVerdict:
     category: Category | None
     classified_by: ClassifiedBy | None
     rule: CookieRule | None
-    declared: bool  # the site's own rules classify it (the gateway's own cookies always count as declared)
+    #: The site's configuration declares it: its own rules classify it, or the catalog's rule belongs to a
+    #: service the site lists in [[sites.ID.services]] (listing Google Analytics declares its cookies).
+    #: The gateway's own cookies always count as declared.
+    declared: bool
     own: bool
 
 
@@ -64,6 +67,7 @@ class Classifier:
     ) -> None:
         self.site = site
         self._site_rules = CookieCatalog(site.cookie_rules if site else ())
+        self._services = frozenset(service.id for service in site.services) if site else frozenset()
         self._catalog = catalog if catalog is not None else load_catalog(settings)
         self._ocd = CookieCatalog(opencookiedb)
         self._trackers = trackers if trackers is not None else load_trackers()
@@ -86,7 +90,8 @@ class Classifier:
             rule = catalog.classify(name, domain).rule
             if rule is not None:
                 source: ClassifiedBy = "opencookiedb" if by == "catalog" and self._from_ocd(rule) else by  # type: ignore[assignment]
-                return CookieVerdict(rule.category, source, rule, by == "site", False)
+                declared = by == "site" or (rule.service is not None and rule.service in self._services)
+                return CookieVerdict(rule.category, source, rule, declared, False)
         return CookieVerdict(None, None, None, False, False)
 
     def storage(self, key: str) -> Category | None:

@@ -200,6 +200,21 @@ def test_the_site_rules_come_before_the_catalog() -> None:
     assert violations(report) == []  # essential: allowed before consent; no cap on essential; declared
 
 
+def test_a_service_the_site_lists_declares_its_catalog_cookies() -> None:
+    service = {"id": "google-analytics", "name": "Google Analytics", "category": "analytics"}
+    settings = shop_settings(dict(SHOP_SITE) | {"services": [service]})
+    crawled = crawl(visit(HOME, "accepted", cookie("_ga", days=300), cookie("_fbp", days=80)))
+    report = build_report(crawled, site=settings.site("shop"), settings=settings)
+    cookies = by_name(report)
+    assert (cookies["_ga"]["declared"], cookies["_ga"]["classified_by"], cookies["_ga"]["config"]) == (
+        True,
+        "catalog",
+        None,
+    )
+    assert cookies["_fbp"]["declared"] is False  # Meta Pixel is not one of the site's services
+    assert violations(report) == [("undeclared", "cookie", "_fbp", "accepted", HOME)]
+
+
 def test_open_cookie_database_rules_come_last_and_say_so(tmp_path: Path) -> None:
     settings = shop_settings()
     ocd = [make_rule("_ocd_only_y", "analytics", parse_lifetime("1y"), vendor="Shopify", source="ocd.csv:12")]
