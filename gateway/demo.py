@@ -51,6 +51,10 @@ DEMO_COOKIES: tuple[tuple[str, str, int], ...] = (
 )
 
 
+#: The cookies the demo page's scripts set (consent_ui/demo_site.html, ``_ADS_JS``) that its config does not
+#: declare: what the snippet reports as seen by script.
+DEMO_SCRIPT_COOKIES = ("_ga", "_ga_DEMO", "_hjSessionUser_42", "_fbp")
+
 _ADS_JS = """document.cookie = "_fbp=fb.1.1767225600.42; Max-Age=7776000; Path=/; SameSite=Lax";
 document.getElementById("ran-advertising").textContent = "ran " + (window.cgOrder = (window.cgOrder || "") + "x");
 """
@@ -165,7 +169,15 @@ async def prepare_sample_data(
             catalog = load_catalog(settings).with_rules(site.cookie_rules)
             cookies = [(name, max_age) for name, _, max_age in DEMO_COOKIES]
             print("consent-gateway demo: first start, writing sample data for the demo site...", file=sys.stderr)
-            summary = await seed_sample_data(database, settings, DEMO_SITE, now=now, catalog=catalog, cookies=cookies)
+            summary = await seed_sample_data(
+                database,
+                settings,
+                DEMO_SITE,
+                now=now,
+                catalog=catalog,
+                cookies=cookies,
+                script_cookies=DEMO_SCRIPT_COOKIES,
+            )
             if summary is not None and scan_url:
                 await enqueue_scan(database, DEMO_SITE, scan_url, trigger="demo", max_pages=site.scan_pages, now=now)
         labelled = DEMO_SITE in await sites_with_sample_data(database)

@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 
 from gateway.categories import CONSENT_CATEGORIES, Category
 from gateway.consent.model import GPC_OPT_OUT, ConsentMethod
-from gateway.consent.records import ConsentRecord, banner_fingerprint, category_choices
+from gateway.consent.records import ConsentRecord, category_choices, policy_revision
+from gateway.consent.report import MAX_REPORTED_NAMES
 from gateway.consent.texts import texts_for
 from gateway.cookies.catalog import CookieCatalog
 from gateway.ingest.referrer import classify_source
@@ -41,7 +42,7 @@ from gateway.ingest.useragent import UAInfo, parse_user_agent
 from gateway.maintenance import floors
 from gateway.settings import Settings, SiteSettings
 from gateway.storage.consent_report import ImpressionCount, add_impressions
-from gateway.storage.cookie_report import CookieTally, add_cookie_tallies
+from gateway.storage.cookie_report import CookieTally, ScriptSighting, add_cookie_tallies, add_script_sightings
 from gateway.storage.events import write_events
 from gateway.storage.records import AnonymousEvent
 from gateway.storage.sample_data import append_sample_records, claim_sample_data
@@ -170,6 +171,7 @@ async def seed_sample_data(
     now: datetime,
     catalog: CookieCatalog,
     cookies: Sequence[tuple[str, int]] = (),
+    script_cookies: Sequence[str] = (),
     seed: int = 1,
 ) -> SampleSummary | None:
     """Write ``SAMPLE_DAYS`` days of sample data for ``site_id`` ending at ``now``; None when the site
@@ -177,6 +179,7 @@ async def seed_sample_data(
 
     ``cookies``: (name, Max-Age asked in seconds, 0 for a session cookie) the site sets on every page,
     for the cookie report; each is classified with ``catalog`` as the middleware would.
+    ``script_cookies``: the undeclared names the site's scripts set, as the snippet reports them.
     """
     if not await claim_sample_data(store, site_id, now=now):
         return None
@@ -198,7 +201,7 @@ async def seed_sample_data(
         records += decided
         impressions.update(shown)
         pageviews.update(event.consent for event in batch)
-    await append_sample_records(store, records)
+    await append_sample_records(store, records, list(traffic.banners.values()))
     await add_impressions(
         store,
         [
@@ -208,6 +211,8 @@ async def seed_sample_data(
     )
     first_seen = datetime.combine(days[0], datetime.min.time(), tzinfo=site.zone).astimezone(UTC)
     await add_cookie_tallies(store, _cookie_tallies(site, catalog, cookies, pageviews, first_seen, now))
+    sightings = _script_sightings(catalog, script_cookies, pageviews, first_seen, now)
+    await add_script_sightings(store, site_id, sightings, max_names=MAX_REPORTED_NAMES)
     rolled_up = await roll_up_dirty(store, settings.zones, floors=floors(settings))
     await build_stale(store, settings.zones, rolled_up)
     return SampleSummary(events, len(records), len(days), time.perf_counter() - started)
@@ -242,6 +247,24 @@ def _cookie_tallies(
     return tallies
 
 
+def _script_sightings(
+    catalog: CookieCatalog,
+    names: Sequence[str],
+    pageviews: Counter[frozenset[Category]],
+    first_seen: datetime,
+    now: datetime,
+) -> dict[str, ScriptSighting]:
+    """What the snippet would have reported: each name once per page load where its category was
+    allowed (its script ran then, and the cookie stays in the browser afterwards)."""
+    sightings = {}
+    for name in names:
+        category = catalog.classify(name).category
+        times = sum(n for consent, n in pageviews.items() if category in consent)
+        if times:
+            sightings[name] = ScriptSighting(category, times, first_seen, now)
+    return sightings
+
+
 class _Traffic:
     """The weighted vocabularies and the draws over them, for one seed and site."""
 
@@ -255,8 +278,8 @@ class _Traffic:
         )
         self.internal = _source(self.hostname, site, "", origin + "/")
         self.agents = _Weighted.of((parse_user_agent(text), weight) for text, weight in _AGENTS)
-        self.banners = {  # what each language's banner showed: the hash every record of it proves
-            language: banner_fingerprint(site, catalog, language, texts_for(language, site.banner.texts))
+        self.banners = {  # what each language's banner showed, stored once and pointed to by its records
+            language: policy_revision(site, catalog, language, texts_for(language, site.banner.texts))
             for language in {"en", *_LANGUAGES.values()}
         }
 
@@ -375,7 +398,8 @@ class _Traffic:
             recorded_at=at,
             method=method,
             policy_revision=site.policy_revision,
-            banner_hash=self.banners[language],
+            banner_hash=self.banners[language].content_hash,
+            revision_hash=self.banners[language].content_hash,
             categories=category_choices(visitor.allowed),
             services={service.id: service.category in visitor.allowed for service in site.services},
             gpc=method == "gpc",

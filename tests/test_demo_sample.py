@@ -35,18 +35,29 @@ def _settings(tmp_path: Path) -> Settings:
     return demo_settings(tmp_path, gateway_url="http://127.0.0.1:8000", site_url=_SITE_URL, database=database)
 
 
-def _counts(settings: Settings) -> tuple[int, int, int, int]:
-    """(events, consent records, banner-impression rows, cookie-report rows) of the demo site."""
+_COUNTED = (
+    "SELECT count(*) FROM events WHERE site_id = ?",
+    "SELECT count(*) FROM consent_records WHERE site_id = ?",
+    "SELECT count(*) FROM banner_impressions WHERE site_id = ?",
+    "SELECT count(*) FROM cookie_report WHERE site_id = ?",
+    "SELECT count(*) FROM cookie_report WHERE site_id = ? AND times_seen_by_script > 0",
+    "SELECT count(*) FROM policy_revisions WHERE site_id = ?",
+    # every record points to the banner it answered, stored
+    "SELECT count(*) FROM consent_records r WHERE site_id = ?"
+    " AND (revision_hash IS NULL OR revision_hash <> banner_hash"
+    " OR NOT EXISTS (SELECT 1 FROM policy_revisions p WHERE p.content_hash = r.revision_hash))",
+)
 
-    async def read() -> tuple[int, int, int, int]:
+
+def _counts(settings: Settings) -> tuple[int, ...]:
+    """What the demo site holds: events, consent records, banner-impression rows, cookie-report rows,
+    of which seen by script, banners stored, and records without their stored banner."""
+
+    async def read() -> tuple[int, ...]:
         store = open_store(settings.database)
         await store.open()
         try:
-            found = []
-            for table in ("events", "consent_records", "banner_impressions", "cookie_report"):
-                rows = await store.fetch_all(f"SELECT count(*) FROM {table} WHERE site_id = ?", (DEMO_SITE,))  # noqa: S608
-                found.append(int(rows[0][0]))
-            return found[0], found[1], found[2], found[3]
+            return tuple([int((await store.fetch_all(sql, (DEMO_SITE,)))[0][0]) for sql in _COUNTED])
         finally:
             await store.close()
 
@@ -108,8 +119,11 @@ def test_the_first_start_seeds_labelled_data_every_panel_shows(
     labelled, line, password = _first_start(settings, clock)
     assert labelled.sites[DEMO_SITE].sample_data and not settings.sites[DEMO_SITE].sample_data
     assert f"{SAMPLE_DAYS} days" in line and "consent records" in line and "--no-sample-data" in line
-    events, records, impressions, cookies = _counts(settings)
-    assert events > 10_000 and records > 1_000 and impressions > SAMPLE_DAYS and cookies == 7
+    counts = _counts(settings)
+    events, records, impressions, cookies, by_script, banners, unproven = counts
+    assert events > 10_000 and records > 1_000 and impressions > SAMPLE_DAYS
+    assert (cookies, by_script) == (9, 4)  # the 7 the page's headers set, _ga_DEMO and _hjSessionUser_42 by script
+    assert banners >= 2 and unproven == 0  # English and German banners at least, each stored once
     scan = _take_the_demo_scan(settings, clock)
     assert (scan.url, scan.trigger, scan.status) == (f"{_SITE_URL}/", "demo", "queued")
 
@@ -127,13 +141,14 @@ def test_the_first_start_seeds_labelled_data_every_panel_shows(
         assert consent.status_code == 200 and "Sample data." in consent.text
         assert re.search(r"\b[1-9]\d?(\.\d)?%", consent.text), "no opt-in rate on the consent report"
         report = client.get(f"/dashboard/{DEMO_SITE}/cookies")
-        assert all(name in report.text for name in ("_ga", "_fbp", "mystery_tracker", "demo_theme"))
+        for name in ("_ga", "_ga_DEMO", "_hjSessionUser_42", "_fbp", "mystery_tracker", "demo_theme"):
+            assert f">{name}<" in report.text, name
         assert "Sample data." in report.text
 
     # The second start: nothing is written again, the label stays.
     again, line, _ = asyncio.run(_second_start(settings, clock))
     assert again.sites[DEMO_SITE].sample_data and "first start" in line
-    assert _counts(settings) == (events, records, impressions, cookies)
+    assert _counts(settings) == counts
     assert len(asyncio.run(_scans(settings))) == 1  # no second demo scan either
 
 
@@ -157,10 +172,10 @@ def test_no_sample_data_starts_empty_and_unlabelled(tmp_path: Path, clock: Fixed
     settings = _settings(tmp_path)
     unlabelled, line, password = _first_start(settings, clock, seed=False)
     assert not unlabelled.sites[DEMO_SITE].sample_data and line == ""
-    assert _counts(settings) == (0, 0, 0, 0)
+    assert _counts(settings) == (0,) * len(_COUNTED)
     # A later start with sample data on is no first start (the admin exists): still nothing is seeded.
     assert asyncio.run(prepare_sample_data(settings, now=clock.now(), seed=True)) == (settings, "")
-    assert _counts(settings) == (0, 0, 0, 0) and asyncio.run(_scans(settings)) == []
+    assert _counts(settings) == (0,) * len(_COUNTED) and asyncio.run(_scans(settings)) == []
     server = live_server(create_app(unlabelled, clock=clock))
     with _logged_in(server, password) as client:
         overview = client.get(f"/dashboard/{DEMO_SITE}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from gateway.consent.records import ConsentRecord
+from gateway.consent.records import ConsentRecord, PolicyRevision
 from gateway.storage.consent_log import _INSERT, _parameters
+from gateway.storage.policy_revisions import keep_revision
 from gateway.storage.sql import Connection
 from gateway.storage.store import Store
 
@@ -31,8 +32,23 @@ async def sites_with_sample_data(store: Store) -> frozenset[str]:
     return frozenset(str(row[0]) for row in await store.fetch_all("SELECT site_id FROM sample_data"))
 
 
-async def append_sample_records(store: Store, records: Sequence[ConsentRecord]) -> None:
+async def append_sample_records(
+    store: Store, records: Sequence[ConsentRecord], revisions: Sequence[PolicyRevision]
+) -> None:
     """The sample's proof-of-consent records in one transaction, with the proof log's own statement and
-    columns: ``append_record`` commits (and fsyncs) each, seconds for the thousands a sample holds."""
+    columns, and the banners they answered (``revisions``, kept as ``append_record`` keeps them, first
+    used at their earliest record): ``append_record`` commits and fsyncs each, seconds for thousands."""
     rows = [_parameters(record) for record in records]
-    await store.write(lambda connection: connection.executemany(_INSERT, rows))
+    first_used: dict[str, datetime] = {}
+    for record in records:
+        if record.revision_hash is not None:
+            known = first_used.get(record.revision_hash)
+            first_used[record.revision_hash] = record.recorded_at if known is None else min(known, record.recorded_at)
+
+    def append(connection: Connection) -> None:
+        for revision in revisions:
+            if revision.content_hash in first_used:
+                keep_revision(connection, revision, first_used[revision.content_hash])
+        connection.executemany(_INSERT, rows)
+
+    await store.write(append)
