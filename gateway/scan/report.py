@@ -3,18 +3,7 @@
 ``build_report`` turns a ``Crawl`` into a ``ScanReport``; ``ScanReport.to_json`` writes the documented
 format ``consent-gateway-scan/1`` (README, "Scanning a site") and ``from_json`` reads it back for the
 dashboard's stored scans. Every list is sorted, so two scans of an unchanged site give equal JSON apart
-from their times.
-
-A violation is one of:
-
-* ``before_decision`` / ``after_reject``: a cookie or storage key that is not essential (unknown counts),
-  or a request to a known tracker host, seen with no decision yet or after "Reject all" (ePrivacy
-  Directive art. 5(3): nothing but what is strictly necessary before consent);
-* ``expiry_over_cap``: a cookie living longer than the middleware would let it (its declared lifetime,
-  capped by the site's category cap, or the 13-month default without a site);
-* ``undeclared``: with a site, a cookie its ``[[sites.ID.cookies]]`` does not declare.
-
-The last two describe the cookie, not the page: they are reported once, where the cookie was first seen.
+from their times. What counts as a violation: ``gateway.scan.violations``.
 """
 
 from __future__ import annotations
@@ -26,11 +15,11 @@ from typing import Literal
 
 from gateway.categories import Category
 from gateway.cookies.catalog import CookieCatalog, CookieRule
-from gateway.cookies.lifetimes import Lifetime, shorter
-from gateway.scan.classify import ClassifiedBy, Classifier, CookieVerdict, Suggestion, config_block
+from gateway.scan.classify import ClassifiedBy, Classifier, Suggestion, config_block
 from gateway.scan.observations import STATES, Crawl, PageVisit, SeenCookie, State
 from gateway.scan.trackers import TrackerList
-from gateway.settings import DEFAULT_CAPS, Settings, SiteSettings
+from gateway.scan.violations import Violation, ViolationKind, find_violations, lifetime_days, state_index
+from gateway.settings import Settings, SiteSettings
 
 __all__ = [
     "FORMAT",
@@ -40,13 +29,11 @@ __all__ = [
     "Suggestion",
     "ThirdParty",
     "Violation",
+    "ViolationKind",
     "build_report",
 ]
 
 FORMAT = "consent-gateway-scan/1"
-ViolationKind = Literal["before_decision", "after_reject", "expiry_over_cap", "undeclared"]
-_JUDGED: dict[State, ViolationKind] = {"none": "before_decision", "rejected": "after_reject"}
-_WHEN = {"before_decision": "before any decision", "after_reject": 'after "Reject all"'}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,27 +73,6 @@ class ThirdParty:
     loaded: tuple[str, ...]
     states: tuple[State, ...]
     pages: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    kind: ViolationKind
-    what: Literal["cookie", "storage", "request"]
-    name: str | None
-    host: str | None
-    state: State
-    page: str
-    detail: str
-
-    @property
-    def sort_key(self) -> tuple[str, str, int, str, str]:
-        return (
-            self.kind,
-            self.name if self.name is not None else self.host or "",
-            _state_index(self.state),
-            self.page,
-            self.what,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +130,10 @@ def build_report(
     disk when not given (a caller building many reports passes them once).
     """
     classifier = Classifier(site=site, settings=settings, opencookiedb=opencookiedb, trackers=trackers, catalog=catalog)
-    visits = sorted(crawl.visits, key=lambda visit: (visit.url, _state_index(visit.state)))
+    visits = sorted(crawl.visits, key=lambda visit: (visit.url, state_index(visit.state)))
     states = tuple(state for state in STATES if any(visit.state == state for visit in visits)) or ("none",)
     banner = any(visit.banner for visit in visits)
     cookies = _cookies(visits, crawl, classifier)
-    violations: dict[tuple[str, str, int, str, str], Violation] = {}
-    for violation in (*_consent_violations(visits, classifier), *_cookie_violations(visits, crawl, classifier)):
-        kept = violations.get(violation.sort_key)
-        if kept is None or violation.detail < kept.detail:  # one per key, the same whatever the visits' order
-            violations[violation.sort_key] = violation
     return ScanReport(
         url=crawl.start_url,
         site=site.id if site else None,
@@ -185,25 +146,13 @@ def build_report(
         cookies=cookies,
         storage=_storage(visits, classifier),
         third_parties=_third_parties(visits, classifier),
-        violations=tuple(violations[key] for key in sorted(violations)),
+        violations=find_violations(visits, crawl, classifier),
     )
-
-
-def _state_index(state: str) -> int:
-    return STATES.index(state) if state in STATES else len(STATES)
 
 
 def _ordered_states(states: Iterable[State]) -> tuple[State, ...]:
     seen = set(states)
     return tuple(state for state in STATES if state in seen)
-
-
-def _days(cookie: SeenCookie, crawl: Crawl) -> float | None:
-    """Days from the end of the crawl to the cookie's expiry: a lower bound of the lifetime it was set with
-    (a visit's own time is not recorded), so a cookie within its cap is never reported over it."""
-    if cookie.expires is None:
-        return None
-    return max(0.0, (cookie.expires - crawl.finished_at).total_seconds() / 86400)
 
 
 def _representative(cookie: SeenCookie) -> tuple[bool, str, str, bool, bool, str, float]:
@@ -230,7 +179,7 @@ def _cookies(visits: list[PageVisit], crawl: Crawl, classifier: Classifier) -> t
     for (name, domain, path), sightings in sorted(seen.items()):
         verdict = classifier.cookie(name, domain)
         first = min((cookie for _, cookie in sightings), key=_representative)
-        lifetimes = [days for _, cookie in sightings if (days := _days(cookie, crawl)) is not None]
+        lifetimes = [days for _, cookie in sightings if (days := lifetime_days(cookie, crawl)) is not None]
         expires_days = round(max(lifetimes), 1) if lifetimes else None
         suggestion = None if verdict.declared else classifier.suggest(name, verdict)
         block = None
@@ -303,68 +252,6 @@ def _third_parties(visits: list[PageVisit], classifier: Classifier) -> tuple[Thi
             )
         )
     return tuple(parties)
-
-
-def _consent_violations(visits: list[PageVisit], classifier: Classifier) -> Iterable[Violation]:
-    """What a page stored or loaded before a decision or after "Reject all" that it needed consent for."""
-    for visit in visits:
-        kind = _JUDGED.get(visit.state)
-        if kind is None:
-            continue
-        when = _WHEN[kind]
-        for cookie in visit.cookies:
-            category = classifier.cookie(cookie.name, cookie.domain).category
-            if category != "essential":
-                by = f"by {cookie.set_by}" + (f" {cookie.set_by_url}" if cookie.set_by_url else "")
-                detail = f"{category or 'unknown'} cookie set {when} ({by})"
-                yield Violation(kind, "cookie", cookie.name, None, visit.state, visit.url, detail)
-        for item in visit.storage:
-            category = classifier.storage(item.key)
-            if category != "essential":
-                detail = f"{category or 'unknown'} {item.kind} key written {when} (origin {item.origin})"
-                yield Violation(kind, "storage", item.key, None, visit.state, visit.url, detail)
-        for request in visit.requests:
-            category, _ = classifier.third_party(request.host)
-            if category is not None and category != "essential":
-                detail = f"{category} host loaded {when} ({request.resource_type} {request.url})"
-                yield Violation(kind, "request", None, request.host.lower(), visit.state, visit.url, detail)
-
-
-def _cookie_violations(visits: list[PageVisit], crawl: Crawl, classifier: Classifier) -> Iterable[Violation]:
-    """Over-long lifetimes and, with a site, undeclared cookies: once per cookie, where it was first seen
-    (the earliest state, then page; the order the crawl recorded its visits in does not matter)."""
-    site = classifier.site
-    first: dict[tuple[str, str, str, str], Violation] = {}
-    for visit in visits:
-        for cookie in visit.cookies:
-            verdict = classifier.cookie(cookie.name, cookie.domain)
-            limit = _allowed_lifetime(verdict, site)
-            days = _days(cookie, crawl)
-            found = []
-            if limit is not None and days is not None and (limit.seconds is None or days * 86400 > limit.seconds):
-                detail = f"expires in {days:.1f} days; {verdict.category} cookies may live {limit.describe()}"
-                found.append(Violation("expiry_over_cap", "cookie", cookie.name, None, visit.state, visit.url, detail))
-            if site is not None and not verdict.declared:
-                detail = f"{verdict.category or 'unknown'} cookie on {cookie.domain} not in [[sites.{site.id}.cookies]]"
-                found.append(Violation("undeclared", "cookie", cookie.name, None, visit.state, visit.url, detail))
-            for violation in found:
-                key = (violation.kind, cookie.name, cookie.domain, cookie.path)
-                if key not in first or _earlier(violation, first[key]):
-                    first[key] = violation
-    return first.values()
-
-
-def _earlier(a: Violation, b: Violation) -> bool:
-    return (_state_index(a.state), a.page, a.detail) < (_state_index(b.state), b.page, b.detail)
-
-
-def _allowed_lifetime(verdict: CookieVerdict, site: SiteSettings | None) -> Lifetime | None:
-    """min(declared lifetime, category cap), as ConsentMiddleware caps; None for an unknown cookie (no rule)."""
-    rule = verdict.rule
-    if rule is None or verdict.category is None:
-        return None
-    cap = site.cap_for(verdict.category) if site is not None else DEFAULT_CAPS.get(verdict.category)
-    return rule.lifetime if cap is None else shorter(rule.lifetime, cap)
 
 
 def _notes(crawl: Crawl, visits: list[PageVisit], *, site: SiteSettings | None, banner: bool) -> tuple[str, ...]:
