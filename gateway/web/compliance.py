@@ -74,8 +74,8 @@ class CompliancePages:
             Route(base, self._guard(self.show), methods=["GET"]),
             Route(f"{base}/scan", self._guard(self.start), methods=["POST"]),
             Route(f"{base}/progress.json", self._guard(self.progress), methods=["GET"]),
-            Route(f"{base}/scans/{{scan_id:int}}.json", self._guard(self.download), methods=["GET"]),
-            Route(f"{base}/scans/{{scan_id:int}}.html", self._guard(self.report_page), methods=["GET"]),
+            Route(f"{base}/scans/{{scan_id}}.json", self._guard(self.download), methods=["GET"]),
+            Route(f"{base}/scans/{{scan_id}}.html", self._guard(self.report_page), methods=["GET"]),
         ]
 
     # Endpoints.
@@ -146,9 +146,9 @@ class CompliancePages:
 
     async def download(self, request: Request, viewer: Viewer, site: SiteSettings) -> Response:
         """A done scan's report as the JSON file the scanner writes (``consent-gateway scan --json``)."""
-        scan_id = request.path_params["scan_id"]
-        report = await scan_report(self.context.database, site.id, scan_id)
-        if report is None:
+        scan_id = _number(request.path_params["scan_id"])
+        report = await scan_report(self.context.database, site.id, scan_id) if scan_id else None
+        if scan_id is None or report is None:
             return self.auth.error_page(request, 404, "This site has no finished scan with that number.", viewer=viewer)
         body = json.dumps(report, ensure_ascii=False, indent=2, sort_keys=False).encode()
         name = f"scan-{site.id}-{scan_id}.json"
@@ -160,9 +160,9 @@ class CompliancePages:
 
     async def report_page(self, request: Request, viewer: Viewer, site: SiteSettings) -> Response:
         """The scanner's self-contained HTML report of a done scan (what a DPO hands an auditor)."""
-        scan_id = request.path_params["scan_id"]
-        report = await scan_report(self.context.database, site.id, scan_id)
-        if report is None:
+        scan_id = _number(request.path_params["scan_id"])
+        report = await scan_report(self.context.database, site.id, scan_id) if scan_id else None
+        if scan_id is None or report is None:
             return self.auth.error_page(request, 404, "This site has no finished scan with that number.", viewer=viewer)
         try:
             render_html = importlib.import_module("gateway.scan.report_html").render_html

@@ -8,6 +8,7 @@ is a function the test controls (the worker takes it as a parameter), so nothing
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from gateway.clock import FixedClock
 from gateway.maintenance import Maintenance
 from gateway.scan.jobs import PLAYWRIGHT_MISSING, STOPPED, ProgressCallback, ScanJobs, ScanRequest, describe_failure
 from gateway.scan.schedule import due_sites, enqueue_scheduled
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
 from gateway.storage.scans import (
     ABANDONED,
     ScanAlreadyActive,
@@ -407,3 +408,47 @@ def test_a_demo_scan_is_stored_as_done(tmp_path: Path) -> None:
         assert await get_scan(db, "blog", scan_id) is None  # never across sites
 
     _run(settings, work)
+
+
+# The settings.
+
+
+def test_scan_settings_default_to_the_first_origin_and_off(tmp_path: Path) -> None:
+    site = scan_settings(tmp_path).sites["blog"]
+    assert (site.scan_schedule, site.scan_url, site.scan_pages) == ("off", "https://blog.example.com/", 50)
+    bare = make_settings(tmp_path, site=site_config(origins=[])).sites["shop"]
+    assert bare.scan_url == ""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"scan_schedule": "hourly"}, "sites.shop.scan_schedule: expected 'off', 'daily', 'weekly' or 'monthly'"),
+        ({"scan_schedule": 7}, "sites.shop.scan_schedule: expected a string"),
+        ({"scan_url": "ftp://shop.example.com/"}, "sites.shop.scan_url: expected an http(s) URL"),
+        ({"scan_url": "https://"}, "sites.shop.scan_url: expected an http(s) URL"),
+        ({"scan_url": "http://[::1"}, "sites.shop.scan_url: expected an http(s) URL"),
+        ({"scan_url": "https://shop.example.com/\n<script>"}, "sites.shop.scan_url: expected an http(s) URL"),
+        ({"scan_url": "https://shop.example.com/" + "a" * 2000}, "sites.shop.scan_url: expected an http(s) URL"),
+        ({"scan_pages": 0}, "sites.shop.scan_pages: expected a whole number from 1 to 1000"),
+        ({"scan_pages": True}, "sites.shop.scan_pages: expected a whole number from 1 to 1000"),
+        ({"origins": [], "scan_schedule": "weekly"}, "sites.shop.scan_schedule: expected 'off' for a site without"),
+    ],
+    ids=[
+        "schedule",
+        "schedule-type",
+        "scheme",
+        "no-host",
+        "bad-host",
+        "control",
+        "too-long",
+        "pages",
+        "bool",
+        "nothing-to-scan",
+    ],  # fmt: skip
+)
+def test_bad_scan_settings_are_refused_with_a_clear_error(
+    tmp_path: Path, overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        make_settings(tmp_path, site=site_config(**overrides))
