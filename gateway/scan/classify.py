@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +72,9 @@ class Classifier:
         self._catalog = catalog if catalog is not None else load_catalog(settings)
         self._ocd = CookieCatalog(opencookiedb)
         self._trackers = trackers if trackers is not None else load_trackers()
+        # Every visit asks again for the same few hosts and keys; this classifier lives for one report.
+        self.third_party = lru_cache(maxsize=4096)(self._third_party)
+        self.storage = lru_cache(maxsize=4096)(self._storage)
         self._catalog_is_ocd = _is_ocd_file(settings.catalog)
         # For suggestions: every rule with its domain binding dropped, split by where it comes from.
         ocd = [rule for rule in self._catalog.rules if self._from_ocd(rule)] + list(self._ocd.rules)
@@ -94,7 +98,7 @@ class Classifier:
                 return CookieVerdict(rule.category, source, rule, declared, False)
         return CookieVerdict(None, None, None, False, False)
 
-    def storage(self, key: str) -> Category | None:
+    def _storage(self, key: str) -> Category | None:
         """The site's ``[sites.ID.storage]`` patterns (as the snippet matches them), then the catalog by name."""
         if key in GATEWAY_STORAGE_KEYS:
             return "essential"
@@ -108,7 +112,7 @@ class Classifier:
                 return rule.category
         return None
 
-    def third_party(self, host: str) -> tuple[Category | None, Literal["trackers", "catalog"] | None]:
+    def _third_party(self, host: str) -> tuple[Category | None, Literal["trackers", "catalog"] | None]:
         """The known-tracker list by host suffix, then the catalog's rules bound to the host's domain."""
         tracker = self._trackers.classify(host)
         if tracker is not None:
