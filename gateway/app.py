@@ -35,6 +35,7 @@ from gateway.storage.store import open_store
 from gateway.web.admin import admin_routes
 from gateway.web.compliance import CompliancePages
 from gateway.web.consent_api import consent_routes
+from gateway.web.consent_export_page import ConsentExportPage
 from gateway.web.cookie_sightings import cookie_sighting_routes
 from gateway.web.dashboard import DashboardPages
 from gateway.web.dashboard_auth import DashboardAuth
@@ -170,6 +171,7 @@ def create_app(
             context, auth, pages, impressions=impressions, script_cookies=script_cookies
         ).routes(),  # flushed before the reports read
         *SiteSettingsPages(context, auth, pages, bundles).routes(),
+        *ConsentExportPage(context, auth, pages).routes(),
         *CompliancePages(context, auth, pages, wake=scans.wake).routes(),
         *SharedDashboard(context, auth, pages).routes(),
         *stats_api_routes(context),

@@ -56,7 +56,7 @@ NO_REVISION_NOTE = (
     'were stored: their "banner_hash" still identifies the banner, but its texts were not kept.'
 )
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII only: date.fromisoformat also takes 20260101
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = frozenset("=+-@\t\r")
 
 
 class ExportError(ValueError):
@@ -189,6 +189,6 @@ def _csv_rows(rows: Iterable[Iterable[object]]) -> str:
 
 def safe_cell(value: object) -> object:
     """``value``, with a leading ``'`` when a spreadsheet would read it as a formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and value[:1] in _FORMULA_START:
         return "'" + value
     return value

@@ -38,6 +38,7 @@ from gateway.stats.consent import CATEGORY_COLOURS, ConsentReport, consent_bucke
 from gateway.stats.period import Interval
 from gateway.storage.consent_report import ConsentFigures, consent_cells, impressions_by_day
 from gateway.storage.cookie_report import CookieTally, SeenBy, cookie_report
+from gateway.web.consent_export_page import export_form
 from gateway.web.dashboard import Audience, DashboardPages
 from gateway.web.dashboard_auth import DashboardAuth
 
@@ -214,6 +215,7 @@ class ReportPages:
             "tables": tables,
             "percent": percent,
             "filtered": bool(view.filters),
+            "export": export_form(audience, self.context.clock.now().astimezone(site.zone).date()),
         }
         return self.pages._render(request, audience, "consent.html", context)
 

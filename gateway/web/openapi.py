@@ -11,12 +11,15 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any
 
+from gateway.consent.export import CSV_COLUMNS, FORMATS
+from gateway.consent.export import MAX_DAYS as EXPORT_MAX_DAYS
 from gateway.stats.period import INTERVALS, MAX_DAYS, PERIODS
 from gateway.stats.query import SORT_KEYS
 from gateway.storage.aggregates import DIMENSIONS
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 STATS_PREFIX = "/api/v1/stats"
+CONSENT_LOG_PATH = "/api/v1/sites/{site_id}/consent-log"
 #: Dimensions a breakdown can be asked for (``all`` is the top line, ``hour`` the hourly series).
 BREAKDOWN_DIMENSIONS: tuple[str, ...] = tuple(name for name in DIMENSIONS if name not in ("all", "hour"))
 #: ``prop:KEY``: a custom property's key, as the filter syntax bounds it (1 to 100 characters, no controls).
@@ -62,7 +65,8 @@ def _document() -> dict[str, Any]:
                 "least the site's `min_visitors` (k) visitors: smaller top lines and buckets, zero "
                 "included, are null with `withheld: true` (withheld and zero read the same), smaller "
                 "breakdown rows are folded into `other`, and `other` is null unless it stands for at "
-                "least k visitors. Requests with a filter (`f`) are limited per API key "
+                "least k visitors. A key created with the `consent_log` permission also exports the site's "
+                "proof-of-consent log. Requests with a filter (`f`) are limited per API key "
                 "(`filtered_query_limit` per 10 minutes, default 60): beyond, 429 with `Retry-After`. "
                 "A parameter left out takes its default; an empty one (`period=`) is a 400."
             ),
@@ -87,6 +91,7 @@ def _document() -> dict[str, Any]:
                 [_PROPERTY, _SORT, _ORDER, _LIMIT, _PAGE],
                 "Breakdown",
             ),
+            CONSENT_LOG_PATH: _consent_log_operation(),
         },
         "components": {"securitySchemes": _SECURITY_SCHEMES, "schemas": _schemas()},
     }
@@ -115,6 +120,73 @@ def _operation(operation_id: str, summary: str, extra: list[dict[str, Any]], sch
             "tags": ["stats"],
             "parameters": [*_COMMON, *extra],
             "responses": responses,
+        }
+    }
+
+
+def _consent_log_operation() -> dict[str, Any]:
+    errors = {
+        "400": f"A parameter is missing or invalid: `from` or `to` not a day, `to` before `from`, more than "
+        f"{EXPORT_MAX_DAYS} days, an unknown `format`, `revisions=1` with CSV.",
+        "401": "No API key, or one that is malformed, unknown or revoked (`WWW-Authenticate: Bearer`).",
+        "403": "The key belongs to another site, or lacks the `consent_log` permission.",
+        "404": "There is no site `site_id`.",
+        "405": "Only GET and HEAD are allowed.",
+    }
+    day = {"type": "string", "format": "date"}
+    return {
+        "get": {
+            "operationId": "consentLogExport",
+            "summary": "The site's proof-of-consent records of a range of days, streamed as CSV or JSON.",
+            "description": (
+                "Every record (who: a pseudonymous consent id; when; which policy revision and banner; which "
+                "choices; by which action) recorded from the start of `from` to the end of `to` in the site's "
+                "time zone, in the order written. Needs a key with the `consent_log` permission "
+                "(`consent-gateway apikey create --site ID --name NAME --permission consent_log`). CSV cells "
+                "starting with `=`, `+`, `-` or `@` get a leading `'`. A record's `revision` names the stored "
+                "banner it answered; null for records made before banners were stored."
+            ),
+            "tags": ["consent"],
+            "parameters": [
+                {
+                    "name": "site_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "The site, as configured under `[sites.ID]`.",
+                    "schema": {"type": "string", "minLength": 1},
+                },
+                _query("from", "The first day (included), `YYYY-MM-DD`, in the site's time zone.", day, required=True),
+                _query(
+                    "to",
+                    f"The last day (included), `YYYY-MM-DD`, not before `from`; at most {EXPORT_MAX_DAYS} days.",
+                    day,
+                    required=True,
+                ),
+                _query("format", "CSV (with a header row) or JSON.", {"type": "string", "enum": list(FORMATS)}),
+                _query(
+                    "revisions",
+                    "`1`: the JSON export ends with the banners its records answered (`revisions`).",
+                    {"type": "string", "enum": ["0", "1"], "default": "0"},
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "The records, sent as they are read.",
+                    "headers": {
+                        "Content-Disposition": {
+                            "description": '`attachment; filename="consent-log-SITE-FROM-TO.csv"`',
+                            "schema": {"type": "string"},
+                        }
+                    },
+                    "content": {
+                        "text/csv": {
+                            "schema": {"type": "string", "description": "Columns: " + ", ".join(CSV_COLUMNS) + "."}
+                        },
+                        **_json("ConsentLog"),
+                    },
+                },
+                **{status: {"description": words, "content": _json("Error")} for status, words in errors.items()},
+            },
         }
     }
 
@@ -271,6 +343,23 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "BreakdownRow": {"type": "object", "required": list(row_properties), "properties": row_properties},
+        "ConsentLog": {
+            "type": "object",
+            "required": ["site", "from", "to", "timezone", "note", "records"],
+            "properties": {
+                "site": {"type": "string"},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "timezone": {"type": "string", "description": "The site's IANA time zone: the days' zone."},
+                "note": {"type": "string"},
+                "records": {"type": "array", "items": {"type": "object"}},
+                "revisions": {
+                    "type": "object",
+                    "description": "With `revisions=1`: each banner the records answered, by its hash "
+                    "(`banner_hash`, the SHA-256 of `content`): revision, language, what was shown.",
+                },
+            },
+        },
         "Breakdown": {
             "type": "object",
             "required": ["site_id", "period", "property", "results", "other", "total_rows"],

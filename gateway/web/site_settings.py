@@ -81,9 +81,13 @@ class SiteSettingsPages:
         )
 
     async def create_key(self, request: Request, viewer: Viewer, site: SiteSettings) -> Response:
-        name = (await read_form(request)).get("name", "")
+        form = await read_form(request)
+        name = form.get("name", "")
+        permissions = frozenset({"consent_log"} if form.get("consent_log") == "1" else ())
         try:
-            _, key = await create_api_key(self.context.database, site.id, name, now=self.context.clock.now())
+            _, key = await create_api_key(
+                self.context.database, site.id, name, now=self.context.clock.now(), permissions=permissions
+            )
         except ApiKeyError:
             error = "A key needs a name of 1 to 100 printable characters, such as “weekly report”."
             return await self._page(request, viewer, site, error=error, key_name=name)
@@ -172,6 +176,7 @@ class SiteSettingsPages:
                     "id": key.id,
                     "name": key.name,
                     "prefix": key.prefix,
+                    "may_read": "statistics, consent log" if "consent_log" in key.permissions else "statistics",
                     "created": _when(key.created_at, site),
                     "last_used": _when(key.last_used_at, site) if key.last_used_at else "never",
                     "revoked": _when(key.revoked_at, site) if key.revoked_at else None,

@@ -24,7 +24,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
-from gateway.accounts.api_keys import bearer_key, verify_api_key
 from gateway.context import GatewayContext
 from gateway.settings import SiteSettings
 from gateway.stats.figures import Figures
@@ -32,9 +31,12 @@ from gateway.stats.filters import FilterError, parse_filters
 from gateway.stats.period import Period, PeriodError, parse_day, parse_interval, parse_period
 from gateway.stats.privacy import BreakdownRow, withheld
 from gateway.stats.query import SORT_KEYS, SortKey, Stats, StatsQuery
+from gateway.web.api_auth import presented_key
+from gateway.web.consent_log_api import consent_log_export
 from gateway.web.errors import ClientError
 from gateway.web.openapi import (
     BREAKDOWN_DIMENSIONS,
+    CONSENT_LOG_PATH,
     DEFAULT_LIMIT,
     MAX_LIMIT,
     MAX_PAGE,
@@ -54,7 +56,8 @@ _BUCKET_FIGURES = ("visitors", "visits", "pageviews", "events", "views_per_visit
 
 
 def stats_api_routes(context: GatewayContext, *, limit: FilteredQueryLimit | None = None) -> list[BaseRoute]:
-    """The three stats endpoints, the OpenAPI document, and a JSON 404 for other paths under the prefix.
+    """The three stats endpoints, the consent log export, the OpenAPI document, and a JSON 404 for other
+    paths under the stats prefix.
 
     ``limit``: the per-key limit on filtered queries (made here from the settings unless given).
     """
@@ -71,6 +74,9 @@ def stats_api_routes(context: GatewayContext, *, limit: FilteredQueryLimit | Non
         Route(f"{STATS_PREFIX}/timeseries", _JsonEndpoint(api.timeseries), name="stats_timeseries"),
         Route(f"{STATS_PREFIX}/breakdown", _JsonEndpoint(api.breakdown), name="stats_breakdown"),
         Route(OPENAPI_PATH, _JsonEndpoint(openapi), name="openapi"),
+        Route(
+            CONSENT_LOG_PATH, _JsonEndpoint(lambda request: consent_log_export(context, request)), name="consent_log"
+        ),
         Mount(STATS_PREFIX, app=_no_such_endpoint),
     ]
 
@@ -221,15 +227,7 @@ class _StatsApi:
 
     async def _site(self, request: Request) -> tuple[SiteSettings, int]:
         """The site asked for, once the key is valid and belongs to it (401, then 400, 404, 403)."""
-        header = request.headers.get("authorization")
-        presented = bearer_key(header)
-        if presented is None:
-            if header is None:
-                raise ClientError(401, "send the site's API key: 'Authorization: Bearer cg_...'", headers=_CHALLENGE)
-            raise ClientError(401, "the Authorization header is not 'Bearer cg_...' with a valid key", headers=_INVALID)
-        key = await verify_api_key(self.context.database, presented, now=self.context.clock.now())
-        if key is None:
-            raise ClientError(401, "the API key is unknown or revoked", headers=_INVALID)
+        key = await presented_key(self.context, request)
         site_id = request.query_params.get("site_id", "")
         if not site_id:
             raise ClientError(400, "'site_id' is required")
@@ -239,11 +237,6 @@ class _StatsApi:
         if key.site_id != site.id:
             raise ClientError(403, f"this API key belongs to another site than {site.id!r}")
         return site, key.id
-
-
-_CHALLENGE = {"www-authenticate": 'Bearer realm="consent-gateway"'}
-# RFC 6750 section 3.1: a token was sent but is not valid.
-_INVALID = {"www-authenticate": 'Bearer realm="consent-gateway", error="invalid_token"'}
 
 
 def _refuse_empty(params: QueryParams, names: tuple[str, ...]) -> None:
