@@ -38,6 +38,8 @@ def due_sites(sites: Mapping[str, SiteSettings], last_scans: Mapping[str, dateti
 
 async def enqueue_scheduled(store: Store, settings: Settings, now: datetime) -> list[int]:
     """Queue the scans that are due at ``now``; the ids queued (a site with a scan already running is skipped)."""
+    if all(site.scan_schedule not in INTERVALS for site in settings.sites.values()):
+        return []  # the usual case: no read on every maintenance poll
     queued = []
     for site_id in due_sites(settings.sites, await last_scan_times(store), now):
         site = settings.sites[site_id]

@@ -47,6 +47,8 @@ HISTORY_ROWS = 20
 #: Seconds between the page's own reloads while a scan is queued or running.
 REFRESH_SECONDS = 3
 _DONE = {"queued": "The scan is queued: this page follows its progress and shows the report when it is done."}
+#: How the page names the states a page was visited in.
+STATE_LABELS = {"none": "before a decision", "rejected": "after Reject all", "accepted": "after Accept all"}
 #: The stand-alone HTML report is the scanner's own page: its inline styles and nothing else.
 _REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; sandbox"
 
@@ -109,6 +111,7 @@ class CompliancePages:
             "scan_url": site.scan_url,
             "scan_pages": site.scan_pages,
             "schedule": site.scan_schedule,
+            "state_labels": STATE_LABELS,
             "message": _DONE.get(params.get("done", "")),
             "error": None,
         }
