@@ -25,6 +25,7 @@ from gateway.consent.export import CSV_COLUMNS, MAX_DAYS
 from gateway.consent.records import ConsentRecord
 from gateway.storage.consent_log import _INSERT, _parameters, append_record
 from gateway.storage.store import Store
+from tests.stores import database_setting
 from tests.web.test_dashboard_auth import Dashboard, field, on_database
 
 pytestmark = pytest.mark.integration
@@ -94,6 +95,7 @@ class Gateway(Dashboard):
 @pytest.fixture
 def gateway(tmp_path: Path, clock: FixedClock, live_server: Any) -> Iterator[Gateway]:
     shared = Gateway(tmp_path, clock, live_server)
+    assert str(shared.settings.database) == database_setting(tmp_path / "gateway.sqlite3")  # each store in turn
     yield shared
     shared.http.close()
 
