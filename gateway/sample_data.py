@@ -45,7 +45,7 @@ from gateway.storage.consent_report import ImpressionCount, add_impressions
 from gateway.storage.cookie_report import CookieTally, ScriptSighting, add_cookie_tallies, add_script_sightings
 from gateway.storage.events import write_events
 from gateway.storage.records import AnonymousEvent
-from gateway.storage.sample_data import append_sample_records, claim_sample_data
+from gateway.storage.sample_data import analyze_events, append_sample_records, claim_sample_data
 from gateway.storage.store import Store
 from gateway.storage.upkeep import roll_up_dirty
 from gateway.storage.visit_days import build_stale
@@ -213,6 +213,7 @@ async def seed_sample_data(
     await add_cookie_tallies(store, _cookie_tallies(site, catalog, cookies, pageviews, first_seen, now))
     sightings = _script_sightings(catalog, script_cookies, pageviews, first_seen, now)
     await add_script_sightings(store, site_id, sightings, max_names=MAX_REPORTED_NAMES)
+    await analyze_events(store)
     rolled_up = await roll_up_dirty(store, settings.zones, floors=floors(settings))
     await build_stale(store, settings.zones, rolled_up)
     return SampleSummary(events, len(records), len(days), time.perf_counter() - started)

@@ -13,7 +13,7 @@ from datetime import datetime
 from gateway.consent.records import ConsentRecord, PolicyRevision
 from gateway.storage.consent_log import _INSERT, _parameters
 from gateway.storage.policy_revisions import keep_revision
-from gateway.storage.sql import Connection
+from gateway.storage.sql import Connection, is_postgres
 from gateway.storage.store import Store
 
 _CLAIM = "INSERT INTO sample_data (site_id, seeded_at) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING"
@@ -52,3 +52,15 @@ async def append_sample_records(
         connection.executemany(_INSERT, rows)
 
     await store.write(append)
+
+
+async def analyze_events(store: Store) -> None:
+    """Planner statistics for the events and visits just written, before they are rolled up: PostgreSQL
+    otherwise plans the rollups' GROUP BYs for the empty tables it last sampled (autovacuum comes only
+    later), and 60 days rolled up three times slower. SQLite plans them well without."""
+
+    def analyze(connection: Connection) -> None:
+        if is_postgres(connection):
+            connection.execute("ANALYZE events, visits")
+
+    await store.write(analyze)
