@@ -188,7 +188,7 @@ async def prepare_sample_data(
     site = replace(settings.sites[DEMO_SITE], sample_data=True)
     settings = replace(settings, sites={**settings.sites, DEMO_SITE: site})
     done = (
-        f"{summary.days} days, {summary.events:,} pageviews, {summary.consent_records:,} consent records "
+        f"{summary.days} days, {summary.events:,} events, {summary.consent_records:,} consent records "
         f"(written in {summary.seconds:.1f} s)"
         if summary
         else "written on the first start"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
@@ -69,8 +69,10 @@ _LANDINGS = (  # (query string of the landing URL, referrer, weight): sources an
     ("", "https://www.bing.com/", 4), ("", "https://duckduckgo.com/", 3), ("", "https://github.com/", 4),
     ("", "https://news.ycombinator.com/", 3), ("", "https://www.reddit.com/", 3), ("", "https://l.facebook.com/", 3),
     ("", "https://t.co/", 2), ("", "https://www.linkedin.com/", 2), ("", "https://privacyweekly.example.org/", 2),
-    ("utm_source=newsletter&utm_medium=email&utm_campaign=monthly-digest", "https://mail.google.com/", 5),
-    ("utm_source=google&utm_medium=cpc&utm_campaign=consent-banner&gclid=Cj0KCQ", "https://www.google.com/", 4),
+    ("utm_source=newsletter&utm_medium=email&utm_campaign=monthly-digest&utm_content=header",
+     "https://mail.google.com/", 5),
+    ("utm_source=google&utm_medium=cpc&utm_campaign=consent-banner&utm_term=cookie+consent&utm_content=ad-a&gclid=Cj0KCQ",
+     "https://www.google.com/", 4),
     ("utm_source=linkedin&utm_medium=paid_social&utm_campaign=gdpr-webinar", "https://www.linkedin.com/", 3),
 )  # fmt: skip
 _PLACES = (  # (country, region, city, weight), English names as the GeoLite2 adapter gives them
@@ -108,6 +110,9 @@ _AGENTS = (  # real user agents, parsed by the gateway's own parser
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
      "Safari/537.36 OPR/112.0.0.0", 2),
 )  # fmt: skip
+#: A pageview followed by a click on a link to another site, and where such links lead.
+_OUTBOUND_SHARE = 0.06
+_OUTBOUND = ("https://github.com/example/consent-gateway", "https://gdpr.eu/cookies/")
 _SCREENS = {"desktop": ("desktop", "laptop"), "mobile": ("mobile",), "tablet": ("tablet",)}
 #: Relative visits by local hour: quiet nights, a mid-afternoon peak.
 _HOURLY = (35, 28, 24, 22, 24, 30, 42, 58, 75, 88, 95, 100, 102, 105, 110, 112, 110, 102, 95, 88, 78, 66, 55, 44)
@@ -128,7 +133,7 @@ _NETWORKS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 class SampleSummary:
     """What one seed wrote and how long it took (``consent-gateway demo`` prints it)."""
 
-    events: int
+    events: int  # pageviews and outbound-link clicks
     consent_records: int
     days: int
     seconds: float
@@ -200,7 +205,7 @@ async def seed_sample_data(
         events += len(batch)
         records += decided
         impressions.update(shown)
-        pageviews.update(event.consent for event in batch)
+        pageviews.update(event.consent for event in batch if event.name == "pageview")
     await append_sample_records(store, records, list(traffic.banners.values()))
     await add_impressions(
         store,
@@ -353,22 +358,35 @@ class _Traffic:
             if at >= until:
                 break
             events.append(self._event(visitor, at, path, source if number == 0 else self.internal))
+            if rng.random() < _OUTBOUND_SHARE:  # the tracker's outbound-link clicks (data-outbound)
+                at += timedelta(seconds=2 + rng.expovariate(1 / 20))
+                if at < until:
+                    props = {"url": rng.choice(_OUTBOUND)}
+                    events.append(self._event(visitor, at, path, self.internal, "Outbound Link: Click", props))
         return events
 
-    def _event(self, visitor: _Visitor, at: datetime, path: str, source: _Source) -> AnonymousEvent:
+    def _event(
+        self,
+        visitor: _Visitor,
+        at: datetime,
+        path: str,
+        source: _Source,
+        name: str = "pageview",
+        props: Mapping[str, str] | None = None,
+    ) -> AnonymousEvent:
         agent = visitor.agent
         country, region, city = visitor.place
-        referrer_host, name, channel, utm_source, utm_medium, utm_campaign, utm_content, utm_term = source
+        referrer_host, source_name, channel, utm_source, utm_medium, utm_campaign, utm_content, utm_term = source
         return AnonymousEvent(
             site_id=self.site.id,
             ts=at.astimezone(UTC),
-            name="pageview",
+            name=name,
             visitor_id=visitor.visitor_id,
             previous_visitor_id=None,
             hostname=self.hostname,
             pathname=path,
             referrer_host=referrer_host,
-            source=name,
+            source=source_name,
             channel=channel,
             utm_source=utm_source,
             utm_medium=utm_medium,
@@ -384,7 +402,7 @@ class _Traffic:
             os_version=agent.os_version,
             device=agent.device,
             screen=visitor.screen,
-            props={},
+            props=props or {},
             consent=visitor.allowed,
         )
 

@@ -135,8 +135,11 @@ def test_the_first_start_seeds_labelled_data_every_panel_shows(
         assert _figure(overview.text, "Unique visitors") > 1_000
         for shown in ("DE", "GB", "FR", "Google", "Direct / None", "LinkedIn", "Chrome", "Mobile Safari", "/pricing"):
             assert re.search(rf">\s*{re.escape(shown)}\s*<", overview.text), shown
+        assert re.search(r">\s*Outbound Link: Click\s*<", overview.text), "no custom event in the Events panel"
         campaigns = client.get(f"/dashboard/{DEMO_SITE}/breakdown/utm_campaign", params={"period": "30d"})
         assert "monthly-digest" in campaigns.text and "Sample data." in campaigns.text
+        terms = client.get(f"/dashboard/{DEMO_SITE}/breakdown/utm_term", params={"period": "30d"})
+        assert "cookie consent" in terms.text
         consent = client.get(f"/dashboard/{DEMO_SITE}/consent", params={"period": "30d"})
         assert consent.status_code == 200 and "Sample data." in consent.text
         assert re.search(r"\b[1-9]\d?(\.\d)?%", consent.text), "no opt-in rate on the consent report"
