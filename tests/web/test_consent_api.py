@@ -188,6 +188,7 @@ def test_a_decision_is_answered_and_recorded(
         "erased": 0,
         "country": None,  # 127.0.0.1: no country
         "device": "desktop",
+        "revision_hash": row["banner_hash"],  # the banner shown, stored once (policy_revisions)
     }
     assert re.fullmatch(r"[0-9a-f]{64}", row["banner_hash"])
 

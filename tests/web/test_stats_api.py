@@ -31,6 +31,7 @@ from gateway.stats.query import SORT_KEYS, Stats, StatsQuery
 from gateway.storage.aggregates import DIMENSIONS
 from gateway.storage.rollups import rebuild_dirty
 from gateway.storage.store import Store
+from gateway.web.openapi import CONSENT_LOG_PATH
 from tests.conftest import LiveServer, make_settings, site_config
 from tests.module_stores import store_kind_per_module  # noqa: F401 - the shared servers are built once per store
 from tests.storage.test_rollups import AFTER_MIDNIGHT, DAY1, DAY2, FIRST_DAY, at, event, run, store
@@ -603,7 +604,18 @@ def test_the_openapi_document_lists_every_endpoint_and_parameter(api: Api) -> No
     document = openapi(api)
     assert document["openapi"] == "3.1.0"
     served = {r.path for r in api.app.routes if isinstance(r, Route) and r.path.startswith("/api/v1/stats/")}
-    assert set(document["paths"]) == served == set(ENDPOINTS)
+    assert served == set(ENDPOINTS)
+    assert set(document["paths"]) == {*ENDPOINTS, CONSENT_LOG_PATH}  # and the consent log export
+    assert CONSENT_LOG_PATH in {r.path for r in api.app.routes if isinstance(r, Route)}
+    export = document["paths"].pop(CONSENT_LOG_PATH)["get"]
+    assert [(p["name"], p["in"], p["required"]) for p in export["parameters"]] == [
+        ("site_id", "path", True),
+        ("from", "query", True),
+        ("to", "query", True),
+        ("format", "query", False),
+        ("revisions", "query", False),
+    ]
+    assert {"text/csv", "application/json"} == set(export["responses"]["200"]["content"])
     common = ["site_id", "period", "from", "to", "f"]
     expected = {
         AGGREGATE: common,
