@@ -27,8 +27,9 @@ import schemathesis
 from hypothesis import settings
 from schemathesis import Case as AnyCase
 
+from gateway.consent.export import MAX_DAYS as EXPORT_MAX_DAYS
 from gateway.stats.period import MAX_DAYS
-from gateway.web.openapi import OPENAPI_PATH, openapi_document
+from gateway.web.openapi import CONSENT_LOG_PATH, OPENAPI_PATH, openapi_document
 from tests.module_stores import store_kind_per_module  # noqa: F401 - the server is built once per store
 from tests.web.test_stats_api import NOW, Api
 
@@ -66,11 +67,30 @@ def rule_between_parameters_broken(query: Mapping[str, Any]) -> str | None:
     return None
 
 
+def export_rule_broken(query: Mapping[str, Any]) -> str | None:
+    """Which worded rule of the consent log export ``query`` breaks, if any."""
+    try:
+        first, last = date.fromisoformat(query["from"]), date.fromisoformat(query["to"])
+    except (KeyError, ValueError):
+        return "from and to are days"
+    if last < first:
+        return "to before from"
+    if (last - first).days + 1 > EXPORT_MAX_DAYS:
+        return f"more than {EXPORT_MAX_DAYS} days"
+    if first == date.min or last == date.max:
+        return "too close to the ends of the calendar"
+    if query.get("revisions") == "1" and query.get("format") != "json":
+        return "revisions in CSV"
+    return None
+
+
 def valid_by_the_worded_rules(context: schemathesis.HookContext, case: Case) -> bool:
     """Valid data stays valid by the worded rules too; invalid data is kept as generated."""
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return True
+    if case.operation.path == CONSENT_LOG_PATH:
+        return export_rule_broken(case.query or {}) is None
     return rule_between_parameters_broken(case.query or {}) is None
 
 
@@ -84,7 +104,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> Iterator[A
 SCHEMA = schemathesis.openapi.from_dict(openapi_document())
 # Every request asks about the one site the key reads: other ids answer 404 or 403 (covered in
 # tests/web/test_stats_api.py) and would leave every parameter after site_id untested.
-SCHEMA.config.update(parameters={"query.site_id": "shop"})
+SCHEMA.config.update(parameters={"query.site_id": "shop", "path.site_id": "shop"})
 SCHEMA.hook("filter_case")(valid_by_the_worded_rules)
 
 
@@ -112,6 +132,8 @@ class Contract:
     authorization: str
     #: Statuses answered, so the run shows it reached the figures (200) and the rules (400), not only 401s.
     statuses: Counter[int] = field(default_factory=Counter)
+    #: Statuses of the consent log export, which answers CSV or JSON when it answers 200.
+    export_statuses: Counter[int] = field(default_factory=Counter)
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +141,7 @@ def contract(api: Api) -> Iterator[Contract]:
     shared = Contract(api.server.url, f"Bearer {api.shop_key}")
     yield shared
     assert {200, 400} <= set(shared.statuses), shared.statuses
+    assert {200, 400} <= set(shared.export_statuses), shared.export_statuses
 
 
 def test_the_document_served_is_the_one_built(api: Api) -> None:
@@ -134,6 +157,8 @@ def test_every_answer_keeps_the_documented_contract(case: Case, contract: Contra
         case.headers["Authorization"] = contract.authorization
     response = case.call_and_validate(base_url=contract.url)
     contract.statuses[response.status_code] += 1
+    if case.operation.path == CONSENT_LOG_PATH:
+        contract.export_statuses[response.status_code] += 1
 
 
 def test_the_worded_rules_are_the_ones_the_api_enforces(api: Api) -> None:
