@@ -66,6 +66,7 @@ PLAN: tuple[TablePlan, ...] = (
     TablePlan("login_attempts", "copy"),
     TablePlan("api_keys", "copy"),
     TablePlan("shared_links", "copy"),
+    TablePlan("policy_revisions", "copy"),
     TablePlan("consent_records", "copy"),
     TablePlan("banner_impressions", "copy"),
     TablePlan("cookie_report", "copy"),
