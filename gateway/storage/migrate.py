@@ -86,6 +86,7 @@ PLAN: tuple[TablePlan, ...] = (
     TablePlan("visit_day_values", "cache"),
     TablePlan("visit_day_generations", "cache"),
     TablePlan("outbox", "copy"),
+    TablePlan("sample_data", "copy"),
     TablePlan("scans", "copy"),
     TablePlan("worker_metrics", "skip", why="live counters of running workers, published again every few seconds"),
     TablePlan("health", "skip", why="one row /healthz rewrites on its next check"),
