@@ -168,7 +168,11 @@ async def prepare_sample_data(
             site = settings.sites[DEMO_SITE]
             catalog = load_catalog(settings).with_rules(site.cookie_rules)
             cookies = [(name, max_age) for name, _, max_age in DEMO_COOKIES]
-            print("consent-gateway demo: first start, writing sample data for the demo site...", file=sys.stderr)
+            print(
+                "consent-gateway demo: first start, writing 60 days of sample data for the demo site "
+                "(seconds on SQLite, a minute or more on PostgreSQL, which rolls each day up on its own)...",
+                file=sys.stderr,
+            )
             summary = await seed_sample_data(
                 database,
                 settings,
