@@ -72,6 +72,8 @@ _STORAGE_KEYS = (
 _LINKS = """() => Array.from(document.querySelectorAll("a[href]"), (a) => a.href)"""
 _SNIPPET_SRC = """() => { const s = document.querySelector("script[data-site][src]"); return s ? s.src : null; }"""
 _BANNER = '[data-cg="banner"]'
+#: How long a response's raw headers (its Set-Cookie lines) may take to arrive before it is skipped.
+_HEADERS_SECONDS = 5.0
 _BUTTONS: dict[State, str] = {"rejected": "reject-all", "accepted": "accept-all"}
 
 
@@ -184,8 +186,9 @@ class _Recorder:
                 continue
             self.answered.add(id(answer))
             try:
-                headers = await answer.headers_array()
-            except Exception:  # noqa: BLE001, S112 - the page navigated away; its response is gone
+                # Raw headers wait for Chromium's extra info, which a response from the cache never gets: bounded.
+                headers = await asyncio.wait_for(answer.headers_array(), _HEADERS_SECONDS)
+            except Exception:  # noqa: BLE001, S112 - gone with its page, or from the cache (which sets no cookie)
                 continue
             parts = urlsplit(answer.url)
             for header in headers:
@@ -201,6 +204,7 @@ class _Recorder:
                         )
 
     async def settle(self) -> None:
+        """Every response's headers read (each bounded by ``_HEADERS_SECONDS``); later ones join while waiting."""
         while self.pending:
             await asyncio.gather(*list(self.pending), return_exceptions=True)
 

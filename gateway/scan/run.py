@@ -104,7 +104,7 @@ async def scan(options: ScanOptions, *, clock: Clock, progress: Callable[[int, i
             frontier.add(await sitemap_pages(start_url, robots, lambda url: fetch_text(fetcher, url)), base=start_url)
             await fetcher.close()
             while len(pages) < options.pages and (url := frontier.next()) is not None:
-                if clock.now() >= deadline:
+                if pages and clock.now() >= deadline:  # the start page is always visited
                     frontier.queued.appendleft(url)
                     notes.append(f"stopped at the time limit ({options.time_limit:g} s) after {len(pages)} pages")
                     break

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,18 @@ import pytest
 from gateway.clock import SystemClock
 from gateway.scan.observations import Crawl
 from gateway.scan.report import build_report
-from gateway.scan.run import ScanOptions, scan
+from gateway.scan.run import INSTALL_HINT, ScanOptions, scan
 from tests.browser.conftest import CHROMIUM, Demo, chromium
 from tests.conftest import REPO
 from tests.scan.site import RESOLVER_RULES, ShopSite
+from tests.stores import STORES
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+#: The shop's gateway keeps its consent records in the test's store: its tests run on both (the conftest cannot
+#: tell from this module's source, which builds its settings in tests/scan/site.py).
+both_stores = pytest.mark.parametrize("store_kind", STORES, indirect=True)
 
 
 @pytest.fixture
@@ -78,6 +85,7 @@ EXPECTED = {
 }
 
 
+@both_stores
 def test_the_scanner_finds_exactly_what_the_shop_does_in_every_state(shop: ShopSite) -> None:
     progress: list[tuple[int, int, str]] = []
     options = ScanOptions(shop.url, browser_args=(RESOLVER_RULES,))
@@ -132,19 +140,20 @@ lifetime = "1y"
     return path
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CONSENT_GATEWAY_")}
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("CONSENT_GATEWAY_")}
     return subprocess.run(
         [sys.executable, "-m", "gateway", "scan", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=env,
+        env={**environ, **(env or {})},
         timeout=600,
         check=False,
     )
 
 
+@both_stores
 def test_the_scan_command_fails_on_the_violation_and_writes_json_and_html(shop: ShopSite, tmp_path: Path) -> None:
     report_json, report_html = tmp_path / "scan.json", tmp_path / "scan.html"
     result = _cli(
@@ -203,6 +212,40 @@ def test_the_scan_command_refuses_what_is_not_a_web_address(url: str) -> None:
     assert (
         result.returncode == 2 and result.stderr.startswith("consent-gateway: error: ") and "\x1b" not in result.stderr
     )
+
+
+@dataclass
+class _Jumping:
+    """A clock 10 minutes later at each reading: the time limit passes during the first page."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        self.current += timedelta(minutes=10)
+        return self.current
+
+
+@both_stores
+def test_the_page_and_time_bounds_stop_the_crawl_and_say_so(shop: ShopSite) -> None:
+    by_pages = asyncio.run(scan(ScanOptions(shop.url, pages=1, browser_args=(RESOLVER_RULES,)), clock=SystemClock()))
+    assert by_pages.pages == (shop.url,)
+    assert "stopped at 1 pages; 2 more were found and not visited" in by_pages.notes
+    options = ScanOptions(shop.url, time_limit=60, browser_args=(RESOLVER_RULES,))
+    by_time = asyncio.run(scan(options, clock=_Jumping()))
+    assert by_time.pages == (shop.url,)
+    assert "stopped at the time limit (60 s) after 1 pages" in by_time.notes
+
+
+def test_the_scan_command_names_what_to_install_without_playwright_or_chromium(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked" / "playwright"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text('raise ImportError("Playwright is not installed")\n', encoding="utf-8")
+    without = _cli("https://www.example.org/", env={"PYTHONPATH": str(blocked.parent)})
+    assert without.returncode == 2 and without.stdout == ""
+    assert without.stderr.strip() == f"consent-gateway: error: {INSTALL_HINT}"
+    no_browser = _cli("https://www.example.org/", f"--chromium={tmp_path / 'no-chromium'}")
+    assert no_browser.returncode == 2 and len(no_browser.stderr.strip().splitlines()) == 1
+    assert "could not start Chromium" in no_browser.stderr and "apt-get install chromium" in no_browser.stderr
 
 
 def test_the_demo_site_scans_without_a_violation(tmp_path: Path) -> None:
