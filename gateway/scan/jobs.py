@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 from gateway.clock import Clock
 from gateway.settings import Settings, SiteSettings
 from gateway.storage.db import failure_cause
+from gateway.storage.leader import Leadership
 from gateway.storage.scans import (
     Scan,
     claim_scan,
@@ -71,6 +73,12 @@ def this_node() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def machine_role() -> str:
+    """The leadership role that lets one process of this machine scan at a time (``serve --workers 4``
+    runs four workers, but one Chromium crawl is all a machine should carry beside serving)."""
+    return "scans-" + re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:100]
+
+
 def browser_scanner(settings: Settings, clock: Clock, *, browser_args: tuple[str, ...] = ()) -> Scanner:
     """The real scanner: Chromium through Playwright (gateway/scan/run.py), judged by gateway/scan/report.py.
 
@@ -100,6 +108,15 @@ class _Progress:
         self.done, self.total, self.url = done, total, url
 
 
+def too_long(seconds: float, pages_done: int) -> str:
+    """Why a scan that ran past its time limit was stopped."""
+    span = f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:g} seconds"
+    return (
+        f"The scan was stopped after {span} ({pages_done} pages done): the browser stopped making progress "
+        "or the site is too large for the time. Try fewer pages (scan_pages)."
+    )
+
+
 def describe_failure(error: BaseException) -> str:
     """One line for the Compliance page."""
     if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == "playwright":
@@ -121,17 +138,24 @@ class ScanJobs:
         scanner: Scanner,
         *,
         node: str,
+        machine: str | None = None,
         poll_seconds: float = 5.0,
         lease_seconds: float = 120.0,
         progress_seconds: float = 1.0,
+        time_limit_seconds: float = 1800.0,
     ) -> None:
         """``poll_seconds``: how often an idle worker looks at the queue; ``lease_seconds``: how long a
-        claimed scan stays this node's without a renewal (renewed every ``progress_seconds``)."""
+        claimed scan stays this node's without a renewal (renewed every ``progress_seconds``);
+        ``machine``: the role of which one holder scans at a time (default ``machine_role()``);
+        ``time_limit_seconds``: a scan still running after this long (a browser that hangs) is stopped and
+        failed, so it cannot hold this machine's turn for good (its lease is renewed while the node lives)."""
         if not 0 < progress_seconds < lease_seconds:
             raise ValueError("progress_seconds must be positive and shorter than lease_seconds")
         self._store, self._settings, self._clock, self._scanner = store, settings, clock, scanner
         self._node = node
+        self._turn = Leadership(store, machine or machine_role())
         self._poll, self._progress_every = poll_seconds, progress_seconds
+        self._time_limit = time_limit_seconds
         self._lease = timedelta(seconds=lease_seconds)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -171,19 +195,24 @@ class ScanJobs:
                 waiter.cancel()
 
     async def run_once(self) -> Scan | None:
-        """Fail scans abandoned by dead nodes, then claim the oldest queued scan and run it to its end.
+        """Fail scans abandoned by dead nodes, then claim the oldest queued scan and run it to its end, unless
+        another process of this machine is running one.
 
-        Returns the scan claimed (as it was when claimed), or None when the queue was empty.
+        Returns the scan claimed (as it was when claimed), or None when there was none to run here.
         """
         if not await queue_busy(self._store):  # the usual answer, from a read: no write per poll
             return None
-        now = self._clock.now()
-        await fail_abandoned(self._store, now=now)
-        scan = await claim_scan(self._store, node=self._node, now=now, lease_until=now + self._lease)
-        if scan is None:
+        if not await self._turn.claim():  # another process of this machine is scanning
             return None
-        await self._run(scan)
-        return scan
+        try:
+            now = self._clock.now()
+            await fail_abandoned(self._store, now=now)
+            scan = await claim_scan(self._store, node=self._node, now=now, lease_until=now + self._lease)
+            if scan is not None:
+                await self._run(scan)
+            return scan
+        finally:
+            await self._turn.release()
 
     async def _run(self, scan: Scan) -> None:
         site = self._settings.sites.get(scan.site_id)
@@ -195,6 +224,8 @@ class ScanJobs:
         log.info("scan %d of %s (%s) started", scan.id, site.id, scan.url)
         work = asyncio.ensure_future(self._scanner(request, progress.update))
         stopping = asyncio.ensure_future(self._stopping.wait())
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._time_limit  # the loop's monotonic seconds: a duration, not a date
         try:
             while not work.done():
                 await asyncio.wait((work, stopping), timeout=self._progress_every, return_when=asyncio.FIRST_COMPLETED)
@@ -203,6 +234,11 @@ class ScanJobs:
                 if stopping.done():
                     await _cancel(work)
                     await self._fail(scan, STOPPED)
+                    return
+                if loop.time() >= give_up_at:
+                    log.warning("scan %d of %s ran past %.0f s; stopping it", scan.id, site.id, self._time_limit)
+                    await _cancel(work)
+                    await self._fail(scan, too_long(self._time_limit, progress.done))
                     return
                 now = self._clock.now()
                 kept = await record_progress(

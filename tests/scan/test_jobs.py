@@ -19,7 +19,15 @@ import pytest
 
 from gateway.clock import FixedClock
 from gateway.maintenance import Maintenance
-from gateway.scan.jobs import PLAYWRIGHT_MISSING, STOPPED, ProgressCallback, ScanJobs, ScanRequest, describe_failure
+from gateway.scan.jobs import (
+    PLAYWRIGHT_MISSING,
+    STOPPED,
+    ProgressCallback,
+    ScanJobs,
+    ScanRequest,
+    describe_failure,
+    too_long,
+)
 from gateway.scan.schedule import due_sites, enqueue_scheduled
 from gateway.settings import Settings, SettingsError
 from gateway.storage.scans import (
@@ -332,6 +340,52 @@ def test_stopping_the_gateway_mid_scan_cancels_it_and_marks_it_failed(tmp_path: 
     scanner, scan = _run(settings, work)
     assert scanner.cancelled
     assert scan is not None and scan.status == "failed" and scan.error == STOPPED
+
+
+def test_a_scan_that_hangs_is_stopped_at_its_time_limit(tmp_path: Path) -> None:
+    settings = scan_settings(tmp_path)
+
+    async def work(exits: AsyncExitStack, node: Callable[[], Awaitable[Store]]) -> tuple[ScriptedScanner, Any]:
+        db = await node()
+        scanner = ScriptedScanner()  # never released: a browser that stopped answering
+        jobs = ScanJobs(db, settings, FixedClock(NOW), scanner, node="n1", progress_seconds=0.02,
+                        time_limit_seconds=0.3)  # fmt: skip
+        scan_id = await enqueue_scan(db, "shop", URL, trigger="manual", max_pages=5, now=NOW)
+        assert await jobs.run_once() is not None
+        return scanner, await get_scan(db, "shop", scan_id)
+
+    scanner, scan = _run(settings, work)
+    assert scanner.cancelled
+    assert scan is not None and scan.status == "failed" and scan.error == too_long(0.3, 2)
+    assert scan.error.startswith("The scan was stopped after 0.3 seconds (2 pages done)")
+    assert too_long(1800, 7).startswith("The scan was stopped after 30 minutes (7 pages done)")
+
+
+def test_one_process_of_a_machine_scans_at_a_time_another_machine_may_too(tmp_path: Path) -> None:
+    settings = scan_settings(tmp_path, news="off")
+
+    async def work(exits: AsyncExitStack, node: Callable[[], Awaitable[Store]]) -> None:
+        first, second, elsewhere = await node(), await node(), await node()
+        for site_id in ("shop", "blog", "news"):
+            await enqueue_scan(first, site_id, URL, trigger="manual", max_pages=5, now=NOW)
+        held = ScriptedScanner()
+        busy = ScanJobs(first, settings, FixedClock(NOW), held, node="w1", machine="scans-a")
+        running = asyncio.ensure_future(busy.run_once())
+        await eventually(lambda: held.requests, message="the first worker never started its scan")
+        quick = ScriptedScanner()
+        quick.release.set()
+        sibling = ScanJobs(second, settings, FixedClock(NOW), quick, node="w2", machine="scans-a")
+        assert await sibling.run_once() is None and quick.requests == []  # its machine is busy: it waits
+        other = ScanJobs(elsewhere, settings, FixedClock(NOW), quick, node="m2", machine="scans-b")
+        ran = await other.run_once()  # another machine runs the next scan meanwhile
+        assert ran is not None and ran.site_id == "blog"
+        held.release.set()
+        done = await running
+        assert done is not None and done.site_id == "shop"
+        after = await sibling.run_once()  # the machine is free again
+        assert after is not None and after.site_id == "news" and after.node == "w2"
+
+    _run(settings, work)
 
 
 # The schedule.
