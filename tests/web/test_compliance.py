@@ -297,7 +297,8 @@ def test_a_failed_scan_says_why_on_the_page(tmp_path: Path, clock: FixedClock, l
 
 
 def _tiny_site() -> Starlette:
-    """A plain page (no banner of ours) that sets a cookie by header and one by script, and links a second page."""
+    """A plain page (no banner of ours) that sets a cookie by header and one by script, and links a second page;
+    with a robots.txt and a sitemap, as a real site has."""
 
     async def home(request: Request) -> Response:
         response = HTMLResponse(
@@ -314,7 +315,14 @@ def _tiny_site() -> Starlette:
     async def robots(request: Request) -> Response:
         return PlainTextResponse("User-agent: *\nAllow: /\n")
 
-    return Starlette(routes=[Route("/", home), Route("/about", about), Route("/robots.txt", robots)])
+    async def sitemap(request: Request) -> Response:
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        urls = "".join(f"<url><loc>{base}{path}</loc></url>" for path in ("/", "/about"))
+        body = f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+        return Response(body, media_type="application/xml")
+
+    routes = [Route("/", home), Route("/about", about), Route("/robots.txt", robots), Route("/sitemap.xml", sitemap)]
+    return Starlette(routes=routes)
 
 
 @pytest.mark.browser
