@@ -12,6 +12,7 @@ unconsented cookie on the next request) is recorded too, as its write set it: it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -72,6 +73,8 @@ _STORAGE_KEYS = (
 _LINKS = """() => Array.from(document.querySelectorAll("a[href]"), (a) => a.href)"""
 _SNIPPET_SRC = """() => { const s = document.querySelector("script[data-site][src]"); return s ? s.src : null; }"""
 _BANNER = '[data-cg="banner"]'
+#: How long closing a page may take before the scan goes on without waiting for it.
+_CLOSE_SECONDS = 10.0
 #: How long a response's raw headers (its Set-Cookie lines) may take to arrive before it is skipped.
 _HEADERS_SECONDS = 5.0
 _BUTTONS: dict[State, str] = {"rejected": "reject-all", "accepted": "accept-all"}
@@ -148,6 +151,8 @@ class _Recorder:
     slots: list[list[_Write]] = field(default_factory=list)
     requests: dict[tuple[str, str], SeenRequest] = field(default_factory=dict)
     pending: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Where the writes of this state begin: after the decision, for "rejected" and "accepted".
+    since: int = 0
     answered: set[int] = field(default_factory=set)
 
     def on_cookie_written(
@@ -221,11 +226,17 @@ class _Recorder:
                 return candidates[-1]
         return None
 
+    def decided(self) -> None:
+        """The decision is being made: what happens from now on is this state's (earlier requests and removed
+        cookies were the page before a decision, which the "none" visit records)."""
+        self.requests.clear()
+        self.since = len(self.slots)
+
     def removed(self, kept: set[tuple[str, str, str]]) -> list[SeenCookie]:
-        """Cookies stored during the visit and gone by its end (a later response or script removed them):
-        a tracker's cookie that lived a moment was still set. The last stored write of each counts."""
+        """Cookies stored in this state and gone by its end (a later response or script removed them): a
+        tracker's cookie that lived a moment was still set. The last stored write of each counts."""
         latest: dict[tuple[str, str, str], SeenCookie] = {}
-        for write in self.writes():
+        for write in (write for slot in self.slots[self.since :] for write in slot):
             cookie = write.cookie() if write.stored else None
             if cookie is not None:
                 latest[(cookie.name, cookie.domain.lstrip("."), cookie.path)] = cookie
@@ -314,7 +325,8 @@ async def visit_page(
     browser: Browser, url: str, state: State, *, hosts: frozenset[str], options: BrowseOptions, now: datetime
 ) -> PageResult:
     """``url`` in ``state``, in a context of its own. For "rejected"/"accepted" the page is loaded, our
-    banner's button clicked and the page loaded again; requests are those after the decision. A page
+    banner's button clicked and the page loaded again; requests (and cookies removed again) are those from
+    the click on, cookies the whole jar at the end. A page
     without our banner in those states is recorded with ``banner=False`` and no decision."""
     recorder = _Recorder(hosts, now)
     context = await _new_context(browser, recorder, options)
@@ -327,8 +339,8 @@ async def visit_page(
             snippet_url = await page.evaluate(_SNIPPET_SRC)
             links = tuple(str(link) for link in await page.evaluate(_LINKS)) if state == "none" else ()
             if state != "none" and banner:
+                recorder.decided()
                 await _decide(page, state, options)
-                recorder.requests.clear()  # what loads after the decision, from the next load on
                 await page.reload(wait_until="load")
                 await _settle(page, options)
             visit = PageVisit(
@@ -345,7 +357,8 @@ async def visit_page(
             return PageResult(PageVisit(url, state, False, (), (), (), error=first_line[:300]))
     finally:
         await recorder.settle()
-        await context.close()
+        with contextlib.suppress(Exception):  # a context that will not close is closed with the browser
+            await asyncio.wait_for(context.close(), _CLOSE_SECONDS)
 
 
 async def fetch_text(context: BrowserContext, url: str) -> str | None:
@@ -353,11 +366,13 @@ async def fetch_text(context: BrowserContext, url: str) -> str | None:
     scan resolves hosts as its pages do; None when it is missing or fails."""
     page = await context.new_page()
     try:
-        response = await page.goto(url, wait_until="commit")
+        # "load", not "commit": closing a page still loading can hang in Playwright (seen on a 404 text page).
+        response = await page.goto(url, wait_until="load")
         if response is None or not response.ok:
             return None
         return (await response.body()).decode("utf-8", errors="replace")
     except Exception:  # noqa: BLE001 - no robots.txt or sitemap is the common case, not an error
         return None
     finally:
-        await page.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(page.close(), _CLOSE_SECONDS)

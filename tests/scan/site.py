@@ -5,8 +5,10 @@
   sets the essential ``shop_session`` by header, loads a tracker from ``tracker.test`` BEFORE consent
   (the deliberate violation: a script cookie ``_tracker_id`` and a call to ``/collect``), sets the
   functional ``shop_theme`` and the localStorage key ``shop_recent`` by script once functional is
-  allowed, and embeds an iframe from ``frame.test``. ``/sitemap.xml`` is an index of ``/sitemap-pages.xml``;
-  ``/robots.txt`` disallows ``/private`` for consent-gateway-scanner only.
+  allowed, sets the analytics ``shop_ab`` by an inline script only while there is no decision (the
+  middleware deletes it again: a cookie of before the decision only), and embeds an iframe from ``frame.test``.
+  ``/sitemap.xml`` is an index of ``/sitemap-pages.xml``; ``/robots.txt`` disallows ``/private`` for
+  consent-gateway-scanner only.
 - ``consent.shop.test`` — the gateway (banner, ``/consent``).
 - ``tracker.test`` — the third party: ``/t.js`` and ``/collect``.
 - ``frame.test`` — an embedded widget that tries to keep ``widget_seen`` in its localStorage (a
@@ -65,6 +67,7 @@ class ShopSite:
                 cookies=[
                     {"name": "shop_session", "category": "essential", "lifetime": "session", "vendor": "Shop"},
                     {"name": "shop_theme", "category": "functional", "lifetime": "1y", "vendor": "Shop"},
+                    {"name": "shop_ab", "category": "analytics", "lifetime": "1d", "vendor": "Shop"},
                 ],
             ),
             public_url=self.gateway_origin,
@@ -110,6 +113,7 @@ class ShopSite:
         async def home(request: Request) -> Response:
             body = f"""<h1>Shop</h1>
 <script src="{self.tracker_origin}/t.js"></script>
+<script>if (!/cg_consent=/.test(document.cookie)) document.cookie = "shop_ab=b; Max-Age=86400; Path=/";</script>
 <script type="text/plain" data-category="functional">
   document.cookie = "shop_theme=dark; Max-Age=31536000; Path=/; SameSite=Lax";
   localStorage.setItem("shop_recent", "[]");

@@ -69,9 +69,12 @@ SESSION = ("shop_session", "header", "www.shop.test/")
 TRACKER = ("_tracker_id", "script", "tracker.test/t.js")  # set before consent: the deliberate violation
 CONSENT = ("cg_consent", "script", "consent.shop.test/c.js")
 THEME = ("shop_theme", "script", "www.shop.test/")  # an inline script the banner runs once functional is allowed
+#: Set only before a decision (and deleted by the middleware on the next request): in the rejected and accepted
+#: visits it is written and gone before the click, so it is that state's no more.
+AB = ("shop_ab", "script", "www.shop.test/")
 CG_STATE = ("localStorage", "cg_state", "www.shop.test")  # the snippet's copy of the decision
 EXPECTED = {
-    ("/", "none"): {"cookies": {SESSION, TRACKER}, "storage": set(), "requests": HOME_REQUESTS},
+    ("/", "none"): {"cookies": {SESSION, TRACKER, AB}, "storage": set(), "requests": HOME_REQUESTS},
     ("/", "rejected"): {"cookies": {SESSION, TRACKER, CONSENT}, "storage": {CG_STATE}, "requests": HOME_REQUESTS},
     ("/", "accepted"): {
         "cookies": {SESSION, TRACKER, CONSENT, THEME},
@@ -134,6 +137,11 @@ lifetime = "session"
 name = "shop_theme"
 category = "functional"
 lifetime = "1y"
+
+[[sites.shop.cookies]]
+name = "shop_ab"
+category = "analytics"
+lifetime = "1d"
 """,
         encoding="utf-8",
     )
@@ -173,7 +181,8 @@ def test_the_scan_command_fails_on_the_violation_and_writes_json_and_html(shop: 
     data: dict[str, Any] = json.loads(report_json.read_text(encoding="utf-8"))
     assert data["pages"] == sorted([shop.url, f"{shop.origin}/products", f"{shop.origin}/about"])
     cookies = {cookie["name"]: cookie for cookie in data["cookies"]}
-    assert set(cookies) == {"shop_session", "_tracker_id", "cg_consent", "shop_theme"}
+    assert set(cookies) == {"shop_session", "_tracker_id", "cg_consent", "shop_theme", "shop_ab"}
+    assert cookies["shop_ab"]["states"] == ["none"]
     assert cookies["_tracker_id"]["set_by"] == "script" and cookies["_tracker_id"]["states"] == [
         "none",
         "rejected",
