@@ -24,12 +24,23 @@ RUN groupadd --system --gid 10001 gateway \
 # The wheel carries config/, consent_ui/ (templates, CSS, the nine languages) and snippets/
 # (the scripts /c.js and /t.js are built from) inside the package (hatch force-include).
 # The sources are removed once installed.
+# The cookie scanner (the dashboard's Compliance page, `consent-gateway scan`) drives Debian's Chromium
+# through Playwright: some 300 MB more. Leave it out with `docker build --build-arg SCANNER=0 .`; the
+# Compliance page then says what a scan needs.
+ARG SCANNER=1
+RUN if [ "$SCANNER" = "1" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends chromium fonts-liberation \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+
 WORKDIR /src
 COPY . .
-# The PostgreSQL driver comes with the dependencies: psycopg[binary] ships its own libpq, so the
+# The PostgreSQL driver is the `postgresql` extra: psycopg[binary] ships its own libpq, so the
 # slim image needs no system packages. The import check fails the build, not the first start, if
 # it went missing.
-RUN pip install --no-cache-dir . \
+RUN if [ "$SCANNER" = "1" ]; then target=".[postgresql,scan]"; else target=".[postgresql]"; fi \
+    && pip install --no-cache-dir "$target" \
     && cd / && rm -rf /src \
     && python -c "import psycopg, psycopg_pool; print('psycopg', psycopg.__version__, psycopg.pq.__impl__, 'libpq', psycopg.pq.version())"
 
