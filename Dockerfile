@@ -21,9 +21,6 @@ RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin gateway
 
-# The wheel carries config/, consent_ui/ (templates, CSS, the nine languages) and snippets/
-# (the scripts /c.js and /t.js are built from) inside the package (hatch force-include).
-# The sources are removed once installed.
 # The cookie scanner (the dashboard's Compliance page, `consent-gateway scan`) drives Debian's Chromium
 # through Playwright: some 300 MB more. Leave it out with `docker build --build-arg SCANNER=0 .`; the
 # Compliance page then says what a scan needs.
@@ -34,6 +31,9 @@ RUN if [ "$SCANNER" = "1" ]; then \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 
+# The wheel carries config/, consent_ui/ (templates, CSS, the nine languages) and snippets/
+# (the scripts /c.js and /t.js are built from) inside the package (hatch force-include).
+# The sources are removed once installed.
 WORKDIR /src
 COPY . .
 # The PostgreSQL driver is the `postgresql` extra: psycopg[binary] ships its own libpq, so the
