@@ -55,6 +55,9 @@ DEMO_COOKIES: tuple[tuple[str, str, int], ...] = (
 #: declare: what the snippet reports as seen by script.
 DEMO_SCRIPT_COOKIES = ("_ga", "_ga_DEMO", "_hjSessionUser_42", "_fbp")
 
+_DEMO_PAGES = ("/", "/page-2", "/privacy")
+_SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+
 _ADS_JS = """document.cookie = "_fbp=fb.1.1767225600.42; Max-Age=7776000; Path=/; SameSite=Lax";
 document.getElementById("ran-advertising").textContent = "ran " + (window.cgOrder = (window.cgOrder || "") + "x");
 """
@@ -110,11 +113,18 @@ def demo_site(settings: Settings, *, gateway_url: str) -> ConsentMiddleware:
     async def embed(request: Request) -> Response:
         return HTMLResponse("<!doctype html><title>video</title><p>The embedded video would play here.</p>")
 
+    async def sitemap(request: Request) -> Response:
+        """The demo's pages, for the scanner: no plain link leads to all of them (one is reached by a button,
+        one from the banner)."""
+        base = str(request.base_url).rstrip("/")
+        urls = "".join(f"<url><loc>{base}{path}</loc></url>" for path in _DEMO_PAGES)
+        xml = f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="{_SITEMAP_NS}">{urls}</urlset>'
+        return Response(xml, media_type="application/xml")
+
     app = Starlette(
         routes=[
-            Route("/", page),
-            Route("/page-2", page),
-            Route("/privacy", page),
+            *(Route(path, page) for path in _DEMO_PAGES),
+            Route("/sitemap.xml", sitemap),
             Route("/static/ads.js", ads_script),
             Route("/embed", embed),
             Route("/favicon.ico", no_icon),

@@ -265,4 +265,5 @@ def test_the_demo_site_scans_without_a_violation(tmp_path: Path) -> None:
         crawl = asyncio.run(scan(ScanOptions(demo.url), clock=SystemClock()))
         report = build_report(crawl, site=demo.settings.sites["demo"], settings=demo.settings)
     assert report.banner and [visit.error for visit in crawl.visits if visit.error] == []
+    assert sorted(crawl.pages) == [demo.url, demo.url + "page-2", demo.url + "privacy"]  # its sitemap's pages
     assert report.violations == (), [(v.kind, v.name or v.host, v.state, v.detail) for v in report.violations]
