@@ -25,6 +25,7 @@ import gzip
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,7 +44,7 @@ from gateway.cookies.catalog import CookieCatalog, CookieRule
 from gateway.ingest.useragent import parse_user_agent
 from gateway.resources import resource_dir
 from gateway.settings import SiteSettings
-from gateway.storage.cookie_report import cookie_report
+from gateway.storage.cookie_report import CookieTally, cookie_report
 from gateway.web.cors import cors_headers
 from gateway.web.errors import ClientError
 from gateway.web.js_compact import compact_js
@@ -193,7 +194,7 @@ def snippet_routes(context: GatewayContext, bundles: Bundles, impressions: Impre
         now = context.clock.now()
         cached = configs.get((site.id, language))
         if cached is None or now >= cached[0]:  # built at most once a minute per site and language
-            seen = {tally.name for tally in await cookie_report(context.database, site.id)}
+            seen = listed_sightings(await cookie_report(context.database, site.id), site.min_visitors)
             body = json.dumps(site_config_json(site, context.catalogs[site.id], language, seen)).encode()
             etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
             cached = configs[(site.id, language)] = (now + CONFIG_REBUILD, body, etag)
@@ -225,6 +226,13 @@ def count_impression(
     address = request.client.host if request.client else None
     country = context.geo.lookup(address).country if address else None
     impressions.count(site.id, country=country, device=device)
+
+
+def listed_sightings(report: Iterable[CookieTally], k: int) -> set[str]:
+    """The observed names the banner lists: every name the middleware saw in a ``Set-Cookie``, and a name
+    only scripts were seen setting once ``k`` page loads reported it. Anyone can post a name to
+    ``/api/cookies``; one post must not put a cookie on the site's public banner."""
+    return {tally.name for tally in report if tally.times_set + tally.times_blocked or tally.times_seen_by_script >= k}
 
 
 def site_config_json(

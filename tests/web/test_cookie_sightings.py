@@ -18,6 +18,7 @@ from gateway.clock import FixedClock
 from gateway.settings import Settings
 from gateway.storage.cookie_report import CookieTally, cookie_report
 from gateway.web.cookie_sightings import MAX_NAME_LENGTH, MAX_NAMES
+from gateway.web.snippets import listed_sightings
 from tests.conftest import SITE_ORIGIN, LiveServer, make_settings
 from tests.stores import open_test_store
 
@@ -148,3 +149,20 @@ def test_the_endpoint_is_in_the_site_config_the_snippet_loads(gateway: Gateway) 
     known = re.compile(config["known"])  # the snippet's RegExp; Python reads this pattern the same
     assert known.match("shop_theme") and known.match("cg_consent")
     assert not known.match("_hjid") and not known.match("shop_themeX")
+
+
+def test_the_banner_lists_a_name_only_scripts_reported_once_k_page_loads_did() -> None:
+    """One post to /api/cookies must not put a cookie on the site's public banner: a script-only name waits
+    for k reports; a name the middleware saw in a Set-Cookie (kept or blocked) is listed at once."""
+
+    def tally(name: str, *, set_: int = 0, blocked: int = 0, script: int = 0) -> CookieTally:
+        return CookieTally("shop", name, "analytics", set_, blocked, 0, None, NOW, NOW, script)
+
+    report = [
+        tally("_hjid", script=4),
+        tally("_ga", script=5),
+        tally("_fbp", blocked=1),
+        tally("_trk", set_=1, script=1),
+    ]
+    assert listed_sightings(report, 5) == {"_ga", "_fbp", "_trk"}
+    assert listed_sightings(report, 4) == {"_hjid", "_ga", "_fbp", "_trk"}
