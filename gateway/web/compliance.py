@@ -36,12 +36,11 @@ from gateway.storage.scans import (
     list_scans,
     scan_report,
 )
-from gateway.web.dashboard import Audience, DashboardPages
+from gateway.web.dashboard import Audience, DashboardPages, SiteEndpoint, owners_only
 from gateway.web.dashboard_auth import DashboardAuth, Viewer
 from gateway.web.dashboard_view import parse_view
 from gateway.web.security import apply_security_headers
 
-SiteEndpoint = Callable[[Request, Viewer, SiteSettings], Awaitable[Response]]
 #: Scans per page of the history.
 HISTORY_ROWS = 20
 #: Seconds between the page's own reloads while a scan is queued or running.
@@ -181,19 +180,8 @@ class CompliancePages:
     # Helpers.
 
     def _guard(self, endpoint: SiteEndpoint) -> Callable[[Request], Awaitable[Response]]:
-        """``endpoint`` for the site's owners: 404 without a role (as on every site page), 403 for a viewer."""
-
-        async def owner_only(request: Request, viewer: Viewer) -> Response:
-            site = self.pages.site_for(request, viewer)
-            if isinstance(site, Response):
-                return site
-            if not viewer.is_owner(site.id):
-                return self.auth.error_page(
-                    request, 403, "Only an owner of this site scans it and reads its scan reports.", viewer=viewer
-                )
-            return await endpoint(request, viewer, site)
-
-        return self.auth.login_required(owner_only)
+        refusal = "Only an owner of this site scans it and reads its scan reports."
+        return owners_only(self.auth, self.pages, endpoint, refusal)
 
     def _site_header(self, site: SiteSettings, viewer: Viewer) -> dict[str, Any]:
         """The site's tabs as on its other pages (``DashboardPages``), with Compliance current."""

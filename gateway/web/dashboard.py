@@ -50,6 +50,8 @@ class Audience:
 
 
 Page = Callable[[Request, Audience], Awaitable[Response]]
+#: A page or form of one site for its owners: the request, who asks, and the site.
+SiteEndpoint = Callable[[Request, Viewer, SiteSettings], Awaitable[Response]]
 
 
 class DashboardPages:
@@ -402,3 +404,20 @@ def _download(body: bytes, media_type: str, filename: str) -> Response:
         headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"},
     )
     return apply_security_headers(response, replace=False)
+
+
+def owners_only(
+    auth: DashboardAuth, pages: DashboardPages, endpoint: SiteEndpoint, refusal: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint`` for the site's owners (and admins): a login first, 404 without a role (as on every site
+    page: nobody learns which ids exist), 403 with ``refusal`` for a viewer."""
+
+    async def guarded(request: Request, viewer: Viewer) -> Response:
+        site = pages.site_for(request, viewer)
+        if isinstance(site, Response):
+            return site
+        if not viewer.is_owner(site.id):
+            return auth.error_page(request, 403, refusal, viewer=viewer)
+        return await endpoint(request, viewer, site)
+
+    return auth.login_required(guarded)

@@ -23,13 +23,12 @@ from gateway.accounts.api_keys import ApiKeyError, create_api_key, list_api_keys
 from gateway.accounts.shared_links import SharedLink, SharedLinkError, SharedLinks
 from gateway.context import GatewayContext
 from gateway.settings import SiteSettings
-from gateway.web.dashboard import Audience, DashboardPages
+from gateway.web.dashboard import Audience, DashboardPages, SiteEndpoint, owners_only
 from gateway.web.dashboard_auth import DashboardAuth, Viewer, read_form
 from gateway.web.dashboard_view import parse_view
 from gateway.web.security import apply_security_headers
 from gateway.web.snippets import Bundles, script_tag
 
-SiteEndpoint = Callable[[Request, Viewer, SiteSettings], Awaitable[Response]]
 Done = Literal["key-revoked", "link-created", "link-revoked"]
 _DONE: dict[str, str] = {
     "key-revoked": "The API key is revoked: it no longer opens the stats API.",
@@ -131,19 +130,8 @@ class SiteSettingsPages:
     # Helpers.
 
     def _guard(self, endpoint: SiteEndpoint) -> Callable[[Request], Awaitable[Response]]:
-        """``endpoint`` for the site's owners: 404 without a role (as on every site page), 403 for a viewer."""
-
-        async def owner_only(request: Request, viewer: Viewer) -> Response:
-            site = self.pages.site_for(request, viewer)
-            if isinstance(site, Response):
-                return site
-            if not viewer.is_owner(site.id):
-                return self.auth.error_page(
-                    request, 403, "Only an owner of this site manages its keys and shared links.", viewer=viewer
-                )
-            return await endpoint(request, viewer, site)
-
-        return self.auth.login_required(owner_only)
+        refusal = "Only an owner of this site manages its keys and shared links."
+        return owners_only(self.auth, self.pages, endpoint, refusal)
 
     async def _page(
         self,
