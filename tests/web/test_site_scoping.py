@@ -25,6 +25,8 @@ from gateway import create_app
 from gateway.accounts.api_keys import create_api_key
 from gateway.accounts.shared_links import SharedLinks
 from gateway.clock import FixedClock
+from gateway.scan.jobs import ProgressCallback, ScanRequest
+from gateway.storage.scans import record_finished_scan
 from gateway.storage.store import Store
 from gateway.web.openapi import OPENAPI_PATH, STATS_PREFIX, openapi_document
 from tests.conftest import LiveServer, make_settings, site_config
@@ -56,15 +58,29 @@ KNOWN_SITE_ROUTES = {
     ("/dashboard/{site_id}/settings/keys/revoke", "POST"),
     ("/dashboard/{site_id}/settings/links", "POST"),
     ("/dashboard/{site_id}/settings/links/revoke", "POST"),
+    ("/dashboard/{site_id}/consent/export", "GET"),
+    ("/dashboard/{site_id}/compliance", "GET"),
+    ("/dashboard/{site_id}/compliance/scan", "POST"),
+    ("/dashboard/{site_id}/compliance/progress.json", "GET"),
+    ("/dashboard/{site_id}/compliance/scans/{scan_id}.json", "GET"),
+    ("/dashboard/{site_id}/compliance/scans/{scan_id}.html", "GET"),
 }
 KNOWN_API_ROUTES = {f"{STATS_PREFIX}/aggregate", f"{STATS_PREFIX}/timeseries", f"{STATS_PREFIX}/breakdown"}
 #: Valid values for the other path parameters of site routes.
-PATH_VALUES = {"dimension": "page", "name": "page"}
+PATH_VALUES = {"dimension": "page", "name": "page", "scan_id": "1"}  # scan 1: shop's (``Gateway.blog_rows``)
 #: Query parameters a GET route needs to answer 200 on the user's own site (besides the period).
-GET_QUERIES = {"/dashboard/{site_id}/cookies/classify": {"name": "_ga"}}
+GET_QUERIES = {
+    "/dashboard/{site_id}/cookies/classify": {"name": "_ga"},
+    "/dashboard/{site_id}/consent/export": {"from": "2026-03-10", "to": "2026-03-10", "format": "json"},
+}
 #: Routes whose path names a site in another way, and why that is not a user's read: the snippet's
 #: consent configuration is public by design (every visitor of the site's pages fetches it).
 PUBLIC_SITE_ROUTES = {"/api/config/{site}"}
+#: The API's routes that name their site in the path (an API key reads them, not a session).
+API_SITES = "/api/v1/sites/{site_id}/"
+KNOWN_API_SITE_ROUTES = {API_SITES + "consent-log"}
+#: What each of them needs besides the site to answer 200.
+API_SITE_PARAMS = {API_SITES + "consent-log": {"from": "2026-03-10", "to": "2026-03-10", "format": "json"}}
 #: The parameters each stats API endpoint needs besides ``site_id``.
 API_PARAMS = {f"{STATS_PREFIX}/breakdown": {"property": "page"}}
 
@@ -90,7 +106,32 @@ def post_forms(blog: BlogRows) -> dict[str, dict[str, str]]:
         "/dashboard/{site_id}/settings/keys/revoke": {"id": str(blog.key_id)},
         "/dashboard/{site_id}/settings/links": {"label": "scoping test", "expires": "7d", "password": ""},
         "/dashboard/{site_id}/settings/links/revoke": {"id": str(blog.link_id)},
+        "/dashboard/{site_id}/compliance/scan": {},  # the form sends its CSRF token only
     }
+
+
+#: A finished scan's report (format consent-gateway-scan/1): nothing found.
+SCAN_REPORT: dict[str, Any] = {
+    "format": "consent-gateway-scan/1",
+    "url": "https://shop.example.com/",
+    "site": None,
+    "started_at": "2026-03-10T23:59:00+00:00",
+    "finished_at": "2026-03-10T23:59:00+00:00",
+    "banner": False,
+    "states_scanned": ["none"],
+    "notes": [],
+    "pages": [],
+    "cookies": [],
+    "storage": [],
+    "third_parties": [],
+    "violations": [],
+    "summary": {"pages": 0, "cookies": 0, "unknown_cookies": 0, "third_parties": 0, "violations": 0},
+}
+
+
+async def finished_at_once(request: ScanRequest, progress: ProgressCallback) -> dict[str, Any]:
+    """The scanner of this test's gateway: a scan started through a site's URL ends at once, with no browser."""
+    return {**SCAN_REPORT, "url": request.url, "site": request.site.id}
 
 
 class Gateway(SiteDashboard):
@@ -104,7 +145,7 @@ class Gateway(SiteDashboard):
         }
         self.settings = make_settings(tmp_path, sites=sites)
         self.clock = clock
-        self.app: Starlette = create_app(self.settings, clock=clock)
+        self.app: Starlette = create_app(self.settings, clock=clock, scanner=finished_at_once)
         self.server = LiveServer(self.app)
 
     def blog_rows(self) -> tuple[str, BlogRows]:
@@ -112,11 +153,15 @@ class Gateway(SiteDashboard):
 
         async def work(db: Store) -> tuple[str, BlogRows]:
             now = self.clock.now()
-            _, shop_key = await create_api_key(db, "shop", "report", now=now)
+            _, shop_key = await create_api_key(db, "shop", "report", now=now, permissions=frozenset({"consent_log"}))
             blog_key, _ = await create_api_key(db, "blog", "blog report", now=now)
             link, token = await SharedLinks(db, self.settings.secret_keys).create(
                 "blog", label="blog board", expires_at=None, password=None, now=now
             )
+            for site_id in ("shop", "blog"):  # scan 1 is shop's (PATH_VALUES), 2 blog's
+                url = f"https://{site_id}.example.com/"
+                report = {**SCAN_REPORT, "url": url}
+                await record_finished_scan(db, site_id, url, trigger="manual", report=report, started=now, now=now)
             return shop_key, BlogRows(blog_key.id, link.id, token)
 
         return on_database(self.settings, work)
@@ -153,10 +198,11 @@ def site_routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str
 
 
 def scoped_routes(app: Starlette) -> list[tuple[str, str]]:
-    """(path, method) of every route whose path carries ``{site_id}``; HEAD goes with GET."""
+    """(path, method) of every dashboard route whose path carries ``{site_id}``; HEAD goes with GET. (The API's
+    site routes take a key, not a session: ``test_a_keys_site_route_reads_only_its_own_site``.)"""
     found = []
     for path, route in site_routes(list(app.routes)):
-        if "{site_id}" in path:
+        if "{site_id}" in path and not path.startswith(API_SITES):
             methods = route.methods or {"GET"}
             found += [(path, method) for method in sorted(methods) if method != "HEAD"]
     return found
@@ -171,10 +217,11 @@ def url_for(path: str, site_id: str) -> str:
 
 
 def table_rows(gateway: Gateway) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the tables the site routes write, read beside the server (on SQLite, WAL allows it)."""
+    """Every row of the tables the site routes write, read beside the server (on SQLite, WAL allows it).
+    Of the scans, which exist (their status and progress move in the background on their own)."""
     return {
-        table: list(query(gateway.settings.database, f"SELECT * FROM {table} ORDER BY id"))  # noqa: S608 - fixed names
-        for table in ("api_keys", "shared_links")
+        table: list(query(gateway.settings.database, f"SELECT {columns} FROM {table} ORDER BY id"))  # noqa: S608
+        for table, columns in (("api_keys", "*"), ("shared_links", "*"), ("scans", "id, site_id"))
     }
 
 
@@ -277,6 +324,24 @@ def test_an_api_key_reads_only_its_own_site(world: World) -> None:
             assert set(other.json()) == {"error"} and BLOG_SECRET not in other.text
             missing = client.get(path, params={**params, "site_id": "does-not-exist"}, headers=headers)
             assert missing.status_code == 404 and set(missing.json()) == {"error"}
+
+
+def test_a_keys_site_route_reads_only_its_own_site(world: World) -> None:
+    """Every ``/api/v1/sites/{site_id}/...`` route: shop's key (with every permission) reads shop, gets 403 for
+    blog and 404 for a site that does not exist, and no answer shows blog's data."""
+    gateway = world.gateway
+    found = {path for path, _ in site_routes(list(gateway.app.routes)) if path.startswith(API_SITES)}
+    assert KNOWN_API_SITE_ROUTES <= found, KNOWN_API_SITE_ROUTES - found
+    headers = {"authorization": f"Bearer {world.shop_key}"}
+    with gateway.client() as client:
+        for path in sorted(found):
+            params = API_SITE_PARAMS.get(path, {})
+            own = client.get(path.replace("{site_id}", "shop"), params=params, headers=headers)
+            assert own.status_code == 200, (path, own.text[:300])
+            other = client.get(path.replace("{site_id}", "blog"), params=params, headers=headers)
+            assert other.status_code == 403 and BLOG_SECRET not in other.text and BLOG_NAME not in other.text, path
+            missing = client.get(path.replace("{site_id}", "does-not-exist"), params=params, headers=headers)
+            assert missing.status_code == 404, (path, missing.text[:300])
 
 
 def test_a_shared_link_opens_its_own_site_only(world: World) -> None:
