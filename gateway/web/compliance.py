@@ -10,7 +10,6 @@ scanned site's (cookie names, hosts, URLs): the template escapes them like any o
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -25,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.context import GatewayContext
 from gateway.scan.diff import diff_reports
 from gateway.scan.report import ScanReport
+from gateway.scan.report_html import render_html
 from gateway.settings import SiteSettings
 from gateway.storage.scans import (
     Scan,
@@ -166,12 +166,6 @@ class CompliancePages:
         report = await scan_report(self.context.database, site.id, scan_id) if scan_id else None
         if scan_id is None or report is None:
             return self.auth.error_page(request, 404, "This site has no finished scan with that number.", viewer=viewer)
-        try:
-            render_html = importlib.import_module("gateway.scan.report_html").render_html
-        except (ImportError, AttributeError):  # no HTML report in this gateway: the dashboard's view of it instead
-            return apply_security_headers(
-                RedirectResponse(f"/dashboard/{site.id}/compliance?scan={scan_id}", status_code=303)
-            )
         page = str(render_html(ScanReport.from_json(report)))
         response = HTMLResponse(page, headers={"cache-control": "no-store"})
         response.headers["content-security-policy"] = _REPORT_CSP
