@@ -15,17 +15,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## The gateway plus a demo site on the embedded defaults (SQLite under ./data, bundled GeoLite2); its first start
-## writes labelled sample data, SAMPLE=0 leaves it out.
+## writes labelled sample data (SAMPLE=0 leaves it out) and queues a scan of the demo site, which needs Chromium.
 DEMO_FLAGS := $(if $(filter 0,$(SAMPLE)),--no-sample-data)
-demo: $(STAMP)
+demo: $(STAMP) browser
 	$(VENV)/bin/consent-gateway demo $(DEMO_FLAGS)
 
 ## The same demo on PostgreSQL: a throwaway cluster under .cache/postgres (Debian's packages), deleted at Ctrl-C.
-demo-postgres: $(STAMP)
+demo-postgres: $(STAMP) browser
 	$(PYTHON) scripts/postgres_cluster.py run --database consent_gateway_demo --database-env CONSENT_GATEWAY_DATABASE \
 		-- $(VENV)/bin/consent-gateway demo $(DEMO_FLAGS)
 
-## Debian's chromium for the browser tests (Playwright cannot download its own here).
+## Debian's chromium for the browser tests and the demo's first scan (Playwright cannot download its own here).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
