@@ -13,7 +13,6 @@ matched rule is always predictable and explainable:
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +21,7 @@ from typing import Any
 
 from gateway.categories import Category, parse_category
 from gateway.cookies.lifetimes import Lifetime, parse_lifetime
+from gateway.resources import read_table_array
 
 
 class CatalogError(ValueError):
@@ -196,13 +196,4 @@ def rules_from_entries(entries: Iterable[Mapping[str, Any]], *, source: str, key
 
 def load_rules(path: Path) -> list[CookieRule]:
     """Read a rules file: ``[[cookie]]`` tables (the catalog and imported rule files)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise CatalogError(f"{path}: cannot read the file ({error.strerror})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise CatalogError(f"{path}: not valid TOML ({error})") from None
-    entries = data.get("cookie", [])
-    if not isinstance(entries, list):
-        raise CatalogError(f"{path}: 'cookie' must be an array of tables ([[cookie]])")
-    return rules_from_entries(entries, source=str(path))
+    return rules_from_entries(read_table_array(path, "cookie", CatalogError), source=str(path))

@@ -8,14 +8,13 @@ longest suffix winning so a specific host (``connect.facebook.net``) can differ 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.categories import Category, parse_category
-from gateway.resources import resource_dir
+from gateway.resources import read_table_array, resource_dir
 
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
 
@@ -57,15 +56,7 @@ def default_trackers_path() -> Path:
 def load_trackers(path: Path | None = None) -> TrackerList:
     """Read ``[[tracker]]`` tables (the shipped list by default), naming the entry and key of a mistake."""
     path = path or default_trackers_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise TrackerListError(f"{path}: cannot read the file ({error.strerror})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise TrackerListError(f"{path}: not valid TOML ({error})") from None
-    entries = data.get("tracker", [])
-    if not isinstance(entries, list):
-        raise TrackerListError(f"{path}: 'tracker' must be an array of tables ([[tracker]])")
+    entries = read_table_array(path, "tracker", TrackerListError)
     return TrackerList(_tracker(entry, f"{path}: tracker[{index}]") for index, entry in enumerate(entries))
 
 
