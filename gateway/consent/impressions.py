@@ -22,6 +22,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 from gateway.clock import Clock
+from gateway.consent.background_flush import BackgroundFlush
 from gateway.storage.consent_report import ImpressionCount, add_impressions
 from gateway.storage.store import Store
 
@@ -30,17 +31,13 @@ log = logging.getLogger("gateway.impressions")
 _Key = tuple[str, date, str, str]  # site, UTC day, country ("" unknown), device ("" unknown)
 
 
-class ImpressionCounter:
+class ImpressionCounter(BackgroundFlush):
     def __init__(self, database: Store, clock: Clock, *, flush_interval: timedelta = timedelta(seconds=10)) -> None:
+        super().__init__(flush_interval)
         self._database = database
         self._clock = clock
-        self._interval = flush_interval
         self._pending: Counter[_Key] = Counter()
         self._last_flush: datetime | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._lock = asyncio.Lock()
-        #: The flush due one interval after the first count of a batch (None when nothing waits).
-        self._timer: asyncio.TimerHandle | None = None
 
     def count(self, site_id: str, *, country: str | None, device: str | None) -> None:
         """One banner shown now; starts a background flush when the interval has passed.
@@ -59,16 +56,7 @@ class ImpressionCounter:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # counted outside a request (a unit test): the next flush takes it
                 return
-            self._timer = loop.call_later(self._interval.total_seconds(), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._start_flush()
-
-    def _start_flush(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.flush())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            self._flush_later(loop)
 
     def pending(self) -> list[ImpressionCount]:
         """What has not been written yet (for tests and a shutdown log)."""
@@ -85,16 +73,3 @@ class ImpressionCounter:
             except Exception:  # a lost count must never fail the config request that carries it
                 log.exception("banner impression flush failed; %d counts kept for the next flush", len(batch))
                 self._pending.update(batch)
-
-    async def flushes_done(self) -> None:
-        """Return once every background flush started so far has finished (what a reader waits for)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def close(self) -> None:
-        """Wait for background flushes, then write the rest (call before the database closes)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        await self.flushes_done()
-        await self.flush()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gateway.clock import Clock
+from gateway.consent.background_flush import BackgroundFlush
 from gateway.storage.cookie_report import CookieTally, ScriptSighting, add_cookie_tallies, add_script_sightings
 from gateway.storage.location import DatabaseLocation
 from gateway.storage.store import Store, open_store
@@ -140,7 +141,7 @@ class CookieReport:
 MAX_REPORTED_NAMES = 2000
 
 
-class ScriptCookieSightings:
+class ScriptCookieSightings(BackgroundFlush):
     """Cookie names the snippet found in ``document.cookie``, counted in memory and written in batches.
 
     Like the banner impressions (``gateway.consent.impressions``): one transaction per interval
@@ -157,16 +158,13 @@ class ScriptCookieSightings:
         max_pending: int = 500,
         max_names: int = MAX_REPORTED_NAMES,
     ) -> None:
+        super().__init__(flush_interval)
         self._database = database
         self._clock = clock
-        self._interval = flush_interval
         self._max_pending = max_pending
         self._max_names = max_names
         self._pending: dict[str, dict[str, ScriptSighting]] = {}
         self._size = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._lock = asyncio.Lock()
-        self._timer: asyncio.TimerHandle | None = None
 
     def count(self, site_id: str, names: Mapping[str, str | None]) -> None:
         """One page load saw ``names`` (name -> the catalog's category, None when unknown)."""
@@ -183,20 +181,11 @@ class ScriptCookieSightings:
             )
         if self._size >= self._max_pending:
             self._start_flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._interval.total_seconds(), self._on_timer)
+        else:
+            self._flush_later(asyncio.get_running_loop())
 
     def pending(self) -> dict[str, dict[str, ScriptSighting]]:
         return {site: dict(names) for site, names in self._pending.items()}
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._start_flush()
-
-    def _start_flush(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.flush())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def flush(self) -> None:
         """Write what is pending, one transaction per site; on failure the counts wait for the next try."""
@@ -226,16 +215,3 @@ class ScriptCookieSightings:
                 site[name] = seen
             else:
                 site[name] = replace(newer, times=newer.times + seen.times, first_seen=seen.first_seen)
-
-    async def flushes_done(self) -> None:
-        """Return once every background flush started so far has finished."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def close(self) -> None:
-        """Stop the timer, wait for background flushes, write the rest (before the database closes)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        await self.flushes_done()
-        await self.flush()
