@@ -20,7 +20,6 @@ from gateway.storage.batch_visits import PostgresVisits, SqliteVisits, Visit, fo
 from gateway.storage.outbox import enqueue_outbox
 from gateway.storage.partitions import ensure_months, forget_months, month_of
 from gateway.storage.records import AnonymousEvent, OutboxBatch, stored_row
-from gateway.storage.rollups import mark_dirty
 from gateway.storage.sql import Connection, is_postgres
 from gateway.storage.store import Store
 
@@ -91,7 +90,7 @@ def _insert_events(connection: Connection, events: Sequence[AnonymousEvent]) -> 
         dirty.add((site, ts[:10]))
     stored.assign_ids()
     rows = [stored_row(event, ts, visit.id) for event, ts, visit in joined]
-    stored.write(touched, rows, lambda written: mark_dirty(written, dirty))
+    stored.write(touched, rows, dirty)
 
 
 def store_events(

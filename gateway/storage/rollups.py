@@ -22,10 +22,11 @@ publishes only when they are k or more (``gateway.stats.privacy``, rule 2). A si
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, cast
 
 from gateway.storage.aggregates import ALL_PROPS, DIMENSIONS, PROP_PREFIX, figures_sql, other_visitors_sql
 from gateway.storage.sql import Connection, Cursor, Dialect, is_postgres
@@ -73,12 +74,13 @@ INSERT INTO rollup_dirty (site_id, day, generation) VALUES (?, ?, ?)
 ON CONFLICT (site_id, day) DO UPDATE SET generation = excluded.generation
 """
 _NEXT_GENERATION_SQLITE = "UPDATE rollup_dirty_counter SET generation = generation + 1 RETURNING generation"
-# PostgreSQL: one statement that needs no answer, so it rides the batch's pipeline (batch_visits.py).
-_MARK_DIRTY_POSTGRES = """
-WITH batch AS MATERIALIZED (SELECT nextval('rollup_dirty_generation') AS generation)
+# PostgreSQL: the marks as the last part of a batch's one write statement (gateway/storage/batch_visits.py,
+# after its ``WITH``): ``%s`` is a JSON array of [site, day] pairs. One generation for the batch.
+MARK_DIRTY_POSTGRES_TAIL = """
+batch AS MATERIALIZED (SELECT nextval('rollup_dirty_generation') AS generation)
 INSERT INTO rollup_dirty (site_id, day, generation)
-SELECT m.site_id, m.day, batch.generation FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS m (site_id, day), batch
-ORDER BY m.site_id, m.day
+SELECT m.r->>0, m.r->>1, batch.generation FROM jsonb_array_elements(CAST(%s AS jsonb)) AS m (r), batch
+ORDER BY 1, 2
 ON CONFLICT (site_id, day) DO UPDATE SET generation = excluded.generation
 """
 # The planner's read transaction: one snapshot for every statement (PostgreSQL's default gives each
@@ -132,8 +134,8 @@ def mark_dirty(connection: Connection, days: Iterable[tuple[str, str]]) -> None:
     marks = sorted(set(days))
     if not marks:
         return
-    if is_postgres(connection):
-        connection.execute(_MARK_DIRTY_POSTGRES, ([site for site, _ in marks], [day for _, day in marks]))
+    if is_postgres(connection):  # a batch of events marks its days in its own statement (batch_visits.py)
+        cast(Any, connection).execute_prepared("WITH " + MARK_DIRTY_POSTGRES_TAIL, (json.dumps(marks),))
         return
     generation = int(connection.execute(_NEXT_GENERATION_SQLITE).fetchone()[0])
     connection.executemany(_MARK_DIRTY, [(site, day, generation) for site, day in marks])
