@@ -13,8 +13,10 @@ after another, so round trips per batch bound the events per second. A batch is:
    query runs after the locks are held, so its snapshot sees what other nodes committed under them;
 2. new visits' ids come from a block drawn from the sequence ahead (one query per 256 new visits);
 3. one statement: the new visits in their final state, the continued visits, the events and the
-   rollup marks, as data-modifying CTEs (a large batch's events by COPY after it: ~10 ms for 1,000
-   events against ~70 ms otherwise).
+   rollup marks, as data-modifying CTEs.
+
+The event writer process sends BEGIN with the first round trip and COMMIT with the last
+(``PostgresStore.run_batch``), so a batch is two round trips, three when it draws visit ids.
 
 Each statement is prepared once per connection (parsed and planned once, not per batch) and takes
 its values as JSON documents (``json.dumps`` in C, one text per parameter) rather than arrays quoted
@@ -43,8 +45,6 @@ from gateway.storage.sql import Connection
 Found = tuple[int, str, str]
 #: New visit ids drawn from the sequence at once (unused ones are a gap in the ids, nothing more).
 ID_BLOCK = 256
-#: From this many events on, a batch's events go by COPY (two round trips, far less work per row).
-COPY_FROM = 200
 
 # PostgreSQL's statements (``%s``, prepared: gateway/storage/postgres.py ``execute_prepared``). A
 # batch's values go as one JSON document per statement, an array of values or of rows.
@@ -94,9 +94,8 @@ def _from_json_rows(types: Sequence[str]) -> str:
 
 
 # A batch's writes in one statement (one parse, plan and execution, prepared): its new visits whole,
-# its continued visits, its events (a large batch's go by COPY after it: then ``[]``) and the rollup
-# marks last (gateway/storage/rollups.py). The continued visits' ids also come as an array, so even
-# a generic plan reads them by primary key.
+# its continued visits, its events and the rollup marks last (gateway/storage/rollups.py). The
+# continued visits' ids also come as an array, so even a generic plan reads them by primary key.
 _WRITE_BATCH = f"""
 WITH new_visits AS (
     INSERT INTO visits (id, site_id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events)
@@ -119,7 +118,6 @@ WITH new_visits AS (
     SELECT {_from_json_rows(["bigint" if column == "visit_id" else "text" for column in EVENT_COLUMNS])}
     FROM jsonb_array_elements(CAST(%s AS jsonb)) WITH ORDINALITY AS e (r, n) ORDER BY n
 ), {MARK_DIRTY_POSTGRES_TAIL}"""  # noqa: S608 - no value in the text: they are the %s
-_COPY_EVENTS = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 
 #: Visit ids drawn from the sequence and not used yet, per writer connection. Safe to keep: an id
 #: drawn is never handed out again by the sequence; a failed batch forgets its connection's ids.
@@ -227,12 +225,12 @@ class PostgresVisits:
 
     def write(self, touched: dict[int, Visit], events: list[tuple[object, ...]], dirty: Iterable[Day]) -> None:
         """The new visits whole, the continued ones, the events' rows (``assign_ids`` first) and the
-        rollup marks of ``dirty`` in one statement; a large batch's events by COPY after it.
+        rollup marks of ``dirty`` in one statement (1,000 events as JSON take as long as by COPY,
+        which could not run in the batch's pipeline).
 
         ``touched``: the visits continued or re-keyed, by the id they had then (the new ones' were negative).
         """
         continued = [visit for key, visit in touched.items() if key > 0]
-        copied = len(events) >= COPY_FROM
         _prepared(
             self.connection,
             _WRITE_BATCH,
@@ -243,11 +241,9 @@ class PostgresVisits:
             ],
             [(v.id, v.visitor_id, v.last_seen, v.exit_page, v.pageviews, v.events) for v in continued],
             "{" + ",".join(str(v.id) for v in continued) + "}",  # a bigint[] literal
-            [] if copied else events,
+            events,
             sorted(set(dirty)),
         )  # fmt: skip
-        if copied:
-            _copy(self.connection, _COPY_EVENTS, events)
 
 
 def forget_spare_ids(connection: Connection) -> None:
@@ -288,11 +284,3 @@ def _pipeline(connection: Connection) -> Iterator[None]:
     the statements inside are sent without waiting, and their results come back together at the end."""
     with cast(Any, connection).raw.pipeline():
         yield
-
-
-def _copy(connection: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
-    """``COPY ... FROM STDIN`` of ``rows`` on the adapter's own connection, in the transaction the store began."""
-    raw = cast(Any, connection).raw
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)

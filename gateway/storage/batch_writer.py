@@ -74,13 +74,7 @@ def run_writer(sock: socket.socket, location: DatabaseLocation) -> None:
             started = time.perf_counter()
             failure: Failure | None = None
             try:
-                connection.execute(store.begin_statement)
-                try:
-                    store_events(connection, events, outbox, now=now)
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
+                store.run_batch(connection, lambda writer: store_events(writer, events, outbox, now=now))  # noqa: B023 - run at once
             except Exception as error:  # noqa: BLE001 - answered to the parent, which fails the batch's requests
                 failure = (type(error).__name__, str(error), failure_cause(error))
             _answer(sock, (batch_id, time.perf_counter() - started, failure))

