@@ -13,6 +13,7 @@ deleting a salt or erasing a consent record the caller asks for ``scrub`` — a
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,9 @@ from gateway.storage.store import StorageFailure, Store, failure_cause, read_mig
 __all__ = ["Database", "StorageFailure", "check_database", "connect_writer", "failure_cause", "write_transaction"]
 
 _BUSY_TIMEOUT_MS = 10_000
+#: Read-only connections of a process: as many statements run at once (a few cores' worth; each
+#: holds a small page cache of its own).
+READERS = 4
 #: How long a scrub waits for readers to leave the WAL: it holds the write lock meanwhile, so it
 #: is kept short and a busy scrub is tried again by the maintenance poll (at most a minute later).
 SCRUB_WAIT_MS = 250
@@ -127,8 +131,10 @@ class Database(Store):
     """The SQLite store (the embedded default), opened once per process in the app's lifespan.
 
     Writes run on the writer thread (gateway/storage/store.py) inside ``BEGIN IMMEDIATE ... COMMIT``,
-    so two processes on one file queue instead of failing mid-transaction. Reads use a separate
-    read-only connection.
+    so two processes on one file queue instead of failing mid-transaction. Reads share a few
+    read-only connections (``readers``), each on its own thread: SQLite releases the interpreter
+    lock while a statement runs, so a slow filtered view neither holds up other people's pages
+    nor runs its own independent reads one after another.
     """
 
     dialect: Dialect = "sqlite"
@@ -136,10 +142,12 @@ class Database(Store):
     _scrub_wait_ms = SCRUB_WAIT_MS
     _close_scrub_wait_ms = _BUSY_TIMEOUT_MS
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readers: int = READERS) -> None:
         super().__init__()
         self.path = path
-        self._reader: aiosqlite.Connection | None = None
+        self._reader_count = readers
+        self._readers: list[aiosqlite.Connection] = []
+        self._idle: asyncio.Queue[aiosqlite.Connection] | None = None
 
     async def open(self) -> Database:
         await super().open()
@@ -157,20 +165,35 @@ class Database(Store):
 
     async def _open_reader(self) -> None:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
-        self._reader = await aiosqlite.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        self._reader.row_factory = sqlite3.Row
+        idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        try:
+            for _ in range(self._reader_count):
+                reader = await aiosqlite.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+                reader.row_factory = sqlite3.Row
+                self._readers.append(reader)
+                idle.put_nowait(reader)
+        except BaseException:
+            await self._close_reader()
+            raise
+        self._idle = idle
 
     async def _close_reader(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        self._idle = None
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            await reader.close()
 
     def _scrub_on_writer(self, writer: sqlite3.Connection, wait_ms: int) -> bool:
         return truncate_wal(writer, wait_ms=wait_ms)
 
     async def fetch_all(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
-        if self._reader is None:
+        idle = self._idle
+        if idle is None:
             raise RuntimeError("the database is not open")
         # One call runs and finishes the statement: a statement left open between awaits would
         # hold the connection's read snapshot, and concurrent reads would miss newer commits.
-        return list(await self._reader.execute_fetchall(sql, parameters))
+        reader = await idle.get()
+        try:
+            return list(await reader.execute_fetchall(sql, parameters))
+        finally:
+            idle.put_nowait(reader)

@@ -144,6 +144,38 @@ async def test_a_writer_connection_of_its_own_commits_what_the_store_reads(store
         await db.close()
 
 
+_SLOW_COUNT = "WITH RECURSIVE c (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) SELECT count(*) FROM c"
+
+
+@run
+async def test_a_slow_read_does_not_hold_up_the_reads_after_it(store: Store) -> None:
+    """Reads share several connections on both stores (SQLite: ``READERS`` read-only ones), so a slow
+    statement — a filtered view of a busy month — leaves the others answering meanwhile."""
+    db = await store.open()
+    try:
+        slow = asyncio.create_task(db.fetch_all(_SLOW_COUNT))
+        while not slow.done() and not await _busy(db):  # the slow statement has started
+            await asyncio.sleep(0)
+        for _ in range(3):
+            (row,) = await db.fetch_all("SELECT 1 AS one")
+            assert row["one"] == 1
+        assert not slow.done()  # three reads answered while it was still running
+        (count,) = await slow
+        assert count[0] == 3000000
+    finally:
+        await db.close()
+
+
+async def _busy(db: Store) -> bool:
+    """Whether another statement than this one is running (SQLite: a reader is out of the pool)."""
+    if db.dialect == "postgresql":
+        rows = await db.fetch_all(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH RECURSIVE c %'"
+        )
+        return bool(rows[0]["n"])
+    return bool(db._idle is not None and db._idle.qsize() < db._reader_count)  # type: ignore[attr-defined]
+
+
 @run
 async def test_health_checks(store: Store) -> None:
     db = await store.open()
