@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -209,12 +210,16 @@ class Stats:
         return Breakdown(dimension, kept, other, everything, bool(query.filters))
 
     async def prefetch(self, query: StatsQuery, dimensions: Sequence[str]) -> None:
-        """Read several breakdowns of a filtered view from the stored visits in one pass, so the
-        ``breakdown`` calls of a page of panels find them remembered instead of each reading the same
-        visits again. Unfiltered views read the rollups: nothing to do."""
+        """Read what a page of a filtered view needs before it is drawn: several breakdowns from the
+        stored visits in one pass (so the ``breakdown`` calls of its panels find them remembered
+        instead of each reading the same visits again) and, at the same time, the previous period's
+        days (the comparison), on another connection. Unfiltered views read the rollups: nothing to do."""
         if query.filters:
             views = await self._view_days(query, query.period)
-            await self._stored_rows_of(query.site, query.period, dimensions, views)
+            await asyncio.gather(
+                self._stored_rows_of(query.site, query.period, dimensions, views),
+                self._view_days(query, query.period.previous()),
+            )
 
     def _add_days(self, days: Sequence[DayRows]) -> Summed:
         """``add_days``, remembered by the very day rows added: a warm filtered view's days are the ones
