@@ -13,6 +13,7 @@ process (each node) keeps its own bounded memory and checks the same generations
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date
@@ -32,6 +33,18 @@ MAX_CONDITIONS = 4
 _CAPACITY = 4000  # entries: a 30-day view with its previous period and five panels is ~300
 _PUBLISHED_PER_DAY = 4
 _Key = tuple[object, ...]
+
+
+def _read_groups(dimensions: Sequence[str], *, driver: bool) -> list[tuple[str, ...]]:
+    """The statements a set of breakdowns is read in, run at once on the store's readers.
+
+    Through an index (``driver``), finding each visit is most of the cost: read them once for every
+    dimension (split in two statements that each find them, it was slower: 2.7 s to 4.3 s at 10M).
+    Without one, the days' visits are read in order; materialising all of them (a busy "is not")
+    cost more than reading them again per dimension, so each dimension is a statement of its own."""
+    if driver:
+        return [tuple(dimensions)]
+    return [(dimension,) for dimension in dimensions]
 
 
 class DayCells(NamedTuple):
@@ -182,14 +195,16 @@ class FilteredVisits:
             first, last = days[0].isoformat(), days[-1].isoformat()
             asked = tuple(dimension for dimension in found if any(dimension in names for names in by_day.values()))
             driver = await self._driver(site, conditions, first, last)
-            # Through an index, finding each visit is most of the cost: read them once for every dimension.
-            # Without one, the days' visits are read in order; materialising all of them (a busy "is not")
-            # cost more than reading them again per dimension.
             read: dict[str, list[visit_days.Row]] = {}
-            for group in (asked,) if driver else tuple((dimension,) for dimension in asked):
-                read |= await visit_days.breakdowns(
-                    self._db, site.id, [d.isoformat() for d in days], group, conditions, k, driver=driver
+            for part in await asyncio.gather(
+                *(
+                    visit_days.breakdowns(
+                        self._db, site.id, [d.isoformat() for d in days], group, conditions, k, driver=driver
+                    )
+                    for group in _read_groups(asked, driver=driver is not None)
                 )
+            ):
+                read |= part
             for dimension in asked:
                 by_value = visit_days.figures_by_day(read[dimension])
                 for day, names in by_day.items():
