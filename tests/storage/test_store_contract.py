@@ -22,6 +22,7 @@ from gateway.storage.postgres import translate
 from gateway.storage.sql import Connection, is_postgres
 from gateway.storage.store import Store
 from tests.conftest import make_settings
+from tests.waiting import eventually
 
 T = TypeVar("T")
 
@@ -144,7 +145,9 @@ async def test_a_writer_connection_of_its_own_commits_what_the_store_reads(store
         await db.close()
 
 
-_SLOW_COUNT = "WITH RECURSIVE c (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) SELECT count(*) FROM c"
+_SLOW_COUNT = (
+    "WITH RECURSIVE c (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) SELECT count(*) FROM c"
+)
 
 
 @run
@@ -154,8 +157,11 @@ async def test_a_slow_read_does_not_hold_up_the_reads_after_it(store: Store) -> 
     db = await store.open()
     try:
         slow = asyncio.create_task(db.fetch_all(_SLOW_COUNT))
-        while not slow.done() and not await _busy(db):  # the slow statement has started
-            await asyncio.sleep(0)
+
+        async def started() -> bool:
+            return slow.done() or await _busy(db)
+
+        await eventually(started, message="the slow count never started")
         for _ in range(3):
             (row,) = await db.fetch_all("SELECT 1 AS one")
             assert row["one"] == 1
