@@ -165,7 +165,10 @@ class Database(Store):
 
     async def _open_reader(self) -> None:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
-        idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        # Last in, first out: reads one after another use one connection, as with a single reader. An
+        # aiosqlite thread holds its last result until its next call, so rotating through the pool
+        # kept up to four pages of an export alive (measured: 13.4 MB peak against 9 MB allowed).
+        idle: asyncio.Queue[aiosqlite.Connection] = asyncio.LifoQueue()
         try:
             for _ in range(self._reader_count):
                 reader = await aiosqlite.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
