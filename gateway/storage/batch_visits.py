@@ -29,7 +29,6 @@ a LATERAL lookup per visitor, continued visits by an array of their ids.
 from __future__ import annotations
 
 import hashlib
-import json
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -87,7 +86,7 @@ _NEXT_VISIT_IDS = "SELECT nextval(pg_get_serial_sequence('visits', 'id')) FROM g
 
 
 def _from_json_rows(types: Sequence[str]) -> str:
-    """The rows of a JSON array of arrays, as columns of ``types`` (``r``: a row, ``n``: its place)."""
+    """The columns of ``types`` read from ``r``, a row of a JSON array of arrays."""
     return ", ".join(
         f"r->>{index}" if kind == "text" else f"CAST(r->>{index} AS {kind})" for index, kind in enumerate(types)
     )
@@ -268,14 +267,9 @@ def _earliest(events: Sequence[AnonymousEvent], site: str, timeout: timedelta) -
     return (min(event.ts for event in events if event.site_id == site) - timeout).isoformat()
 
 
-#: Values as one JSON text (C-encoded; no ASCII escapes: the server reads UTF-8).
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def _prepared(connection: Connection, sql: str, *values: Any) -> Any:
     """One of the PostgreSQL statements above, prepared, each list or tuple value sent as JSON."""
-    bound = [_json(value) if isinstance(value, list | tuple) else value for value in values]
-    return cast(Any, connection).execute_prepared(sql, bound)
+    return cast(Any, connection).execute_prepared(sql, values)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ the maintenance leader holds a session-level advisory lock (gateway/storage/lead
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -117,6 +118,10 @@ def _values(parameters: Sequence[Any] | Mapping[str, Any]) -> tuple[Any, ...] | 
     return tuple(int(value) if isinstance(value, bool) else value for value in parameters)
 
 
+#: ``execute_prepared``'s JSON (no ASCII escapes: the server reads UTF-8).
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _bind(sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> tuple[str, Any]:
     return translate(sql, isinstance(parameters, Mapping)), _values(parameters)
 
@@ -146,9 +151,10 @@ class PgConnection:
     def execute_prepared(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
         """PostgreSQL's own SQL (``%s`` placeholders, every parameter typed by a cast) bound server-side
         and prepared: the hot statements of the event writer, run on every batch, are parsed and
-        planned once per connection, and a parameter goes as one text (a JSON document of the
-        batch's rows, json.dumps in C) rather than quoted value by value. Rows by position."""
-        return self.raw.execute(sql, _values(parameters), prepare=True)
+        planned once per connection. A list or tuple parameter goes as one JSON text (the batch's
+        rows, encoded in C) rather than quoted value by value. Rows by position."""
+        bound = [_json(value) if isinstance(value, list | tuple) else value for value in _values(parameters)]
+        return self.raw.execute(sql, bound, prepare=True)
 
     @property
     def broken(self) -> bool:

@@ -22,7 +22,6 @@ publishes only when they are k or more (``gateway.stats.privacy``, rule 2). A si
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -135,7 +134,7 @@ def mark_dirty(connection: Connection, days: Iterable[tuple[str, str]]) -> None:
     if not marks:
         return
     if is_postgres(connection):  # a batch of events marks its days in its own statement (batch_visits.py)
-        cast(Any, connection).execute_prepared("WITH " + MARK_DIRTY_POSTGRES_TAIL, (json.dumps(marks),))
+        cast(Any, connection).execute_prepared("WITH " + MARK_DIRTY_POSTGRES_TAIL, (marks,))
         return
     generation = int(connection.execute(_NEXT_GENERATION_SQLITE).fetchone()[0])
     connection.executemany(_MARK_DIRTY, [(site, day, generation) for site, day in marks])
