@@ -95,6 +95,17 @@ async def purge_expired(store: Store, settings: Settings, now: datetime) -> Purg
     return counts
 
 
+#: How far back the daily run builds the stored visits a filtered view would otherwise build first.
+RECENT_VISIT_DAYS = timedelta(days=62)
+
+
+def _recent_days(settings: Settings, today: date) -> list[tuple[str, str]]:
+    """``(site, day)`` pairs spanning the last ``RECENT_VISIT_DAYS`` of every site (``build_stale`` builds
+    the stale days between a site's first and last pair)."""
+    first = (today - RECENT_VISIT_DAYS).isoformat()
+    return [pair for site in settings.sites for pair in ((site, first), (site, today.isoformat()))]
+
+
 class Maintenance:
     def __init__(
         self,
@@ -159,7 +170,9 @@ class Maintenance:
             late, counts = await roll_up_and_purge(self._store, cutoffs, self._zones, floors=self._floors)
             await purge_expired_sessions(self._store, now)  # dashboard sessions past their timeouts
             rolled_up = sorted(set(early) | set(late))
-            await build_stale(self._store, self._zones, rolled_up)  # filtered views' stored visits
+            # filtered views' stored visits: the days just rolled up, and once a day any of the last
+            # two months' that lacks its pack (after an upgrade, or a visit deleted by retention)
+            await build_stale(self._store, self._zones, [*rolled_up, *_recent_days(self._settings, today)])
             self._last_rollup, self._last_purge_day = now, today
             log.info("rolled up %d day(s); purge: %s", len(rolled_up), counts.describe())
             return MaintenanceRun(tuple(rolled_up), counts)

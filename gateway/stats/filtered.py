@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
 from itertools import combinations
 from typing import NamedTuple
 
 from gateway.settings import SiteSettings
+from gateway.stats import pack_figures
 from gateway.stats.figures import Figures
+from gateway.storage import day_packs, visit_days
 from gateway.storage import stats as sql
-from gateway.storage import visit_days
 from gateway.storage.aggregates import Condition
+from gateway.storage.day_packs import DayPack
 from gateway.storage.rollups import day_bounds
 from gateway.storage.store import Store
 
@@ -32,46 +34,29 @@ from gateway.storage.store import Store
 MAX_CONDITIONS = 4
 _CAPACITY = 4000  # entries: a 30-day view with its previous period and five panels is ~300
 _PUBLISHED_PER_DAY = 4
+#: Bytes of day packs kept read (a 30-day view at 10M events reads ~90 MB: kept for its breakdowns).
+_PACK_BYTES = 128 * 2**20
 _Key = tuple[object, ...]
 
 
-def _read_groups(dimensions: Sequence[str], *, driver: bool) -> list[tuple[str, ...]]:
-    """The statements a set of breakdowns is read in, run at once on the store's readers.
-
-    Through an index (``driver``), finding each visit is most of the cost: read them once for every
-    dimension (split in two statements that each find them, it was slower: 2.7 s to 4.3 s at 10M).
-    Without one, the days' visits are read in order; materialising all of them (a busy "is not")
-    cost more than reading them again per dimension, so each dimension is a statement of its own."""
-    if driver:
-        return [tuple(dimensions)]
-    return [(dimension,) for dimension in dimensions]
-
-
 class DayCells(NamedTuple):
-    """One day's cells of a dimension under a view, and the visitor numbers (within the day) of each
-    cell of fewer than k visitors: "(other)"'s distinct people are the union of its small cells'.
+    """One day's cells of a dimension under a view: those of k visitors or more by value, and the others
+    added up with their distinct visitors (``pack_figures.Rows``). The cells under k are never named
+    (rule 2), so they are all in "(other)", whose people are then counted once per day when the day is
+    read, not per request (a set union per page under k was half of a warm 30-day "is not" view)."""
 
-    Make one with ``DayCells.of``: it counts the union of every small cell once (``small_people``),
-    because the published values are never small cells, so that union is what "(other)" holds on
-    every warm request; counted per request it was half the time of a warm 30-day "is not" view
-    (thousands of pages under k, one set union each)."""
-
-    cells: dict[str, Figures]
-    small: dict[str, frozenset[int]]
+    cells: Mapping[str, Sequence[int]]
+    #: The cells under k visitors added up.
+    small: Figures
     #: The distinct visitors of all small cells together.
     small_people: int
-    #: The values of k visitors or more, in ``cells``' order.
-    large: tuple[str, ...]
     #: What ``gateway.stats.query`` published from these cells, by everything else it read to publish
     #: them (a pure function of the cells and that key): a warm view publishes each day once.
     published: dict[tuple[object, ...], object]
 
     @classmethod
-    def of(cls, cells: dict[str, Figures], small: dict[str, frozenset[int]]) -> DayCells:
-        people: set[int] = set()
-        for numbers in small.values():
-            people |= numbers
-        return cls(cells, small, len(people), tuple(value for value in cells if value not in small), {})
+    def of(cls, rows: pack_figures.Rows) -> DayCells:
+        return cls(rows.large, rows.small, rows.small_people, {})
 
     def remember(self, key: tuple[object, ...], value: object) -> None:
         """Keep ``value`` published under ``key`` (a few at most: one view cell per day and generation)."""
@@ -83,16 +68,10 @@ class DayCells(NamedTuple):
         """The distinct visitors of the cells outside ``chosen``: exact under k, at least k otherwise
         (a cell of k visitors or more left out makes "(other)" hold k people whatever the rest)."""
         named = chosen if isinstance(chosen, (set, frozenset)) else frozenset(chosen)
-        for value in self.large:
+        for value, cell in self.cells.items():
             if value not in named:
-                return max(self.cells[value].visitors, k)
-        if not any(value in self.small for value in named):
-            return self.small_people
-        people: set[int] = set()  # a small cell among the chosen (not what publish_rows asks): count the rest
-        for value, numbers in self.small.items():
-            if value not in named:
-                people |= numbers
-        return len(people)
+                return max(cell[0], k)
+        return self.small_people
 
 
 def answers(conditions: Sequence[Condition]) -> bool:
@@ -106,6 +85,8 @@ class FilteredVisits:
     def __init__(self, database: Store) -> None:
         self._db = database
         self._memory: OrderedDict[_Key, object] = OrderedDict()
+        self._kept_packs: OrderedDict[tuple[str, date, int | None], DayPack] = OrderedDict()
+        self._kept_bytes = 0
 
     async def generations(self, site: SiteSettings, first: date, last: date) -> dict[date, int]:
         """Each day's build generation, building first the days whose rollups changed since (or that
@@ -137,24 +118,17 @@ class FilteredVisits:
         for conditions, days in wanted.items():
             first, last = min(days).isoformat(), max(days).isoformat()
             read: dict[tuple[date, frozenset[Condition]], Figures] = {}
-            passes: dict[Condition | None, list[frozenset[Condition]]] = {}
+            counted: list[frozenset[Condition]] = []
             for subset in _subsets(conditions):
                 (only,) = subset if len(subset) == 1 else (None,)
                 if only is not None and only.operator == "is":
                     series = await self._series(site, only.dimension, only.value, first, last)
                     read.update({(day, subset): series.get(day, Figures()) for day in days})
-                elif only is not None and only.operator == "is_not" and only.dimension in visit_days.INDEXED:
-                    read.update(await self._complement(site, only, days))
                 else:
-                    passes.setdefault(await self._driver(site, subset, first, last), []).append(subset)
-            for driver, subsets in passes.items():
-                rows = await visit_days.cells(
-                    self._db, site.id, [d.isoformat() for d in days], [tuple(s) for s in subsets], driver=driver
-                )
-                for day in days:
-                    row = rows.get(day.isoformat())
-                    for index, subset in enumerate(subsets):
-                        read[day, subset] = Figures(*row[index]) if row else Figures()
+                    counted.append(subset)
+            if counted:
+                packs = await self._packs(site, days, generations)
+                read.update(await asyncio.to_thread(_count_cells, packs, days, counted))
             for (day, subset), cell in read.items():
                 found[day, subset] = cell
                 self._put(("cell", site.id, day, generations.get(day), subset), cell)
@@ -192,29 +166,10 @@ class FilteredVisits:
                     wanted.setdefault(conditions, {}).setdefault(day, []).append(dimension)
         for conditions, by_day in wanted.items():
             days = sorted(by_day)
-            first, last = days[0].isoformat(), days[-1].isoformat()
-            asked = tuple(dimension for dimension in found if any(dimension in names for names in by_day.values()))
-            driver = await self._driver(site, conditions, first, last)
-            read: dict[str, list[visit_days.Row]] = {}
-            for part in await asyncio.gather(
-                *(
-                    visit_days.breakdowns(
-                        self._db, site.id, [d.isoformat() for d in days], group, conditions, k, driver=driver
-                    )
-                    for group in _read_groups(asked, driver=driver is not None)
-                )
-            ):
-                read |= part
-            for dimension in asked:
-                by_value = visit_days.figures_by_day(read[dimension])
-                for day, names in by_day.items():
-                    if dimension not in names:
-                        continue
-                    values = by_value.get(day.isoformat(), {})
-                    cells = DayCells.of(
-                        {value: Figures.of(row) for value, (row, _) in values.items()},
-                        {value: people for value, (_, people) in values.items() if people is not None},
-                    )
+            packs = await self._packs(site, days, generations)
+            counted = await asyncio.to_thread(_count_rows, packs, by_day, conditions, k)
+            for day, by_dimension in counted.items():
+                for dimension, cells in by_dimension.items():
                     found[dimension][day] = cells
                     self._put(self._rows_key(site, day, generations, dimension, conditions), cells)
         return found
@@ -231,37 +186,34 @@ class FilteredVisits:
         rows = await sql.rollup_series(self._db, site.id, dimension, value, first, last)
         return {date.fromisoformat(str(row[0])): Figures.of(row[1:]) for row in rows}
 
-    async def _complement(
-        self, site: SiteSettings, condition: Condition, days: Sequence[date]
-    ) -> dict[tuple[date, frozenset[Condition]], Figures]:
-        """``dimension != value`` on each day: the day's cell minus the value's, plus the value's visitors
-        who also came another way that day (counted in both cells, they stay in the complement)."""
-        first, last = min(days).isoformat(), max(days).isoformat()
-        everyone = await self._series(site, "all", "", first, last)
-        excluded = await self._series(site, condition.dimension, condition.value, first, last)
-        mixed = await visit_days.mixed_visitors(self._db, site.id, first, last, condition.dimension, condition.value)
-        found = {}
+    async def _packs(
+        self, site: SiteSettings, days: Sequence[date], generations: dict[date, int]
+    ) -> dict[date, DayPack]:
+        """The days' packs, the last ones read kept up to ``_PACK_BYTES`` by (site, day, generation): a
+        filtered overview reads its days' cells, then their breakdowns, from the same packs. A pack read
+        just after its generation was is that generation's or a newer one's; never an older one."""
+        found: dict[date, DayPack] = {}
+        missing: list[date] = []
         for day in days:
-            whole, part = everyone.get(day, Figures()), excluded.get(day, Figures())
-            rest = Figures(*(a - b for a, b in zip(whole, part, strict=True)))
-            found[day, frozenset((condition,))] = rest._replace(visitors=rest.visitors + mixed.get(day.isoformat(), 0))
+            key = (site.id, day, generations.get(day))
+            kept = self._kept_packs.get(key)
+            if kept is None:
+                missing.append(day)
+            else:
+                self._kept_packs.move_to_end(key)
+                found[day] = kept
+        read = await day_packs.read(self._db, site.id, [day.isoformat() for day in missing])
+        for day in missing:
+            pack = read.get(day.isoformat())
+            if pack is None:
+                continue
+            found[day] = pack
+            if generations.get(day) is not None:
+                self._kept_packs[site.id, day, generations[day]] = pack
+                self._kept_bytes += pack.size
+        while self._kept_bytes > _PACK_BYTES:
+            self._kept_bytes -= self._kept_packs.popitem(last=False)[1].size
         return found
-
-    async def _driver(
-        self, site: SiteSettings, conditions: Iterable[Condition], first: str, last: str
-    ) -> Condition | None:
-        """The "is" condition on an indexed column with the fewest visits over the days (by the rollups):
-        the index a pass reads. None when there is none (the pass reads every visit of the days)."""
-        best: tuple[int, Condition] | None = None
-        for condition in conditions:
-            if condition.operator == "is" and condition.dimension in visit_days.INDEXED:
-                visits = sum(
-                    cell.visits
-                    for cell in (await self._series(site, condition.dimension, condition.value, first, last)).values()
-                )
-                if best is None or visits < best[0]:
-                    best = (visits, condition)
-        return best[1] if best else None
 
     def _get(self, key: _Key) -> object | None:
         if key[3] is None:  # a day never built: nothing to remember
@@ -284,3 +236,33 @@ def _subsets(conditions: Sequence[Condition]) -> Iterable[frozenset[Condition]]:
     for size in range(len(conditions), 0, -1):
         for subset in combinations(conditions, size):
             yield frozenset(subset)
+
+
+def _count_cells(
+    packs: dict[date, DayPack], days: Sequence[date], subsets: Sequence[frozenset[Condition]]
+) -> dict[tuple[date, frozenset[Condition]], Figures]:
+    """Each day's cell under each subset of conditions, counted from the day's pack (a day without one
+    had no visits)."""
+    found = {}
+    for day in days:
+        pack = packs.get(day)
+        for subset in subsets:
+            found[day, subset] = (
+                pack_figures.cell(pack, pack_figures.matching(pack, tuple(subset))) if pack else Figures()
+            )
+    return found
+
+
+def _count_rows(
+    packs: dict[date, DayPack], by_day: dict[date, list[str]], conditions: Sequence[Condition], k: int
+) -> dict[date, dict[str, DayCells]]:
+    """Each day's ``DayCells`` of the dimensions asked for it under ``conditions``, from the day's pack."""
+    found: dict[date, dict[str, DayCells]] = {}
+    for day, dimensions in by_day.items():
+        pack = packs.get(day)
+        chosen = pack_figures.matching(pack, conditions) if pack else None
+        found[day] = {}
+        for dimension in dimensions:
+            rows = pack_figures.breakdown(pack, dimension, chosen, k) if pack and chosen is not None else None
+            found[day][dimension] = DayCells.of(rows or pack_figures.Rows({}, Figures(), 0))
+    return found

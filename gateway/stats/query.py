@@ -388,17 +388,18 @@ class Stats:
                 if isinstance(remembered, DayRows):
                     found[day] = remembered
                     continue
-                cells = stored[day].cells
+                cells, small = stored[day].cells, stored[day].small
             else:
                 rows = await self._raw(query.site, day, (dimension,), view.conditions)
-                cells = {str(row[1]): Figures.of(row[2:]) for row in rows if row[0] == dimension}
+                cells, small = {str(row[1]): Figures.of(row[2:]) for row in rows if row[0] == dimension}, None
             chosen, people = left_out(cells, k, allowed)
+            people += small.visitors if small else 0
             if people >= k and view.cell.visitors >= k and day in stored:  # "(other)" may hold k people
                 people = stored[day].other_visitors(chosen, k)
             elif people >= k and view.cell.visitors >= k:
                 people = await self._other_visitors(query.site, day, dimension, view.conditions, chosen)
             found[day] = publish_rows(
-                cells, view.cell, k, allowed=allowed, other_visitors=people, other_allowed=other_allowed
+                cells, view.cell, k, allowed=allowed, small=small, other_visitors=people, other_allowed=other_allowed
             )
             if day in stored:
                 stored[day].remember(key, found[day])
