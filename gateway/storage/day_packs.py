@@ -178,5 +178,5 @@ async def read(db: Store, site_id: str, days: Sequence[str]) -> dict[str, DayPac
     """``day -> DayPack`` of those of ``days`` that have one."""
     if not days:
         return {}
-    rows = await db.fetch_all(_SELECT.format(days=", ".join("?" * len(days))), (site_id, *days))
+    rows = await db.fetch_large(_SELECT.format(days=", ".join("?" * len(days))), (site_id, *days))
     return {str(row[0]): unpack(bytes(row[1])) for row in rows}

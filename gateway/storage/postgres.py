@@ -315,6 +315,16 @@ class PostgresStore(Store):
             await cursor.execute(*_bind(sql, parameters))
             return await cursor.fetchall()
 
+    async def fetch_large(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        """Bound on the server with binary results: a bytea in text is hex, twice its size, parsed back
+        (90 MB of day packs: 560 ms in text, 100-200 ms in binary)."""
+        if self._pool is None:
+            raise RuntimeError("the database is not open")
+        async with self._pool.connection() as connection:
+            cursor = psycopg.AsyncCursor(connection, row_factory=_row_factory)
+            await cursor.execute(*_bind(sql, parameters), binary=True)
+            return await cursor.fetchall()
+
     async def server_time(self) -> datetime:
         rows = await self.fetch_all("SELECT clock_timestamp() AS now")
         moment: datetime = rows[0]["now"]

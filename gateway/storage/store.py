@@ -202,6 +202,11 @@ class Store:
         """Run one read statement and return every row (``row[0]`` and ``row["column"]`` both work)."""
         raise NotImplementedError
 
+    async def fetch_large(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        """``fetch_all`` for rows of large binary values (day packs: sixty of ~3 MB each), in whatever
+        form the store transfers them fastest."""
+        return await self.fetch_all(sql, parameters)
+
     def _scrub_on_writer(self, writer: Any, wait_ms: int) -> bool:
         raise NotImplementedError
 

@@ -62,6 +62,26 @@ async def test_rows_read_by_name_and_position(store: Store) -> None:
 
 
 @run
+async def test_large_values_read_as_the_same_bytes_and_text(store: Store) -> None:
+    """``fetch_large`` (day packs; binary results on PostgreSQL) gives the rows ``fetch_all`` gives."""
+    db = await store.open()
+    try:
+        data = bytes(range(256)) * 5000 + b"\x00'\\x"  # every byte value, a NUL, a quote, a backslash
+        await db.write(
+            lambda c: c.execute(
+                "INSERT INTO visit_day_packs (site_id, day, pack) VALUES (?, ?, ?)", ("sé", "2026-03-01", data)
+            )
+        )
+        sql = "SELECT site_id, day, pack FROM visit_day_packs WHERE day IN (?, ?)"
+        large = await db.fetch_large(sql, ("2026-03-01", "2026-03-02"))
+        plain = await db.fetch_all(sql, ("2026-03-01", "2026-03-02"))
+        assert [(row[0], row["day"], bytes(row["pack"])) for row in large] == [("sé", "2026-03-01", data)]
+        assert [tuple(row) for row in large] == [(row[0], row[1], bytes(row[2])) for row in plain]
+    finally:
+        await db.close()
+
+
+@run
 async def test_integer_sums_are_ints_and_bools_are_stored_as_integers(store: Store) -> None:
     db = await store.open()
     try:
