@@ -167,7 +167,12 @@ class FilteredVisits:
         for conditions, by_day in wanted.items():
             days = sorted(by_day)
             packs = await self._packs(site, days, generations)
-            counted = await asyncio.to_thread(_count_rows, packs, by_day, conditions, k)
+            halves = (dict(list(by_day.items())[half::2]) for half in (0, 1))  # numpy's sorts share the cores
+            counted: dict[date, dict[str, DayCells]] = {}
+            for part in await asyncio.gather(
+                *(asyncio.to_thread(_count_rows, packs, days, conditions, k) for days in halves)
+            ):
+                counted |= part
             for day, by_dimension in counted.items():
                 for dimension, cells in by_dimension.items():
                     found[dimension][day] = cells

@@ -31,8 +31,16 @@ class Rows(NamedTuple):
     small_people: int
 
 
-def matching(pack: DayPack, conditions: Sequence[Condition]) -> Array:
-    """A boolean per visit: it holds every condition (visit dimensions; ``is``, ``is_not``, ``in``, ``not_in``)."""
+class Selection(NamedTuple):
+    """The visits of a day that hold a view's conditions: a boolean per visit, and their indexes (a
+    gather by index is several times faster than by mask, and every figure and dimension gathers)."""
+
+    mask: Array
+    positions: Array
+
+
+def matching(pack: DayPack, conditions: Sequence[Condition]) -> Selection:
+    """The visits that hold every condition (visit dimensions; ``is``, ``is_not``, ``in``, ``not_in``)."""
     chosen = np.ones(pack.visits, dtype=bool)
     for condition in conditions:
         column = pack.columns[condition.dimension]
@@ -40,51 +48,57 @@ def matching(pack: DayPack, conditions: Sequence[Condition]) -> Array:
         codes = [code for code in map(column.code_of, values) if code is not None]
         found = np.isin(column.codes, codes) if len(codes) > 1 else column.codes == (codes[0] if codes else -1)
         chosen &= ~found if condition.operator in ("is_not", "not_in") else found
-    return chosen
+    return Selection(chosen, np.flatnonzero(chosen))
 
 
-def cell(pack: DayPack, chosen: Array) -> Figures:
-    """The day cell of the visits ``chosen`` (``matching``)."""
-    visits = int(np.count_nonzero(chosen))
-    if not visits:
+def cell(pack: DayPack, chosen: Selection) -> Figures:
+    """The day cell of the visits ``chosen``."""
+    if not chosen.positions.size:
         return Figures()
+    take = chosen.positions
     figures = pack.figures
     return Figures(
-        int(_distinct(figures["visitor"][chosen]).size),
-        visits,
-        int(figures["pageviews"][chosen].sum(dtype=np.int64)),
-        int(figures["events"][chosen].sum(dtype=np.int64)),
-        int(figures["bounce"][chosen].sum(dtype=np.int64)),
-        int(figures["duration"][chosen].sum(dtype=np.int64)),
+        int(_distinct(figures["visitor"].take(take)).size),
+        int(take.size),
+        int(figures["pageviews"].take(take).sum(dtype=np.int64)),
+        int(figures["events"].take(take).sum(dtype=np.int64)),
+        int(figures["bounce"].take(take).sum(dtype=np.int64)),
+        int(figures["duration"].take(take).sum(dtype=np.int64)),
     )
 
 
-def breakdown(pack: DayPack, dimension: str, chosen: Array, k: int) -> Rows:
-    """``dimension``'s cells over the visits ``chosen`` (``matching``), split at k visitors (``Rows``)."""
+def breakdown(pack: DayPack, dimension: str, chosen: Selection, k: int) -> Rows:
+    """``dimension``'s cells over the visits ``chosen``, split at k visitors (``Rows``)."""
     figures = pack.figures
     if dimension in pack.facts:
         facts = pack.facts[dimension]
-        kept = chosen[facts.visit]
-        visit = facts.visit[kept]
+        kept = np.flatnonzero(chosen.mask[facts.visit])
+        visit = facts.visit.take(kept)
         return _rows(
-            facts.column.codes[kept],
+            facts.column.codes.take(kept),
             facts.column.words,
-            figures["visitor"][visit],
-            (facts.pageviews[kept], facts.events[kept], figures["bounce"][visit], figures["duration"][visit]),
+            figures["visitor"].take(visit),
+            (
+                facts.pageviews.take(kept),
+                facts.events.take(kept),
+                figures["bounce"].take(visit),
+                figures["duration"].take(visit),
+            ),
             k,
         )
+    take = chosen.positions
     if dimension in STARTED_VISIT_DIMENSIONS:
-        chosen = chosen & (figures["started"] == 1)
+        take = take[figures["started"].take(take) == 1]
         sums = ("visit_pageviews", "visit_events", "bounce", "duration")
     else:
         sums = ("pageviews", "events", "bounce", "duration")
     if dimension == "all":
-        codes: Array = np.zeros(int(np.count_nonzero(chosen)), dtype=np.uint8)
+        codes: Array = np.zeros(take.size, dtype=np.uint8)
         words: tuple[str, ...] = ("",)
     else:
         column = pack.columns[dimension]
-        codes, words = column.codes[chosen], column.words
-    return _rows(codes, words, figures["visitor"][chosen], tuple(figures[name][chosen] for name in sums), k)
+        codes, words = column.codes.take(take), column.words
+    return _rows(codes, words, figures["visitor"].take(take), tuple(figures[name].take(take) for name in sums), k)
 
 
 def _distinct(numbers: Array) -> Array:

@@ -100,7 +100,8 @@ def test_figures_from_a_pack_are_plain_counts_of_its_rows(
     unpacked = unpack(pack(visits, DIMENSIONS, facts))
     chosen = pack_figures.matching(unpacked, conditions)
     kept = [visit for visit in visits if all(holds(visit, condition) for condition in conditions)]
-    assert chosen.tolist() == [visit in kept for visit in visits]
+    assert chosen.mask.tolist() == [visit in kept for visit in visits]
+    assert chosen.positions.tolist() == [i for i, visit in enumerate(visits) if visit in kept]
 
     def cell(rows: list[tuple[Any, ...]], pageviews: str = "pageviews", events: str = "events") -> tuple[int, ...]:
         return (
