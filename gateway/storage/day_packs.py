@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gateway.storage.sql import Connection
 from gateway.storage.store import Store
 
 Array = npt.NDArray[Any]
@@ -32,8 +33,12 @@ _FORMAT = 1
 _HEADER = struct.Struct("<I")
 _ALIGN = 8
 _SELECT = "SELECT day, pack FROM visit_day_packs WHERE site_id = ? AND day IN ({days})"  # noqa: S608 (marks only)
-_DELETE = "DELETE FROM visit_day_packs WHERE site_id = ? AND day = ?"
-_INSERT = "INSERT INTO visit_day_packs (site_id, day, pack) VALUES (?, ?, ?)"
+# An upsert: two nodes storing the same day at once both end with one pack (a delete and an insert
+# would leave the second's insert in conflict with the first's on PostgreSQL).
+_STORE = """
+INSERT INTO visit_day_packs (site_id, day, pack) VALUES (?, ?, ?)
+ON CONFLICT (site_id, day) DO UPDATE SET pack = excluded.pack
+"""
 
 
 class Column:
@@ -169,9 +174,9 @@ def unpack(data: bytes) -> DayPack:
     return DayPack(int(header["visits"]), figures, columns, facts, len(data))
 
 
-def replace_statements(site_id: str, day: str, data: bytes) -> list[tuple[str, tuple[Any, ...]]]:
-    """The statements that store ``data`` as the pack of (``site_id``, ``day``), in the caller's transaction."""
-    return [(_DELETE, (site_id, day)), (_INSERT, (site_id, day, data))]
+def store(connection: Connection, site_id: str, day: str, data: bytes) -> None:
+    """Store ``data`` as the pack of (``site_id``, ``day``), replacing any, in the caller's transaction."""
+    connection.execute(_STORE, (site_id, day, data))
 
 
 async def read(db: Store, site_id: str, days: Sequence[str]) -> dict[str, DayPack]:

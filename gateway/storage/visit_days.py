@@ -112,21 +112,20 @@ async def build_day(db: Store, site_id: str, day: str, generation: int, start: s
     writer (at 10M events a day's reads take seconds, and on the writer ingest waited that long), and
     only while the day's rollups are still at ``generation``: a build that lost a race to a newer
     rollup writes nothing (the newer one builds the day). Two nodes building the same day write the
-    same pack: on PostgreSQL the second waits on the first's row and replaces it."""
+    same pack: the second replaces the first's."""
     parameters = {"site": site_id, "start": start, "stop": stop}
     visits = await db.fetch_all(_SELECT_VISITS, parameters)
     facts = await db.fetch_all(_SELECT_FACTS, parameters)
     packed = await asyncio.to_thread(_pack, visits, facts)
 
-    def store(connection: Connection) -> None:
+    def write(connection: Connection) -> None:
         current = connection.execute(_GENERATION, (site_id, day)).fetchone()
         if current is None or int(current[0]) != generation:
             return
-        for statement, values in day_packs.replace_statements(site_id, day, packed):
-            connection.execute(statement, values)
+        day_packs.store(connection, site_id, day, packed)
         connection.execute(_MARK, (site_id, day, generation))
 
-    await db.write(store)
+    await db.write(write)
 
 
 def _pack(visits: Sequence[Row], facts: Sequence[Row]) -> bytes:

@@ -4,7 +4,7 @@ after it rolls a day up, so the first filtered view of a rolled-up day finds the
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 
 from gateway.clock import FixedClock
 from gateway.maintenance import Maintenance
@@ -15,7 +15,8 @@ from gateway.stats.pack_figures import Rows
 from gateway.storage import day_packs
 from gateway.storage.day_packs import unpack
 from gateway.storage.events import insert_events
-from gateway.storage.visit_days import stale_days
+from gateway.storage.rollups import day_bounds
+from gateway.storage.visit_days import build_day, stale_days
 from tests.storage.test_rollups import event
 from tests.test_maintenance import NOW, TODAY, opened, query, settings  # noqa: F401 (the fixture)
 
@@ -97,6 +98,27 @@ def test_the_daily_run_builds_the_packs_of_recent_days_that_lack_one(settings: S
     emptied, after = asyncio.run(scenario())
     assert [day for day, _ in emptied] == ["2026-01-29", TODAY]  # the old day's events are purged: its rollups stay
     assert after == []
+
+
+def test_two_nodes_building_the_same_day_at_once_leave_one_pack(settings: Settings) -> None:  # noqa: F811
+    """Two gateway nodes (two stores on one database) may build a day at the same moment: both finish,
+    and the day has one pack at the rollups' generation, whichever wrote last."""
+    clock = FixedClock(NOW)
+
+    async def scenario() -> tuple[list[tuple[str, int]], list[int]]:
+        async with opened(settings.database) as one, opened(settings.database) as other:
+            maintenance = Maintenance(one, settings, clock)
+            await maintenance.run_once()
+            await maintenance.stop()
+            await one.write(lambda c: c.execute("DELETE FROM visit_day_packs"))
+            ((day, generation),) = [stale for stale in await stale_days(one, "shop", TODAY, TODAY)]
+            start, stop = day_bounds(date.fromisoformat(day), UTC)
+            await asyncio.gather(*(build_day(db, "shop", day, generation, start, stop) for db in (one, other) * 2))
+            packs = await day_packs.read(other, "shop", [TODAY])
+            return await stale_days(one, "shop", TODAY, TODAY), packs[TODAY].figures["visitor"].tolist()
+
+    stale, visitors = asyncio.run(scenario())
+    assert stale == [] and visitors == [1, 2]
 
 
 def test_other_visitors_are_those_of_the_small_cells_or_k_when_a_large_cell_is_left_out() -> None:
