@@ -18,17 +18,19 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
 from itertools import combinations
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from gateway.settings import SiteSettings
-from gateway.stats import pack_figures
 from gateway.stats.figures import Figures
-from gateway.storage import day_packs, visit_days
 from gateway.storage import stats as sql
+from gateway.storage import visit_days
 from gateway.storage.aggregates import Condition
-from gateway.storage.day_packs import DayPack
 from gateway.storage.rollups import day_bounds
 from gateway.storage.store import Store
+
+if TYPE_CHECKING:  # numpy's modules: imported by the first filtered view, not by every process (16 MB)
+    from gateway.stats import pack_figures
+    from gateway.storage.day_packs import DayPack
 
 #: Conditions whose every subset is read in one pass (2**4 - 1 = 15 column groups at most).
 MAX_CONDITIONS = 4
@@ -207,6 +209,8 @@ class FilteredVisits:
             else:
                 self._kept_packs.move_to_end(key)
                 found[day] = kept
+        from gateway.storage import day_packs
+
         read = await day_packs.read(self._db, site.id, [day.isoformat() for day in missing])
         for day in missing:
             pack = read.get(day.isoformat())
@@ -248,6 +252,8 @@ def _count_cells(
 ) -> dict[tuple[date, frozenset[Condition]], Figures]:
     """Each day's cell under each subset of conditions, counted from the day's pack (a day without one
     had no visits)."""
+    from gateway.stats import pack_figures
+
     found = {}
     for day in days:
         pack = packs.get(day)
@@ -262,6 +268,8 @@ def _count_rows(
     packs: dict[date, DayPack], by_day: dict[date, list[str]], conditions: Sequence[Condition], k: int
 ) -> dict[date, dict[str, DayCells]]:
     """Each day's ``DayCells`` of the dimensions asked for it under ``conditions``, from the day's pack."""
+    from gateway.stats import pack_figures
+
     found: dict[date, dict[str, DayCells]] = {}
     for day, dimensions in by_day.items():
         pack = packs.get(day)

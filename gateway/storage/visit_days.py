@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, tzinfo
 from typing import Any
 
-from gateway.storage import day_packs
 from gateway.storage.aggregates import (
     STARTED_VISIT_DIMENSIONS,
     VISIT_DIMENSIONS,
@@ -113,6 +112,8 @@ async def build_day(db: Store, site_id: str, day: str, generation: int, start: s
     only while the day's rollups are still at ``generation``: a build that lost a race to a newer
     rollup writes nothing (the newer one builds the day). Two nodes building the same day write the
     same pack: the second replaces the first's."""
+    from gateway.storage import day_packs  # numpy: imported where packs are built, not by every process
+
     parameters = {"site": site_id, "start": start, "stop": stop}
     visits = await db.fetch_all(_SELECT_VISITS, parameters)
     facts = await db.fetch_all(_SELECT_FACTS, parameters)
@@ -129,6 +130,8 @@ async def build_day(db: Store, site_id: str, day: str, generation: int, start: s
 
 
 def _pack(visits: Sequence[Row], facts: Sequence[Row]) -> bytes:
+    from gateway.storage import day_packs
+
     by_dimension: dict[str, list[Row]] = {dimension: [] for dimension in EVENT_DIMENSIONS}
     for fact in facts:
         by_dimension[str(fact[1])].append((fact[0], *tuple(fact)[2:]))

@@ -4,6 +4,8 @@ after it rolls a day up, so the first filtered view of a rolled-up day finds the
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, date, timedelta
 
 from gateway.clock import FixedClock
@@ -138,3 +140,11 @@ def test_a_day_remembers_a_few_published_answers_at_most() -> None:
     for number in range(10):
         day.remember((number,), number)
     assert len(day.published) <= 4 and day.published[(9,)] == 9
+
+
+def test_a_process_that_serves_no_filtered_view_does_not_import_numpy() -> None:
+    """numpy's import is 16 MB of memory: an ingest-only node (the app, the CLI, maintenance) never pays
+    it; the first filtered view or pack build does."""
+    code = "import sys, gateway.app, gateway.cli, gateway.maintenance; print('numpy' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert found.stdout.strip() == "False"
