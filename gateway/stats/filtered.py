@@ -1,11 +1,11 @@
-"""Filtered day cells and rows from each day's stored visits (``gateway.storage.visit_days``), for a
-whole period at once and remembered by the day's build generation.
+"""Filtered day cells and rows from each day's pack of visits (``gateway.storage.day_packs``, built by
+``gateway.storage.visit_days``), for a whole period at once and remembered by the day's build generation.
 
 The privacy floor (``gateway.stats.privacy``) needs, for each day of a filtered view, the view's cell
 and its drop-one parents (rule 4), then each breakdown's rows under the view. Asked one cell at a time
-from raw events, a 30-day view of a busy site took minutes. Here every cell of every day comes from
-one statement over the days' visits (each subset of the view's conditions a column group of the same
-pass), every row of a breakdown from one more, and what was read is remembered per (site, day,
+from raw events, a 30-day view of a busy site took minutes. Here every cell and breakdown row of
+every day is counted from the days' packs, read once (``gateway.stats.pack_figures``), and what was
+read is remembered per (site, day,
 generation, conditions): a day's visits are rebuilt, under a new generation, only when its rollups
 are rewritten or purged, so a stale entry can never be served; a lost one costs one more read. Each
 process (each node) keeps its own bounded memory and checks the same generations in the database.
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # numpy's modules: imported by the first filtered view, not b
     from gateway.stats import pack_figures
     from gateway.storage.day_packs import DayPack
 
-#: Conditions whose every subset is read in one pass (2**4 - 1 = 15 column groups at most).
+#: Conditions whose every subset is counted (2**4 - 1 = 15 cells a day at most).
 MAX_CONDITIONS = 4
 _CAPACITY = 4000  # entries: a 30-day view with its previous period and five panels is ~300
 _PUBLISHED_PER_DAY = 4
@@ -154,8 +154,8 @@ class FilteredVisits:
         views: dict[date, tuple[Condition, ...]],
         generations: dict[date, int],
     ) -> dict[str, dict[date, DayCells]]:
-        """``rows`` of several dimensions, what is not remembered read in one pass per set of conditions
-        (``visit_days.breakdowns``): a page of panels finds its visits once."""
+        """``rows`` of several dimensions, what is not remembered counted from the days' packs once per set
+        of conditions: a page of panels selects its visits once per day."""
         found: dict[str, dict[date, DayCells]] = {dimension: {} for dimension in dimensions}
         wanted: dict[tuple[Condition, ...], dict[date, list[str]]] = {}
         k = site.min_visitors
