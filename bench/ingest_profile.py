@@ -73,7 +73,7 @@ def _addresses(count: int, public: bool) -> list[str]:
 
 class _Bench:
     def __init__(self, directory: Path, count: int, public_ips: bool) -> None:
-        settings = ingest_settings(write_settings(directory / "settings.json", directory / "profile.sqlite3"))
+        settings = ingest_settings(write_settings(directory / "settings.json", str(directory / "profile.sqlite3")))
         site = settings.sites[SITE]
         salts = DailySalts(START.date().isoformat(), secrets.token_bytes(32), None, START + timedelta(days=1))
         self.context = PipelineContext(
