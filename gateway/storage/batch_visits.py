@@ -18,10 +18,12 @@ after another, so round trips per batch bound the events per second. A batch is:
 The event writer process sends BEGIN with the first round trip and COMMIT with the last
 (``PostgresStore.run_batch``), so a batch is two round trips, three when it draws visit ids.
 
-Each statement is prepared once per connection (parsed and planned once, not per batch) and takes
-its values as JSON documents (``json.dumps`` in C, one text per parameter) rather than arrays quoted
-value by value in Python: at the bench's 16 events a batch this halved the batch's time (5.6 ms to
-2.6 ms) and took the writer process from ~158 to ~70 µs of CPU an event. Generic plans cannot see
+The statements go down a libpq pipeline of the writer's own, below psycopg's cursors
+(gateway/storage/pg_pipeline.py): they queue until a result is read. Each is prepared once per
+connection (parsed and planned once, not per batch) and takes its values as JSON documents
+(``json.dumps`` in C, one text per parameter) rather than arrays quoted value by value in Python:
+at the bench's 16 events a batch this halved the batch's time (5.6 ms to 2.6 ms) and took the writer
+process from ~158 to ~70 µs of CPU an event. Generic plans cannot see
 how many rows a document holds, so the statements are shaped to probe indexes whatever the plan:
 a LATERAL lookup per visitor, continued visits by an array of their ids.
 """
@@ -30,8 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from itertools import count
 from typing import Any, cast
@@ -184,13 +185,12 @@ class PostgresVisits:
             if event.previous_visitor_id:
                 ids.add(event.previous_visitor_id)
         keys = lock_keys((site, visitor) for site, ids in visitors.items() for visitor in ids)
-        with _pipeline(connection):
-            if keys:
-                _prepared(connection, _LOCK_VISITORS, keys)
-            cursors = [
-                (site, _prepared(connection, _FIND_OPEN_VISITS, sorted(ids), site, _earliest(events, site, timeout)))
-                for site, ids in visitors.items()
-            ]
+        if keys:  # queued with the lookups: one round trip for both (reading the first result sends them)
+            _prepared(connection, _LOCK_VISITORS, keys)
+        cursors = [
+            (site, _prepared(connection, _FIND_OPEN_VISITS, sorted(ids), site, _earliest(events, site, timeout)))
+            for site, ids in visitors.items()
+        ]
         for site, cursor in cursors:
             for visit_id, visitor, last_seen in cursor.fetchall():
                 self.latest[(site, visitor)] = (int(visit_id), str(visitor), str(last_seen))
@@ -268,13 +268,6 @@ def _earliest(events: Sequence[AnonymousEvent], site: str, timeout: timedelta) -
 
 
 def _prepared(connection: Connection, sql: str, *values: Any) -> Any:
-    """One of the PostgreSQL statements above, prepared, each list or tuple value sent as JSON."""
+    """One of the PostgreSQL statements above, prepared and queued (gateway/storage/pg_pipeline.py);
+    each list or tuple value sent as JSON. ``fetchall()`` on the result sends what is queued."""
     return cast(Any, connection).execute_prepared(sql, values)
-
-
-@contextmanager
-def _pipeline(connection: Connection) -> Iterator[None]:
-    """psycopg's pipeline mode on the adapter's own connection (gateway/storage/postgres.py: ``raw``):
-    the statements inside are sent without waiting, and their results come back together at the end."""
-    with cast(Any, connection).raw.pipeline():
-        yield

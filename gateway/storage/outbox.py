@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any, cast
 
 from gateway.storage.records import OutboxBatch
 from gateway.storage.sql import Connection, is_postgres
@@ -23,6 +24,13 @@ from gateway.storage.store import Store
 _INSERT = """
 INSERT INTO outbox (forwarder, payload, event_count, created_at, attempts, next_attempt_at)
 VALUES (?, ?, ?, ?, 0, ?)
+"""
+# PostgreSQL: the batch's rows as one JSON document, prepared and sent in the event writer's pipeline
+# with the batch's other statements (gateway/storage/pg_pipeline.py), so forwarders add no round trip.
+_INSERT_POSTGRES = """
+INSERT INTO outbox (forwarder, payload, event_count, created_at, attempts, next_attempt_at)
+SELECT r->>0, r->>1, CAST(r->>2 AS integer), CAST(%s AS text), 0, CAST(%s AS text)
+FROM jsonb_array_elements(CAST(%s AS jsonb)) WITH ORDINALITY AS e (r, n) ORDER BY n
 """
 _SELECT_DUE = """
 SELECT id, forwarder, payload, event_count, attempts FROM outbox
@@ -56,6 +64,10 @@ def enqueue_outbox(connection: Connection, batches: Sequence[OutboxBatch], *, no
     """Queue each batch for its forwarder, due at once; called inside the transaction that stores
     the batches' events (``store_events``), so both commit or neither does."""
     stamp = _timestamp(now)
+    if is_postgres(connection):
+        rows = [(batch.forwarder, batch.payload, batch.event_count) for batch in batches]
+        cast(Any, connection).execute_prepared(_INSERT_POSTGRES, (stamp, stamp, rows))
+        return
     connection.executemany(
         _INSERT, [(batch.forwarder, batch.payload, batch.event_count, stamp, stamp) for batch in batches]
     )

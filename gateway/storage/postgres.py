@@ -13,7 +13,6 @@ the maintenance leader holds a session-level advisory lock (gateway/storage/lead
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from gateway.storage.location import PostgresUrl
+from gateway.storage.pg_pipeline import Pending, Pipeline
 from gateway.storage.sql import Dialect
 from gateway.storage.store import Store, read_migrations
 
@@ -118,23 +118,26 @@ def _values(parameters: Sequence[Any] | Mapping[str, Any]) -> tuple[Any, ...] | 
     return tuple(int(value) if isinstance(value, bool) else value for value in parameters)
 
 
-#: ``execute_prepared``'s JSON (no ASCII escapes: the server reads UTF-8).
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def _bind(sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> tuple[str, Any]:
     return translate(sql, isinstance(parameters, Mapping)), _values(parameters)
 
 
 class PgConnection:
-    """The writer's connection as storage code sees it: ``?`` SQL, rows by name or position."""
+    """The writer's connection as storage code sees it: ``?`` SQL, rows by name or position.
+
+    The event writer's hot statements (``execute_prepared``) go down a pipeline of their own
+    (gateway/storage/pg_pipeline.py) and are read at the next sync; every other statement syncs it
+    first, so statements always run in the order they were given.
+    """
 
     dialect: Dialect = "postgresql"
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self.pipeline = Pipeline(raw.pgconn)
 
     def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = (), /) -> psycopg.ClientCursor[Any]:
+        self.pipeline.sync()
         cursor = psycopg.ClientCursor(self.raw, row_factory=_row_factory)
         cursor.execute(*_bind(sql, parameters))
         return cursor
@@ -142,19 +145,24 @@ class PgConnection:
     def executemany(
         self, sql: str, parameters: Iterable[Sequence[Any] | Mapping[str, Any]], /
     ) -> psycopg.ClientCursor[Any]:
+        self.pipeline.sync()
         cursor = psycopg.ClientCursor(self.raw, row_factory=_row_factory)
         rows = list(parameters)
         named = bool(rows) and isinstance(rows[0], Mapping)
         cursor.executemany(translate(sql, named), [_values(row) for row in rows])
         return cursor
 
-    def execute_prepared(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        """PostgreSQL's own SQL (``%s`` placeholders, every parameter typed by a cast) bound server-side
-        and prepared: the hot statements of the event writer, run on every batch, are parsed and
-        planned once per connection. A list or tuple parameter goes as one JSON text (the batch's
-        rows, encoded in C) rather than quoted value by value. Rows by position."""
-        bound = [_json(value) if isinstance(value, list | tuple) else value for value in _values(parameters)]
-        return self.raw.execute(sql, bound, prepare=True)
+    def execute_prepared(self, sql: str, parameters: Sequence[Any] = (), /) -> Pending:
+        """PostgreSQL's own SQL (``%s`` placeholders, every parameter typed by a cast or its column),
+        prepared once per connection and queued: the hot statements of the event writer, run on every
+        batch. A list or tuple parameter goes as one JSON text (the batch's rows, encoded in C) rather
+        than quoted value by value. Its rows, by position and as text, come with ``fetchall()``,
+        which sends what is queued and waits for the answers (one round trip)."""
+        return self.pipeline.send(sql, parameters)
+
+    def settle(self) -> None:
+        """Send what ``execute_prepared`` queued and raise its first error: before a commit."""
+        self.pipeline.sync()
 
     @property
     def broken(self) -> bool:
@@ -260,28 +268,30 @@ class PostgresStore(Store):
             writer.execute(self.begin_statement)
         try:
             result = fn(writer)
+            writer.settle()
         except BaseException:
             if not writer.broken:
+                writer.pipeline.discard()
                 writer.execute("ROLLBACK")
             raise
         writer.execute("COMMIT")
         return result
 
     def run_batch(self, connection: PgConnection, fn: Callable[[Any], T]) -> T:
-        """As the base class, but the whole transaction is one pipeline: BEGIN goes out with the batch's
-        first statements and COMMIT with its last, two round trips fewer a batch (measured at 16
-        events a batch: ~2.8 to ~2.0 ms, and less CPU on both sides). Reading a result inside syncs
-        the pipeline as usual. A statement that fails aborts the rest, COMMIT included; the error
-        comes out of the block and the transaction is rolled back here."""
-        raw = connection.raw
+        """As the base class, but BEGIN goes out with the batch's first statements and COMMIT with its
+        last (gateway/storage/pg_pipeline.py): a batch of the event writer is two round trips.
+        A statement that fails aborts the rest, COMMIT included; the error comes out of the sync
+        that reads it, and the transaction is rolled back here."""
+        pipeline = connection.pipeline
         try:
-            with raw.pipeline():
-                raw.execute("BEGIN")
-                result = fn(connection)
-                raw.execute("COMMIT")
+            pipeline.send_unprepared("BEGIN")
+            result = fn(connection)
+            pipeline.send_unprepared("COMMIT")
+            pipeline.sync()
         except BaseException:
             if not connection.broken:
-                raw.execute("ROLLBACK")  # after a failed COMMIT nothing is open: the server only warns
+                pipeline.discard()
+                connection.raw.execute("ROLLBACK")  # after a failed COMMIT nothing is open: the server only warns
             raise
         return result
 

@@ -89,7 +89,9 @@ def test_a_mark_set_by_a_batch_committing_after_the_rollup_read_stays(url: Postg
             read = await node_a.fetch_all("SELECT site_id, day, generation FROM rollup_dirty")
             plan = RollupPlan(dirty=tuple((str(s), str(d), int(g)) for s, d, g in read), days={})
             late.execute("BEGIN")
-            insert_events(PgConnection(late), [event(START + timedelta(minutes=1), "late", "/")])  # type: ignore[arg-type]
+            late_writer = PgConnection(late)
+            insert_events(late_writer, [event(START + timedelta(minutes=1), "late", "/")])  # type: ignore[arg-type]
+            late_writer.settle()  # its statements sent and run: the mark's row is locked, not committed
             clearing = asyncio.ensure_future(node_a.write(lambda c: apply_plan(c, plan)))  # type: ignore[arg-type]
             await eventually(lambda: _waiting_on_a_lock(url) > 0, timeout=30, message="A never reached the mark")
             late.execute("COMMIT")
