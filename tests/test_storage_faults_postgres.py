@@ -78,14 +78,18 @@ def test_a_read_only_database_answers_503_and_healthz_names_the_write(
         wait_until(lambda: http.post("/consent", json=CONSENT).status_code == 201, message="writes never came back")
 
 
+@pytest.mark.parametrize("writer_process", [False, True], ids=["writer-thread", "writer-process"])
 def test_dropped_connections_are_replaced_and_nothing_acknowledged_is_lost(
-    tmp_path: Path, postgres_server: PostgresServer | None, live_server: Start
+    tmp_path: Path, postgres_server: PostgresServer | None, live_server: Start, writer_process: bool
 ) -> None:
+    """Every connection of the database dropped between rounds (a restart, a failover): the writer
+    (thread, or the process ``serve`` runs) and the pool replace theirs, and no request meets a dead
+    one. The writer process once kept its dead connection, and every later event got 503."""
     server = postgres_server_or_skip(postgres_server)
     name = server.create_database()
     url = with_database(server.admin_url, name)
     settings = make_settings(tmp_path, database=url)
-    gateway = live_server(create_app(settings, geo=NullGeo()))
+    gateway = live_server(create_app(settings, geo=NullGeo(), writer_process=writer_process))
     acknowledged = 0
     with httpx.Client(base_url=gateway.url, timeout=30, headers=CROSS_ORIGIN) as http:
         for round_ in range(3):

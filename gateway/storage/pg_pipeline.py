@@ -152,14 +152,13 @@ class Pipeline:
         """Send what libpq buffered, reading meanwhile so a server blocked on its output never waits on us."""
         pgconn = self._pgconn
         while pgconn.flush() == 1:
-            readable, _, _ = select.select([pgconn.socket], [pgconn.socket], [])
-            if readable:
+            if _wait(pgconn.socket, select.POLLIN | select.POLLOUT) & select.POLLIN:
                 pgconn.consume_input()
 
     def _result(self) -> pq.abc.PGresult | None:
         pgconn = self._pgconn
         while pgconn.is_busy():
-            select.select([pgconn.socket], [], [])
+            _wait(pgconn.socket, select.POLLIN)
             pgconn.consume_input()
         return pgconn.get_result()
 
@@ -183,6 +182,16 @@ class Pipeline:
         result = self._result()
         if result is None or result.status != pq.ExecStatus.PIPELINE_SYNC:
             raise errors.InterfaceError("the pipeline's sync point did not come back in order")
+
+
+def _wait(socket: int, events: int) -> int:
+    """Block until the connection's socket is ready for ``events``; poll, not select, so a descriptor
+    numbered past 1,023 (a busy server process's) works too. An error or hang-up is left to libpq to
+    report on the next read."""
+    poller = select.poll()
+    poller.register(socket, events)
+    ready = poller.poll()
+    return ready[0][1] if ready else 0
 
 
 def _decode(value: bytes | None) -> str | None:

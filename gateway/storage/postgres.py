@@ -132,9 +132,22 @@ class PgConnection:
 
     dialect: Dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+    def __init__(
+        self, raw: psycopg.Connection[Any], *, connect: Callable[[], psycopg.Connection[Any]] | None = None
+    ) -> None:
+        """``connect``: how ``reconnect`` opens a new connection (none: this one cannot be replaced)."""
         self.raw = raw
         self.pipeline = Pipeline(raw.pgconn)
+        self._connect = connect
+
+    def reconnect(self) -> None:
+        """Replace a broken connection in place (the event writer process holds this object for its
+        life): the server restarted, failed over, or cut an idle connection."""
+        if self._connect is None:
+            raise psycopg.OperationalError("the connection was lost and cannot be replaced")
+        self.raw.close()
+        self.raw = self._connect()
+        self.pipeline = Pipeline(self.raw.pgconn)  # prepared statements belong to the old session
 
     def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = (), /) -> psycopg.ClientCursor[Any]:
         self.pipeline.sync()
@@ -215,6 +228,13 @@ def check_postgres(url: PostgresUrl) -> None:
             connection.execute(f'SELECT * FROM "{table}" LIMIT 1').fetchall()  # noqa: S608 - names from the catalog
 
 
+def _roll_back(connection: PgConnection) -> None:
+    """End a failed batch's transaction; after a failed COMMIT nothing is open and the server only warns."""
+    if not connection.broken:
+        connection.pipeline.discard()
+        connection.raw.execute("ROLLBACK")
+
+
 #: What a scrub vacuums: the tables whose deleted rows must not stay readable in dead tuples.
 _SCRUBBED = ("salts", "consent_records")
 
@@ -246,7 +266,7 @@ class PostgresStore(Store):
         apply_migrations(self.url)
 
     def _connect_writer(self) -> PgConnection:
-        return PgConnection(_connect(self.url))
+        return PgConnection(_connect(self.url), connect=lambda: _connect(self.url))
 
     def _writer_connection(self) -> PgConnection:
         writer: PgConnection = self._writer
@@ -281,19 +301,34 @@ class PostgresStore(Store):
         """As the base class, but BEGIN goes out with the batch's first statements and COMMIT with its
         last (gateway/storage/pg_pipeline.py): a batch of the event writer is two round trips.
         A statement that fails aborts the rest, COMMIT included; the error comes out of the sync
-        that reads it, and the transaction is rolled back here."""
-        pipeline = connection.pipeline
-        try:
-            pipeline.send_unprepared("BEGIN")
-            result = fn(connection)
-            pipeline.send_unprepared("COMMIT")
-            pipeline.sync()
-        except BaseException:
-            if not connection.broken:
-                pipeline.discard()
-                connection.raw.execute("ROLLBACK")  # after a failed COMMIT nothing is open: the server only warns
-            raise
-        return result
+        that reads it, and the transaction is rolled back here.
+
+        A connection found broken is replaced first, and one found dead before the batch's COMMIT
+        went out (the server restarted, an idle connection was cut) is replaced and the batch run
+        again: nothing of it can have committed. Once COMMIT is sent, a lost connection leaves the
+        outcome unknown, so the error goes to the caller (the requests get 503 and may retry).
+        """
+        for attempt in range(2):
+            if connection.broken:
+                connection.reconnect()
+            pipeline = connection.pipeline
+            committing = False
+            try:
+                pipeline.send_unprepared("BEGIN")
+                result = fn(connection)
+                pipeline.send_unprepared("COMMIT")
+                committing = True
+                pipeline.sync()
+            except psycopg.OperationalError:
+                if attempt == 0 and connection.broken and not committing:
+                    continue
+                _roll_back(connection)
+                raise
+            except BaseException:
+                _roll_back(connection)
+                raise
+            return result
+        raise AssertionError("unreachable: the second attempt returns or raises")  # pragma: no cover
 
     async def _open_reader(self) -> None:
         async def configure(connection: psycopg.AsyncConnection[Any]) -> None:
