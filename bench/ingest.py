@@ -20,10 +20,11 @@ lost == 0, rss < 150 MB (the server's peak plus its child processes' peaks: the 
 runs it, writes events from a child process). Also the server's CPU µs per accepted event (from
 /proc): ``loop``, the main thread where the event loop runs, ``threads``, all the others (the SQLite
 writer thread when there is one, the reader), and ``children``, its child processes (the event
-writer process, multiprocessing's resource tracker), to say where the time goes. The last line
+writer process, multiprocessing's resource tracker), to say where the time goes; on PostgreSQL in a
+throwaway cluster also ``database``, the server's processes (the postmaster and what it started). The last line
 printed is JSON:
 ``{"bare_rps", "ingest_rps", "ratio", "p50_ms", "p99_ms", "acknowledged", "stored", "lost", "rss_mb",
-"cpu_us": {"gateway": {"children", "loop", "threads"}, "bare": {...}}, "rounds", "seconds", "writer"}``.
+"cpu_us": {"gateway": {"children", "loop", "threads"[, "database"]}, "bare": {...}}, "rounds", "seconds", "writer"}``.
 ``--writer thread`` measures the gateway with the writer thread instead of the writer process.
 
 ``--store postgresql`` (bench/stores.py) runs every gateway on a database of its own on PostgreSQL (a
@@ -402,9 +403,11 @@ def measure(
         warm = None
         if options.warmup:
             warm = run_wrk(server.url, requests_file, seconds=options.warmup, connections=options.connections)
-        before = server.thread_cpu_ticks()
+        before, database_before = server.thread_cpu_ticks(), store.server_cpu_ticks()
         measured = run_wrk(server.url, requests_file, seconds=options.seconds, connections=options.connections)
-        after = server.thread_cpu_ticks()
+        after, database_after = server.thread_cpu_ticks(), store.server_cpu_ticks()
+        if database_before is not None and database_after is not None:
+            before["database"], after["database"] = database_before, database_after
         rss_mb = server.peak_rss_mb()
         batch_events = _mean_batch(server.url) if factory == "gateway" else None
     acknowledged = measured.accepted + (warm.accepted if warm else 0)

@@ -86,6 +86,33 @@ class BenchStore:
             )
         return self.scalar(database, "SELECT pg_database_size(current_database())")
 
+    def server_cpu_ticks(self) -> int | None:
+        """User + system CPU clock ticks of the PostgreSQL server so far (the postmaster and every
+        process it started: backends, WAL writer, autovacuum), when it runs on this machine and its
+        data directory can be read; None for SQLite (it runs inside the gateway) or a remote server."""
+        if self.kind != "postgresql" or self.admin_url is None:
+            return None
+        import psycopg
+
+        try:
+            with psycopg.connect(self.admin_url, autocommit=True) as admin:
+                row = admin.execute("SHOW data_directory").fetchone()
+            postmaster = int((Path(str(row[0])) / "postmaster.pid").read_text(encoding="ascii").split()[0])  # type: ignore[index]
+        except (psycopg.Error, OSError, ValueError, IndexError):
+            return None
+        ticks = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+            except OSError:  # ended meanwhile
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(entry.name) == postmaster or int(fields[1]) == postmaster:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks
+
     def close(self) -> None:
         if self.kind == "postgresql" and self.admin_url and self._created:
             import psycopg
