@@ -58,7 +58,7 @@ import httpx
 import uvicorn
 from ingest_apps import SETTINGS_ENV, SITE, WRITER_ENV
 from rounds import add_round_options, check_round_options, free_port
-from stores import BenchStore, add_store_options, bench_store
+from stores import BenchStore, add_store_options, bench_store, children_of, cpu_ticks
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -256,33 +256,13 @@ class Server:
                 continue
             fields = stat[stat.rindex(")") + 2 :].split()
             ticks["loop" if task.name == str(self.process.pid) else "threads"] += int(fields[11]) + int(fields[12])
-        for child in self.children():
-            try:
-                stat = Path(f"/proc/{child}/stat").read_text(encoding="ascii", errors="replace")
-            except OSError:  # ended meanwhile
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            ticks["children"] += int(fields[11]) + int(fields[12])
+        ticks["children"] = sum(cpu_ticks(child) for child in children_of(self.process.pid))
         return ticks
-
-    def children(self) -> list[int]:
-        """The server's child processes: those whose parent id (in /proc/PID/stat) is the server's."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-            except OSError:  # ended meanwhile
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == self.process.pid:
-                found.append(int(entry.name))
-        return found
 
     def peak_rss_mb(self) -> float:
         """VmHWM: the most resident memory the process, plus each of its children, has held so far."""
         kilobytes = 0
-        for pid in (self.process.pid, *self.children()):
+        for pid in (self.process.pid, *children_of(self.process.pid)):
             try:
                 status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
             except OSError:

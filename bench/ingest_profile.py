@@ -43,7 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingest import build_requests, write_settings  # noqa: E402
 from ingest_apps import SITE, ingest_settings  # noqa: E402
-from stores import BenchStore, add_store_options, bench_store  # noqa: E402
+from stores import BenchStore, add_store_options, bench_store, cpu_ticks  # noqa: E402
 
 from gateway.ingest.bots import IgnoreList  # noqa: E402
 from gateway.ingest.event import AnonymousEvent, Dropped, IncomingEvent  # noqa: E402
@@ -139,14 +139,7 @@ class _Bench:
 
     def server_ticks(self) -> int | None:
         """The PostgreSQL backend's user + system CPU clock ticks so far (None: SQLite, or not on this machine)."""
-        if self.backend is None:
-            return None
-        try:
-            stat = Path(f"/proc/{self.backend}/stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            return None
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return int(fields[11]) + int(fields[12])
+        return None if self.backend is None else cpu_ticks(self.backend)
 
 
 def _best(repeat: int, run: Callable[[], object], before: Callable[[], object] | None = None) -> tuple[float, Any]:

@@ -100,18 +100,7 @@ class BenchStore:
             postmaster = int((Path(str(row[0])) / "postmaster.pid").read_text(encoding="ascii").split()[0])  # type: ignore[index]
         except (psycopg.Error, OSError, ValueError, IndexError):
             return None
-        ticks = 0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-            except OSError:  # ended meanwhile
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(entry.name) == postmaster or int(fields[1]) == postmaster:
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks
+        return sum(cpu_ticks(pid) for pid in (postmaster, *children_of(postmaster)))
 
     def close(self) -> None:
         if self.kind == "postgresql" and self.admin_url and self._created:
@@ -121,6 +110,30 @@ class BenchStore:
                 for database in self._created:
                     admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         self._created.clear()
+
+
+def children_of(parent: int) -> list[int]:
+    """The processes whose parent id (in /proc/PID/stat) is ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat_fields(int(entry.name))[1:2] == [str(parent)]:
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU clock ticks of ``pid`` so far (0 once it has ended)."""
+    fields = _stat_fields(pid)
+    return int(fields[11]) + int(fields[12]) if fields else 0
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name (state, parent id, ...); empty once the process ended."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return []
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 @contextlib.contextmanager
