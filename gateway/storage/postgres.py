@@ -290,9 +290,7 @@ class PostgresStore(Store):
             result = fn(writer)
             writer.settle()
         except BaseException:
-            if not writer.broken:
-                writer.pipeline.discard()
-                writer.execute("ROLLBACK")
+            _roll_back(writer)
             raise
         writer.execute("COMMIT")
         return result
