@@ -5,10 +5,10 @@ The privacy floor (``gateway.stats.privacy``) needs, for each day of a filtered 
 and its drop-one parents (rule 4), then each breakdown's rows under the view. Asked one cell at a time
 from raw events, a 30-day view of a busy site took minutes. Here every cell and breakdown row of
 every day is counted from the days' packs, read once (``gateway.stats.pack_figures``), and what was
-read is remembered per (site, day,
-generation, conditions): a day's visits are rebuilt, under a new generation, only when its rollups
-are rewritten or purged, so a stale entry can never be served; a lost one costs one more read. Each
-process (each node) keeps its own bounded memory and checks the same generations in the database.
+read is remembered per (site, day, generation, conditions): a day's visits are rebuilt, under a new
+generation, only when its rollups are rewritten or purged, so a stale entry can never be served; a
+lost one costs one more read. Each process (each node) keeps its own bounded memory and checks the
+same generations in the database.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import json
 import re
 import select
 from collections.abc import Sequence
+from itertools import count
 from typing import Any
 
 from psycopg import errors, pq
@@ -90,6 +91,7 @@ class Pipeline:
     def __init__(self, pgconn: pq.abc.PGconn) -> None:
         self._pgconn = pgconn
         self._names: dict[str, bytes] = {}  # SQL -> its prepared statement's name, once sent
+        self._numbers = count(1)  # never reused: a name dropped after a failed Parse is not handed out again
         self._queued: list[tuple[Pending, str | None]] = []  # each sent command, and the SQL it prepares
 
     @property
@@ -101,7 +103,7 @@ class Pipeline:
         self._enter()
         name = self._names.get(sql)
         if name is None:
-            name = self._names[sql] = f"cg_{len(self._names) + 1}".encode()
+            name = self._names[sql] = f"cg_{next(self._numbers)}".encode()
             self._pgconn.send_prepare(name, numbered(sql).encode(_ENCODING))
             self._queued.append((Pending(self), sql))
         self._pgconn.send_query_prepared(name, [as_text(value) for value in values])
