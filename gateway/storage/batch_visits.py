@@ -37,8 +37,8 @@ from datetime import timedelta
 from itertools import count
 from typing import Any, cast
 
-from gateway.storage.records import EVENT_COLUMNS, AnonymousEvent
-from gateway.storage.rollups import MARK_DIRTY_POSTGRES_TAIL, mark_dirty
+from gateway.storage.records import EVENT_COLUMNS, AnonymousEvent, stored_row
+from gateway.storage.rollups import MARK_DIRTY_POSTGRES_CTES, MARK_DIRTY_POSTGRES_TAIL, mark_dirty
 from gateway.storage.sql import Connection
 
 #: (id, visitor id, last seen) of a stored visit.
@@ -119,9 +119,87 @@ WITH new_visits AS (
     FROM jsonb_array_elements(CAST(%s AS jsonb)) WITH ORDINALITY AS e (r, n) ORDER BY n
 ), {MARK_DIRTY_POSTGRES_TAIL}"""  # noqa: S608 - no value in the text: they are the %s
 
-#: Visit ids drawn from the sequence and not used yet, per writer connection. Safe to keep: an id
-#: drawn is never handed out again by the sequence; a failed batch forgets its connection's ids.
-_spare_ids: weakref.WeakKeyDictionary[object, list[int]] = weakref.WeakKeyDictionary()
+# A batch whose visits the server can settle alone (``settled_in_one_statement``) in one statement
+# after its locks: each visitor's open visit is looked up here (the statement's snapshot is taken after
+# the locks are held), continued when found, opened otherwise. A new visit takes the next of the spare
+# ids sent (the first array, in the visitors' order), so ids go out as the batch-by-batch way hands them
+# out; the statement answers how many it took. An event's row ends with its visitor's place in the
+# visitors' array instead of a visit id.
+_VISITOR_TYPES = ("text", "text", "text", "text", "text", "text", "text", "integer", "integer")
+_WRITE_BATCH_AT_ONCE = f"""
+WITH visitors AS MATERIALIZED (
+    SELECT v.slot, v.site_id, v.visitor_id, v.started_at, v.entry_page, v.last_seen, v.exit_page, v.pageviews,
+        v.events, f.id AS found_id,
+        coalesce(f.id, (CAST(%s AS bigint[]))[count(*) FILTER (WHERE f.id IS NULL) OVER (ORDER BY v.slot)])
+            AS visit_id
+    FROM (
+        SELECT n, {_from_json_rows(_VISITOR_TYPES)}
+        FROM jsonb_array_elements(CAST(%s AS jsonb)) WITH ORDINALITY AS e (r, n)
+    ) AS v (slot, site_id, visitor_id, threshold, started_at, entry_page, last_seen, exit_page, pageviews, events)
+    LEFT JOIN LATERAL (
+        SELECT id FROM visits AS s
+        WHERE s.site_id = v.site_id AND s.visitor_id = v.visitor_id AND s.last_seen >= v.threshold
+        ORDER BY s.last_seen DESC LIMIT 1
+    ) AS f ON true
+), new_visits AS (
+    INSERT INTO visits (id, site_id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events)
+    SELECT visit_id, site_id, visitor_id, started_at, last_seen, entry_page, coalesce(exit_page, entry_page),
+        pageviews, events
+    FROM visitors WHERE found_id IS NULL
+), continued AS (
+    UPDATE visits AS s SET
+        last_seen = GREATEST(s.last_seen, c.last_seen),
+        exit_page = coalesce(c.exit_page, s.exit_page),
+        pageviews = s.pageviews + c.pageviews,
+        events = s.events + c.events
+    FROM visitors AS c WHERE s.id = c.found_id
+), new_events AS (
+    INSERT INTO events ({", ".join(EVENT_COLUMNS)})
+    SELECT {_from_json_rows(["text"] * (len(EVENT_COLUMNS) - 1))}, v.visit_id
+    FROM jsonb_array_elements(CAST(%s AS jsonb)) WITH ORDINALITY AS e (r, n)
+    JOIN visitors AS v ON v.slot = CAST(e.r->>{len(EVENT_COLUMNS) - 1} AS bigint)
+    ORDER BY e.n
+), {MARK_DIRTY_POSTGRES_CTES}
+SELECT count(*) FROM visitors WHERE found_id IS NULL"""  # noqa: S608 - no value in the text: they are the %s
+
+
+class _SpareIds:
+    """Visit ids drawn from the sequence and not used yet, for one writer connection. Safe to keep: an
+    id drawn is never handed out again by the sequence; a failed batch forgets its connection's ids.
+
+    A batch written in one statement is offered ids for all its visitors and uses as many as it opens,
+    the first ones: the rest come back once its answer is read (``take`` of the next batch, after the
+    commit), ahead of the others, so ids are handed out in the same order either way.
+    """
+
+    __slots__ = ("ids", "lent")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.lent: tuple[Any, list[int]] | None = None  # (the statement's answer, the ids offered to it)
+
+    def take(self, connection: Connection, count: int) -> list[int]:
+        """The next ``count`` ids, drawn from the sequence first when too few are left (a round trip)."""
+        if self.lent is not None:
+            answer, offered = self.lent
+            self.lent = None
+            self.ids[:0] = offered[int(answer.fetchall()[0][0]) :]
+        if len(self.ids) < count:
+            drawn = _prepared(connection, _NEXT_VISIT_IDS, max(ID_BLOCK, count - len(self.ids)))
+            self.ids.extend(int(row[0]) for row in drawn.fetchall())
+        taken, self.ids = self.ids[:count], self.ids[count:]
+        return taken
+
+    def lend(self, answer: Any, offered: list[int]) -> None:
+        """``offered`` went to a batch written in one statement; ``answer`` will say how many it used."""
+        self.lent = (answer, offered)
+
+
+_spare_ids: weakref.WeakKeyDictionary[object, _SpareIds] = weakref.WeakKeyDictionary()
+
+
+def _spare(connection: Connection) -> _SpareIds:
+    return _spare_ids.setdefault(connection, _SpareIds())
 
 
 class Visit:
@@ -215,12 +293,9 @@ class PostgresVisits:
         """Give the batch's new visits their real ids (from the connection's spare ids, drawn ahead)."""
         if not self.opened:
             return
-        spare = _spare_ids.setdefault(self.connection, [])
-        if len(spare) < len(self.opened):
-            drawn = _prepared(self.connection, _NEXT_VISIT_IDS, max(ID_BLOCK, len(self.opened) - len(spare)))
-            spare.extend(int(row[0]) for row in drawn.fetchall())
-        for visit, *_ in self.opened:
-            visit.id = spare.pop(0)
+        ids = _spare(self.connection).take(self.connection, len(self.opened))
+        for (visit, *_), visit_id in zip(self.opened, ids, strict=True):
+            visit.id = visit_id
 
     def write(self, touched: dict[int, Visit], events: list[tuple[object, ...]], dirty: Iterable[Day]) -> None:
         """The new visits whole, the continued ones, the events' rows (``assign_ids`` first) and the
@@ -243,6 +318,69 @@ class PostgresVisits:
             events,
             sorted(set(dirty)),
         )  # fmt: skip
+
+
+class _Visitor:
+    """One visitor of a batch written in one statement: what its events add to the visit they join."""
+
+    __slots__ = ("entry_page", "events", "exit_page", "last_seen", "pageviews", "site", "slot", "started_at",
+                 "threshold", "visitor_id")  # fmt: skip
+
+    def __init__(self, slot: int, event: AnonymousEvent, ts: str, timeout: timedelta) -> None:
+        self.slot, self.site, self.visitor_id = slot, event.site_id, event.visitor_id
+        self.threshold = (event.ts - timeout).isoformat()  # the open visit its first event may join
+        self.started_at, self.entry_page, self.last_seen = ts, event.pathname, ts
+        self.exit_page: str | None = None
+        self.pageviews = self.events = 0
+
+    def row(self) -> tuple[object, ...]:
+        return (self.site, self.visitor_id, self.threshold, self.started_at, self.entry_page, self.last_seen,
+                self.exit_page, self.pageviews, self.events)  # fmt: skip
+
+
+def settled_in_one_statement(events: Sequence[AnonymousEvent], timeout: timedelta) -> bool:
+    """Whether the server can settle a batch's visits alone (``write_in_one_statement``): no event comes
+    with yesterday's id as well (re-keying a visit needs the lookup's answer first), and the batch spans
+    less than ``timeout``, so all of a visitor's events join the visit their first one finds or opens.
+    The event writer's batches are the events of a few milliseconds: nearly all of them qualify."""
+    if not events or any(event.previous_visitor_id not in (None, event.visitor_id) for event in events):
+        return False
+    times = [event.ts for event in events]
+    return max(times) - min(times) < timeout
+
+
+def write_in_one_statement(connection: Connection, events: Sequence[AnonymousEvent], *, timeout: timedelta) -> None:
+    """Queue a batch that ``settled_in_one_statement`` as its visitors' locks and one write statement:
+    with BEGIN and COMMIT around them (``run_batch``) the batch is one round trip, as long as the
+    connection has spare visit ids for its visitors. The same visits and rows as ``insert_events``'
+    statement per lookup, which needs the lookups' answers before it writes."""
+    visitors: dict[tuple[str, str], _Visitor] = {}
+    rows: list[tuple[object, ...]] = []
+    dirty: set[Day] = set()
+    for event in events:
+        ts = event.ts.isoformat()
+        visitor = visitors.get((event.site_id, event.visitor_id))
+        if visitor is None:
+            visitor = visitors[(event.site_id, event.visitor_id)] = _Visitor(len(visitors) + 1, event, ts, timeout)
+        visitor.last_seen = max(visitor.last_seen, ts)
+        visitor.events += 1
+        if event.name == "pageview":
+            visitor.pageviews += 1
+            visitor.exit_page = event.pathname
+        rows.append(stored_row(event, ts, visitor.slot))
+        dirty.add((event.site_id, ts[:10]))
+    spare = _spare(connection)
+    offered = spare.take(connection, len(visitors))
+    _prepared(connection, _LOCK_VISITORS, lock_keys(visitors))
+    answer = _prepared(
+        connection,
+        _WRITE_BATCH_AT_ONCE,
+        "{" + ",".join(map(str, offered)) + "}",  # a bigint[] literal
+        [visitor.row() for visitor in visitors.values()],
+        rows,
+        sorted(dirty),
+    )
+    spare.lend(answer, offered)
 
 
 def forget_spare_ids(connection: Connection) -> None:

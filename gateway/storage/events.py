@@ -16,7 +16,14 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from gateway.storage.batch_visits import PostgresVisits, SqliteVisits, Visit, forget_spare_ids
+from gateway.storage.batch_visits import (
+    PostgresVisits,
+    SqliteVisits,
+    Visit,
+    forget_spare_ids,
+    settled_in_one_statement,
+    write_in_one_statement,
+)
 from gateway.storage.outbox import enqueue_outbox
 from gateway.storage.partitions import ensure_months, forget_months, month_of
 from gateway.storage.records import AnonymousEvent, OutboxBatch, stored_row
@@ -46,6 +53,9 @@ def _insert_events(connection: Connection, events: Sequence[AnonymousEvent]) -> 
     stored: SqliteVisits | PostgresVisits
     if is_postgres(connection):
         ensure_months(connection, {month_of(event.ts.isoformat()) for event in events})
+        if settled_in_one_statement(events, VISIT_TIMEOUT):
+            write_in_one_statement(connection, events, timeout=VISIT_TIMEOUT)
+            return
         stored = PostgresVisits(connection, events, timeout=VISIT_TIMEOUT)  # locks its visitors first
     else:
         stored = SqliteVisits(connection)

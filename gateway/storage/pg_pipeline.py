@@ -93,6 +93,8 @@ class Pipeline:
         self._names: dict[str, bytes] = {}  # SQL -> its prepared statement's name, once sent
         self._numbers = count(1)  # never reused: a name dropped after a failed Parse is not handed out again
         self._queued: list[tuple[Pending, str | None]] = []  # each sent command, and the SQL it prepares
+        self._first_error: tuple[int, str | None] | None = None  # the last sync's: (command, its SQLSTATE)
+        self._synced = 0  # commands in the last sync
 
     @property
     def pending(self) -> bool:
@@ -125,12 +127,13 @@ class Pipeline:
         if not self._queued:
             return
         queued, self._queued = self._queued, []
+        self._first_error, self._synced = None, len(queued)
         pgconn = self._pgconn
         pgconn.pipeline_sync()
         self._flush()
         first_error: errors.Error | None = None
-        for pending, prepares in queued:
-            rows, error = self._read_command()
+        for index, (pending, prepares) in enumerate(queued):
+            rows, error = self._read_command(index)
             pending._rows, pending._error, pending.read = rows, error, True
             if error is not None:
                 first_error = first_error or error
@@ -147,6 +150,31 @@ class Pipeline:
             self.sync()
         except errors.Error:
             pass
+
+    @property
+    def skipped_last(self) -> bool:
+        """Whether the last sync's last command certainly did not run, even if the connection was lost
+        while reading: the server answered an earlier command with an error, and runs nothing after
+        one. (An error libpq made up for a lost connection says nothing of what the server ran.)"""
+        if self._first_error is None:
+            return False
+        index, sqlstate = self._first_error
+        return sqlstate is not None and index < self._synced - 1
+
+    def closed_by_server(self) -> bool:
+        """Whether the server closed the connection while it was idle (a restart, a terminated backend,
+        an idle timeout): it said so, and what it said waits unread on the socket. Checked before a
+        batch, so the batch goes to a new connection instead of meeting a dead one."""
+        if self._queued:
+            return False
+        for _ in range(3):  # its last words, then the end of the stream
+            if not _wait(self._pgconn.socket, select.POLLIN, timeout_ms=0):
+                break
+            try:
+                self._pgconn.consume_input()
+            except errors.OperationalError:
+                return True
+        return self._pgconn.status == pq.ConnStatus.BAD
 
     def _enter(self) -> None:
         if self._pgconn.pipeline_status == pq.PipelineStatus.OFF:
@@ -166,8 +194,9 @@ class Pipeline:
             pgconn.consume_input()
         return pgconn.get_result()
 
-    def _read_command(self) -> tuple[list[tuple[str | None, ...]], errors.Error | None]:
-        """One command's results, up to the NULL that ends them: its rows, or its error."""
+    def _read_command(self, index: int) -> tuple[list[tuple[str | None, ...]], errors.Error | None]:
+        """The results of the sync's ``index``-th command, up to the NULL that ends them: its rows, or
+        its error (the first error of the sync is noted at once, in case the connection is lost next)."""
         rows: list[tuple[str | None, ...]] = []
         error: errors.Error | None = None
         while (result := self._result()) is not None:
@@ -178,6 +207,8 @@ class Pipeline:
                     rows.append(tuple(_decode(result.get_value(row, column)) for column in columns))
             elif status == pq.ExecStatus.FATAL_ERROR:
                 error = errors.error_from_result(result, encoding=_ENCODING)
+                if self._first_error is None:
+                    self._first_error = (index, error.sqlstate)
             elif status == pq.ExecStatus.PIPELINE_ABORTED:
                 error = error or errors.PipelineAborted("an earlier statement of the batch failed")
         return rows, error
@@ -188,13 +219,13 @@ class Pipeline:
             raise errors.InterfaceError("the pipeline's sync point did not come back in order")
 
 
-def _wait(socket: int, events: int) -> int:
-    """Block until the connection's socket is ready for ``events``; poll, not select, so a descriptor
-    numbered past 1,023 (a busy server process's) works too. An error or hang-up is left to libpq to
-    report on the next read."""
+def _wait(socket: int, events: int, *, timeout_ms: int | None = None) -> int:
+    """Block until the connection's socket is ready for ``events`` (or ``timeout_ms`` has passed); poll,
+    not select, so a descriptor numbered past 1,023 (a busy server process's) works too. An error or
+    hang-up is left to libpq to report on the next read."""
     poller = select.poll()
     poller.register(socket, events)
-    ready = poller.poll()
+    ready = poller.poll(timeout_ms)
     return ready[0][1] if ready else 0
 
 

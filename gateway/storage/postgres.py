@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from gateway.storage.batch_visits import forget_spare_ids
 from gateway.storage.location import PostgresUrl
+from gateway.storage.partitions import forget_months
 from gateway.storage.pg_pipeline import Pending, Pipeline
 from gateway.storage.sql import Dialect
 from gateway.storage.store import Store, read_migrations
@@ -228,8 +230,26 @@ def check_postgres(url: PostgresUrl) -> None:
             connection.execute(f'SELECT * FROM "{table}" LIMIT 1').fetchall()  # noqa: S608 - names from the catalog
 
 
+def _forget_batches(connection: PgConnection) -> None:
+    """After a failed batch: the month partitions it created and its spare visit ids were rolled back
+    with it, or may have been (a statement fails at the sync that reads it, after ``insert_events``
+    has returned, and a batch written in one statement leaves its answer to the next)."""
+    forget_months(connection)
+    forget_spare_ids(connection)
+
+
+def _not_committed(commit: Pending | None, pipeline: Pipeline) -> bool:
+    """Whether a batch whose connection broke certainly did not commit: its COMMIT was never sent, or
+    the server answered an earlier command with an error (a terminated connection says so first)."""
+    return commit is None or pipeline.skipped_last
+
+
 def _roll_back(connection: PgConnection) -> None:
-    """End a failed batch's transaction; after a failed COMMIT nothing is open and the server only warns."""
+    """End a failed batch's transaction; after a failed COMMIT nothing is open and the server only warns.
+
+    What the connection remembers of its batches goes too (``_forget_batches``).
+    """
+    _forget_batches(connection)
     if not connection.broken:
         connection.pipeline.discard()
         connection.raw.execute("ROLLBACK")
@@ -297,28 +317,30 @@ class PostgresStore(Store):
 
     def run_batch(self, connection: PgConnection, fn: Callable[[Any], T]) -> T:
         """As the base class, but BEGIN goes out with the batch's first statements and COMMIT with its
-        last (gateway/storage/pg_pipeline.py): a batch of the event writer is two round trips.
-        A statement that fails aborts the rest, COMMIT included; the error comes out of the sync
-        that reads it, and the transaction is rolled back here.
+        last (gateway/storage/pg_pipeline.py): a batch of the event writer is one round trip, two
+        when it needs its visits looked up first (gateway/storage/batch_visits.py). A statement that
+        fails aborts the rest, COMMIT included; the error comes out of the sync that reads it, and
+        the transaction is rolled back here.
 
-        A connection found broken is replaced first, and one found dead before the batch's COMMIT
-        went out (the server restarted, an idle connection was cut) is replaced and the batch run
-        again: nothing of it can have committed. Once COMMIT is sent, a lost connection leaves the
-        outcome unknown, so the error goes to the caller (the requests get 503 and may retry).
+        A connection found broken, or closed by the server while idle (it restarted, failed over, or
+        cut an idle connection: what it said waits on the socket), is replaced first. One found dead
+        before the batch could have committed (COMMIT not sent yet, or an earlier command answered
+        with the server's error) is replaced and the batch run again. Otherwise a lost connection
+        leaves the outcome unknown, so the error goes to the caller (the requests get 503 and may retry).
         """
         for attempt in range(2):
-            if connection.broken:
+            if connection.broken or connection.pipeline.closed_by_server():
                 connection.reconnect()
             pipeline = connection.pipeline
-            committing = False
+            commit: Pending | None = None
             try:
                 pipeline.send_unprepared("BEGIN")
                 result = fn(connection)
-                pipeline.send_unprepared("COMMIT")
-                committing = True
+                commit = pipeline.send_unprepared("COMMIT")
                 pipeline.sync()
             except psycopg.OperationalError:
-                if attempt == 0 and connection.broken and not committing:
+                if attempt == 0 and connection.broken and _not_committed(commit, pipeline):
+                    _forget_batches(connection)
                     continue
                 _roll_back(connection)
                 raise

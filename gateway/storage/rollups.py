@@ -75,13 +75,17 @@ ON CONFLICT (site_id, day) DO UPDATE SET generation = excluded.generation
 _NEXT_GENERATION_SQLITE = "UPDATE rollup_dirty_counter SET generation = generation + 1 RETURNING generation"
 # PostgreSQL: the marks as the last part of a batch's one write statement (gateway/storage/batch_visits.py,
 # after its ``WITH``): ``%s`` is a JSON array of [site, day] pairs. One generation for the batch.
-MARK_DIRTY_POSTGRES_TAIL = """
-batch AS MATERIALIZED (SELECT nextval('rollup_dirty_generation') AS generation)
+_BATCH_GENERATION = "batch AS MATERIALIZED (SELECT nextval('rollup_dirty_generation') AS generation)"
+_MARK_DIRTY_POSTGRES = """
 INSERT INTO rollup_dirty (site_id, day, generation)
 SELECT m.r->>0, m.r->>1, batch.generation FROM jsonb_array_elements(CAST(%s AS jsonb)) AS m (r), batch
 ORDER BY 1, 2
 ON CONFLICT (site_id, day) DO UPDATE SET generation = excluded.generation
 """
+#: The marks as the statement's last part.
+MARK_DIRTY_POSTGRES_TAIL = f"{_BATCH_GENERATION}\n{_MARK_DIRTY_POSTGRES}"
+#: The marks as its last two CTEs, for a statement that ends with a query of its own.
+MARK_DIRTY_POSTGRES_CTES = f"{_BATCH_GENERATION}, marked AS ({_MARK_DIRTY_POSTGRES})"
 # The planner's read transaction: one snapshot for every statement (PostgreSQL's default gives each
 # statement its own).
 _BEGIN_SNAPSHOT_SQLITE = "BEGIN"

@@ -17,10 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ingest.event import AnonymousEvent
+from gateway.storage.batch_visits import settled_in_one_statement
 from gateway.storage.events import insert_events
 from gateway.storage.location import PostgresUrl
 from gateway.storage.postgres import PgConnection, PostgresStore
 from gateway.storage.records import EVENT_COLUMNS, stored_row
+from gateway.storage.store import Store, open_store
 from tests.events import anonymous_event
 from tests.stores import PostgresServer, open_test_store, postgres_server_or_skip, with_database
 
@@ -184,3 +186,115 @@ def test_a_postgresql_batch_is_a_few_round_trips_whatever_its_size(postgres_serv
     # BEGIN with the locks and lookups, then the one write statement with COMMIT; the 1,000 events
     # also draw a block of new visit ids (the 10 use ids left from the block the first batches drew)
     assert counted == [2, 3]
+
+
+# A batch of the event writer (no event under yesterday's id, all within 30 minutes) goes to PostgreSQL
+# as one statement that finds the open visits itself (gateway/storage/batch_visits.py). Its visits and
+# rows must be those SQLite's lookups form, whatever the visits stored before: open or ended, seen
+# before or after the batch's events (another node's clock), with pageviews or without.
+earlier_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["shop", "blog"]),
+        st.floats(min_value=-50, max_value=12),  # minutes from the batch's start
+        st.sampled_from(["pageview", "Signup"]),
+    ),
+    max_size=5,
+)
+batch_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.sampled_from(["shop", "blog"]),
+        st.floats(min_value=0, max_value=29.9),  # in any order: arrival order is not time order
+        st.sampled_from(["pageview", "pageview", "Signup"]),
+        st.sampled_from(["/", "/pricing", "/blog"]),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+def _site_event(visitor: str, site: str, minutes: float, name: str, path: str) -> AnonymousEvent:
+    return anonymous_event(
+        START + timedelta(minutes=minutes),
+        visitor,
+        path,
+        name=name,
+        site_id=site,
+        previous_visitor_id=None,
+        browser="Firefox",
+        browser_version="128.0",
+        screen=None,
+    )
+
+
+def _stored_by(store: Store, batches: Sequence[Sequence[AnonymousEvent]]) -> list[tuple[object, ...]]:
+    async def scenario() -> list[tuple[object, ...]]:
+        db = await store.open()
+        try:
+            for batch in batches:
+                await db.write(partial(insert_events, events=batch))
+            visits = await db.fetch_all(
+                "SELECT id, site_id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events "
+                "FROM visits ORDER BY id"
+            )
+            links = await db.fetch_all("SELECT id, site_id, visitor_id, ts, visit_id FROM events ORDER BY id")
+        finally:
+            await db.close()
+        return [tuple(row) for row in (*visits, *links)]
+
+    return asyncio.run(scenario())
+
+
+@settings(max_examples=40, deadline=None)
+@given(earlier=earlier_strategy, batch=batch_strategy, spread=st.booleans())
+def test_a_batch_in_one_statement_forms_the_visits_sqlites_lookups_form(
+    postgres_server: PostgresServer | None, tmp_path_factory: Any, earlier: list, batch: list, spread: bool
+) -> None:  # type: ignore[type-arg]
+    server = postgres_server_or_skip(postgres_server)
+    before = [[_site_event(visitor, site, minutes, name, "/old")] for visitor, site, minutes, name in earlier]
+    if spread:  # each earlier event a batch of its own, or all of them one batch (the lookups' way on PostgreSQL)
+        before = [[event for batch_ in before for event in batch_]] if before else []
+    events = [_site_event(*raw) for raw in batch]
+    assert settled_in_one_statement(events, timedelta(minutes=30))
+    batches = [*before, events]
+    reference = _stored_by(open_store(tmp_path_factory.mktemp("one") / "db.sqlite3"), batches)
+    name = server.create_database()
+    try:
+        stored = _stored_by(open_store(PostgresUrl(with_database(server.admin_url, name))), batches)
+    finally:
+        server.drop_database(name)
+    assert stored == reference
+
+
+def test_a_writer_batch_is_one_round_trip(postgres_server: PostgresServer | None) -> None:
+    """The event writer's usual batch (events of a few milliseconds, none under yesterday's id) is one
+    round trip with BEGIN and COMMIT, and its visitors' visits go on from batch to batch."""
+    server = postgres_server_or_skip(postgres_server)
+    name = server.create_database()
+    url = with_database(server.admin_url, name)
+    store = PostgresStore(PostgresUrl(url))
+    try:
+        with closing(psycopg.connect(url, autocommit=True)) as raw:
+            connection = PgConnection(raw)
+            # the first batch creates the month's partitions and draws a block of visit ids
+            store.run_batch(connection, partial(insert_events, events=[_event("w", None, 0, "pageview", "/")]))
+            counted = []
+            for second in range(1, 4):
+                batch = [_event(f"v{n % 5}", None, second + n / 1000, "pageview", f"/{n}") for n in range(12)]
+                run = partial(store.run_batch, connection, partial(insert_events, events=batch))
+                counted.append(_round_trips(raw, run))
+            visits = raw.execute("SELECT id, visitor_id, pageviews, events, exit_page FROM visits ORDER BY id")
+            stored = visits.fetchall()
+    finally:
+        server.drop_database(name)
+    assert counted == [1, 1, 1]
+    first = stored[0][0]
+    assert stored == [
+        (first, "w", 1, 1, "/"),
+        (first + 1, "v0", 9, 9, "/10"),
+        (first + 2, "v1", 9, 9, "/11"),
+        (first + 3, "v2", 6, 6, "/7"),
+        (first + 4, "v3", 6, 6, "/8"),
+        (first + 5, "v4", 6, 6, "/9"),
+    ]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from gateway.storage.pg_pipeline import as_text, numbered
 from gateway.storage.postgres import PgConnection
 from tests.stores import PostgresServer, postgres_server_or_skip, with_database
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -125,3 +126,47 @@ def test_as_text_refuses_what_it_cannot_say() -> None:
     assert as_text([1, "é"]) == '[1,"é"]'.encode()
     with pytest.raises(TypeError, match="dict"):
         as_text({"a": 1})
+
+
+def test_the_last_command_is_known_skipped_only_when_the_server_refused_an_earlier_one(
+    connection: PgConnection,
+) -> None:
+    """What ``run_batch`` reads to run a batch again on a new connection: COMMIT last, never run."""
+    insert = "INSERT INTO notes VALUES (CAST(%s AS integer), %s)"
+    pipeline = connection.pipeline
+    connection.raw.execute("INSERT INTO notes VALUES (1, 'one')")
+    for values, skipped in (([(2, "two"), (3, "three")], False), ([(1, "again"), (4, "four")], True)):
+        pipeline.send_unprepared("BEGIN")
+        for value in values:
+            connection.execute_prepared(insert, value)
+        pipeline.send_unprepared("COMMIT")
+        try:
+            pipeline.sync()
+        except psycopg.errors.UniqueViolation:
+            connection.raw.execute("ROLLBACK")
+        assert pipeline.skipped_last is skipped
+    pipeline.send_unprepared("BEGIN")
+    connection.execute_prepared(insert, (5, "five"))
+    pipeline.send_unprepared("INSERT INTO notes VALUES (5, 'last')")  # the last command itself fails
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        pipeline.sync()
+    connection.raw.execute("ROLLBACK")
+    assert not pipeline.skipped_last
+
+
+def test_a_connection_the_server_closed_while_idle_is_noticed_before_use(
+    connection: PgConnection, postgres_server: PostgresServer | None
+) -> None:
+    server = postgres_server_or_skip(postgres_server)
+    assert not connection.pipeline.closed_by_server()  # idle and alive: nothing to read
+    backend = connection.raw.info.backend_pid
+    with closing(psycopg.connect(server.admin_url, autocommit=True)) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (backend,)).fetchone() == (True,)
+        wait_until(
+            lambda: (
+                admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (backend,)).fetchone() == (0,)
+            ),
+            message="the backend never exited",
+        )
+    assert connection.pipeline.closed_by_server()
+    assert connection.broken

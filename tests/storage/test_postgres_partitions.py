@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
+import psycopg
 import pytest
 
 from gateway.storage.events import insert_events
 from gateway.storage.location import PostgresUrl
 from gateway.storage.partitions import next_month, partition_name
-from gateway.storage.postgres import PostgresStore
+from gateway.storage.postgres import PgConnection, PostgresStore
 from gateway.storage.retention import purge
 from tests.storage.test_rollups import event
 from tests.stores import PostgresServer, postgres_server_or_skip, with_database
@@ -117,3 +120,17 @@ def test_retention_drops_whole_months_and_deletes_the_rest_of_the_cut_off_month(
     assert partitions == ["events_2025_08", "events_2025_09", "events_2025_10"]
     assert kept == ["2025-08-10T00:00:00", "2025-09-01T08:00:00"]
     assert again[0] == "events_2025_06"
+
+
+def test_a_failed_batch_that_created_a_month_does_not_leave_it_remembered(url: PostgresUrl) -> None:
+    """The batch's statements fail at the sync ``run_batch`` reads, after ``insert_events`` has returned:
+    the month it created is rolled back, and the writer must create it again for the next batch (it once
+    remembered the month and every later batch of it failed: no partition for the row)."""
+    store = PostgresStore(url)
+    with closing(PgConnection(psycopg.connect(url.url, autocommit=True))) as writer:
+        refused = event(at("2031-05-02T10:00:00"), "v1", "/", site=None)  # type: ignore[arg-type]
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            store.run_batch(writer, partial(insert_events, events=[refused]))
+        assert "events_2031_05" not in [row[0] for row in writer.raw.execute(_PARTITIONS).fetchall()]
+        store.run_batch(writer, partial(insert_events, events=[event(at("2031-05-02T10:01:00"), "v1", "/")]))
+        assert writer.raw.execute("SELECT count(*) FROM events").fetchone() == (1,)
