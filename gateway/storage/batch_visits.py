@@ -18,6 +18,13 @@ after another, so round trips per batch bound the events per second. A batch is:
 The event writer process sends BEGIN with the first round trip and COMMIT with the last
 (``PostgresStore.run_batch``), so a batch is two round trips, three when it draws visit ids.
 
+Most batches need not wait for the lookups (``settled_in_one_statement``): when no event comes under
+yesterday's id too and the batch spans less than a visit's 30 minutes, each visitor's events all join
+the visit their first one finds or opens, which the server can decide alone. Such a batch is its
+locks and one statement that looks the visits up, continues or opens them, and stores the events
+and marks (``write_in_one_statement``): with BEGIN and COMMIT, one round trip. The two ways store the
+same rows, ids included (tests/storage/test_events_batches.py checks them against SQLite).
+
 The statements go down a libpq pipeline of the writer's own, below psycopg's cursors
 (gateway/storage/pg_pipeline.py): they queue until a result is read. Each is prepared once per
 connection (parsed and planned once, not per batch) and takes its values as JSON documents

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,12 +30,15 @@ from tests.stores import PostgresServer, open_test_store, postgres_server_or_ski
 START = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)
 
 
-def _event(visitor: str, previous: str | None, minutes: float, name: str, path: str) -> AnonymousEvent:
+def _event(
+    visitor: str, previous: str | None, minutes: float, name: str, path: str, site: str = "shop"
+) -> AnonymousEvent:
     return anonymous_event(
         START + timedelta(minutes=minutes),
         visitor,
         path,
         name=name,
+        site_id=site,
         previous_visitor_id=previous,
         browser="Firefox",
         browser_version="128.0",
@@ -55,27 +59,32 @@ events_strategy = st.lists(
 )
 
 
-def _store(path: Path, batches: Sequence[Sequence[AnonymousEvent]]) -> list[tuple[object, ...]]:
-    """Store yesterday's visits, then ``batches`` one transaction each; the visits and each event's visit."""
-    unopened = open_test_store(path)  # outside the loop: a first PostgreSQL database is migrated with asyncio.run
+def _stored_by(store: Store, batches: Sequence[Sequence[AnonymousEvent]]) -> list[tuple[object, ...]]:
+    """Store ``batches`` one transaction each (``store`` unopened: a first PostgreSQL database is migrated
+    with asyncio.run, outside the loop); the visits and each event's visit."""
 
     async def scenario() -> list[tuple[object, ...]]:
-        db = await unopened.open()
+        db = await store.open()
         try:
-            # Yesterday's visits, as an earlier batch (or another node) left them.
-            yesterday = [[_event(visitor, None, -10, "pageview", "/old")] for visitor in ("yesterday-a", "yesterday-b")]
-            for batch in [*yesterday, *batches]:
+            for batch in batches:
                 await db.write(partial(insert_events, events=batch))
             visits = await db.fetch_all(
-                "SELECT id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events "
+                "SELECT id, site_id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events "
                 "FROM visits ORDER BY id"
             )
-            links = await db.fetch_all("SELECT id, visitor_id, visit_id FROM events ORDER BY id")
+            links = await db.fetch_all("SELECT id, site_id, visitor_id, ts, visit_id FROM events ORDER BY id")
         finally:
             await db.close()
         return [tuple(row) for row in (*visits, *links)]
 
     return asyncio.run(scenario())
+
+
+def _store(path: Path, batches: Sequence[Sequence[AnonymousEvent]]) -> list[tuple[object, ...]]:
+    """Store yesterday's visits (as an earlier batch, or another node, left them), then ``batches`` one
+    transaction each; the visits and each event's visit."""
+    yesterday = [[_event(visitor, None, -10, "pageview", "/old")] for visitor in ("yesterday-a", "yesterday-b")]
+    return _stored_by(open_test_store(path), [*yesterday, *batches])
 
 
 @settings(max_examples=60, deadline=None)
@@ -102,9 +111,9 @@ def test_a_visit_found_under_yesterdays_id_continues_under_todays_in_one_batch(t
             ]
         ],
     )
-    visits = [row for row in rows if len(row) == 8]
-    yesterday = next(visit for visit in visits if visit[4] == "/old" and visit[1] == "today-a")
-    assert yesterday[5:] == ("/next", 2, 3)  # exit page, pageviews, events: one visit went on
+    visits = [row for row in rows if len(row) == 9]  # (id, site, visitor, started, last seen, entry, exit, ...)
+    yesterday = next(visit for visit in visits if visit[5] == "/old" and visit[2] == "today-a")
+    assert yesterday[6:] == ("/next", 2, 3)  # exit page, pageviews, events: one visit went on
 
 
 # Values PostgreSQL's COPY text format and array literals must carry unchanged (tabs, newlines,
@@ -156,32 +165,35 @@ def _round_trips(raw: psycopg.Connection[Any], run: Callable[[], object]) -> int
         return sum("\tB\t" in line and "\tReadyForQuery" in line for line in trace)
 
 
-def test_a_postgresql_batch_is_a_few_round_trips_whatever_its_size(postgres_server: PostgresServer | None) -> None:
-    """A round trip costs ~0.7 ms against PostgreSQL: a batch of 1,000 events of 500 visitors (half of
-    them new, half continuing yesterday's visits under a previous id) must not cost one per event.
-    As the event writer process runs it (``run_batch``), BEGIN and COMMIT included."""
+@pytest.fixture
+def writer(postgres_server: PostgresServer | None) -> Iterator[tuple[PostgresStore, PgConnection]]:
+    """A fresh PostgreSQL database and a writer connection to it, as the event writer process holds one."""
     server = postgres_server_or_skip(postgres_server)
     name = server.create_database()
     url = with_database(server.admin_url, name)
-    store = PostgresStore(PostgresUrl(url))
     try:
         with closing(psycopg.connect(url, autocommit=True)) as raw:
-            connection = PgConnection(raw)
-            counted = []
-            for size in (10, 1000):
-                batch = [
-                    _event(f"v{n % (size // 2)}", f"y{n % (size // 4)}" if n % 2 else None, n / 100, "pageview", "/")
-                    for n in range(size)
-                ]
-                for visitor in {f"y{n}" for n in range(size // 4)}:  # yesterday's visits, continued today
-                    store.run_batch(
-                        connection, partial(insert_events, events=[_event(visitor, None, -10, "pageview", "/old")])
-                    )
-                store_batch = partial(store.run_batch, connection, partial(insert_events, events=batch))
-                counted.append(_round_trips(raw, store_batch))
-            stored = raw.execute("SELECT count(*) FROM events WHERE pathname = '/'").fetchone()
+            yield PostgresStore(PostgresUrl(url)), PgConnection(raw)
     finally:
         server.drop_database(name)
+
+
+def test_a_postgresql_batch_is_a_few_round_trips_whatever_its_size(writer: tuple[PostgresStore, PgConnection]) -> None:
+    """A round trip costs ~0.7 ms against PostgreSQL: a batch of 1,000 events of 500 visitors (half of
+    them new, half continuing yesterday's visits under a previous id) must not cost one per event.
+    As the event writer process runs it (``run_batch``), BEGIN and COMMIT included."""
+    store, connection = writer
+    counted = []
+    for size in (10, 1000):
+        batch = [
+            _event(f"v{n % (size // 2)}", f"y{n % (size // 4)}" if n % 2 else None, n / 100, "pageview", "/")
+            for n in range(size)
+        ]
+        for visitor in {f"y{n}" for n in range(size // 4)}:  # yesterday's visits, continued today
+            store.run_batch(connection, partial(insert_events, events=[_event(visitor, None, -10, "pageview", "/old")]))
+        store_batch = partial(store.run_batch, connection, partial(insert_events, events=batch))
+        counted.append(_round_trips(connection.raw, store_batch))
+    stored = connection.raw.execute("SELECT count(*) FROM events WHERE pathname = '/'").fetchone()
     assert stored == (1010,)
     # BEGIN with the locks and lookups, then the one write statement with COMMIT; the 1,000 events
     # also draw a block of new visit ids (the 10 use ids left from the block the first batches drew)
@@ -214,48 +226,16 @@ batch_strategy = st.lists(
 )
 
 
-def _site_event(visitor: str, site: str, minutes: float, name: str, path: str) -> AnonymousEvent:
-    return anonymous_event(
-        START + timedelta(minutes=minutes),
-        visitor,
-        path,
-        name=name,
-        site_id=site,
-        previous_visitor_id=None,
-        browser="Firefox",
-        browser_version="128.0",
-        screen=None,
-    )
-
-
-def _stored_by(store: Store, batches: Sequence[Sequence[AnonymousEvent]]) -> list[tuple[object, ...]]:
-    async def scenario() -> list[tuple[object, ...]]:
-        db = await store.open()
-        try:
-            for batch in batches:
-                await db.write(partial(insert_events, events=batch))
-            visits = await db.fetch_all(
-                "SELECT id, site_id, visitor_id, started_at, last_seen, entry_page, exit_page, pageviews, events "
-                "FROM visits ORDER BY id"
-            )
-            links = await db.fetch_all("SELECT id, site_id, visitor_id, ts, visit_id FROM events ORDER BY id")
-        finally:
-            await db.close()
-        return [tuple(row) for row in (*visits, *links)]
-
-    return asyncio.run(scenario())
-
-
 @settings(max_examples=40, deadline=None)
-@given(earlier=earlier_strategy, batch=batch_strategy, spread=st.booleans())
+@given(earlier=earlier_strategy, batch=batch_strategy, together=st.booleans())
 def test_a_batch_in_one_statement_forms_the_visits_sqlites_lookups_form(
-    postgres_server: PostgresServer | None, tmp_path_factory: Any, earlier: list, batch: list, spread: bool
+    postgres_server: PostgresServer | None, tmp_path_factory: Any, earlier: list, batch: list, together: bool
 ) -> None:  # type: ignore[type-arg]
     server = postgres_server_or_skip(postgres_server)
-    before = [[_site_event(visitor, site, minutes, name, "/old")] for visitor, site, minutes, name in earlier]
-    if spread:  # each earlier event a batch of its own, or all of them one batch (the lookups' way on PostgreSQL)
+    before = [[_event(visitor, None, minutes, name, "/old", site)] for visitor, site, minutes, name in earlier]
+    if together:  # all earlier events one batch (spanning over 30 minutes: the lookups' way), or each its own
         before = [[event for batch_ in before for event in batch_]] if before else []
-    events = [_site_event(*raw) for raw in batch]
+    events = [_event(visitor, None, minutes, name, path, site) for visitor, site, minutes, name, path in batch]
     assert settled_in_one_statement(events, timedelta(minutes=30))
     batches = [*before, events]
     reference = _stored_by(open_store(tmp_path_factory.mktemp("one") / "db.sqlite3"), batches)
@@ -267,27 +247,21 @@ def test_a_batch_in_one_statement_forms_the_visits_sqlites_lookups_form(
     assert stored == reference
 
 
-def test_a_writer_batch_is_one_round_trip(postgres_server: PostgresServer | None) -> None:
+def test_a_writer_batch_is_one_round_trip(writer: tuple[PostgresStore, PgConnection]) -> None:
     """The event writer's usual batch (events of a few milliseconds, none under yesterday's id) is one
     round trip with BEGIN and COMMIT, and its visitors' visits go on from batch to batch."""
-    server = postgres_server_or_skip(postgres_server)
-    name = server.create_database()
-    url = with_database(server.admin_url, name)
-    store = PostgresStore(PostgresUrl(url))
-    try:
-        with closing(psycopg.connect(url, autocommit=True)) as raw:
-            connection = PgConnection(raw)
-            # the first batch creates the month's partitions and draws a block of visit ids
-            store.run_batch(connection, partial(insert_events, events=[_event("w", None, 0, "pageview", "/")]))
-            counted = []
-            for second in range(1, 4):
-                batch = [_event(f"v{n % 5}", None, second + n / 1000, "pageview", f"/{n}") for n in range(12)]
-                run = partial(store.run_batch, connection, partial(insert_events, events=batch))
-                counted.append(_round_trips(raw, run))
-            visits = raw.execute("SELECT id, visitor_id, pageviews, events, exit_page FROM visits ORDER BY id")
-            stored = visits.fetchall()
-    finally:
-        server.drop_database(name)
+    store, connection = writer
+    # the first batch creates the month's partitions and draws a block of visit ids
+    store.run_batch(connection, partial(insert_events, events=[_event("w", None, 0, "pageview", "/")]))
+    counted = []
+    for second in range(1, 4):
+        batch = [_event(f"v{n % 5}", None, second + n / 1000, "pageview", f"/{n}") for n in range(12)]
+        counted.append(
+            _round_trips(connection.raw, partial(store.run_batch, connection, partial(insert_events, events=batch)))
+        )
+    stored = connection.raw.execute(
+        "SELECT id, visitor_id, pageviews, events, exit_page FROM visits ORDER BY id"
+    ).fetchall()
     assert counted == [1, 1, 1]
     first = stored[0][0]
     assert stored == [
