@@ -20,12 +20,11 @@ from gateway.storage.batch_visits import (
     PostgresVisits,
     SqliteVisits,
     Visit,
-    forget_spare_ids,
     settled_in_one_statement,
     write_in_one_statement,
 )
 from gateway.storage.outbox import enqueue_outbox
-from gateway.storage.partitions import ensure_months, forget_months, month_of
+from gateway.storage.partitions import ensure_months, month_of
 from gateway.storage.records import AnonymousEvent, OutboxBatch, stored_row
 from gateway.storage.sql import Connection, is_postgres
 from gateway.storage.store import Store
@@ -39,17 +38,9 @@ def insert_events(connection: Connection, events: Sequence[AnonymousEvent]) -> N
     One batch is one transaction, and no other writer can open or continue a visit of its visitors
     meanwhile (SQLite's write lock; PostgreSQL's per-visitor locks): a visitor's visit is looked up
     once per batch, later events of theirs continue it in memory, and the rows go to the database
-    in a few statements rather than three per event.
+    in a few statements rather than three per event. A failed batch's transaction rolls back through
+    ``gateway.storage.postgres._roll_back``, which also forgets the months and visit ids it took.
     """
-    try:
-        _insert_events(connection, events)
-    except BaseException:
-        forget_months(connection)  # the months this batch created were rolled back with it
-        forget_spare_ids(connection)
-        raise
-
-
-def _insert_events(connection: Connection, events: Sequence[AnonymousEvent]) -> None:
     stored: SqliteVisits | PostgresVisits
     if is_postgres(connection):
         ensure_months(connection, {month_of(event.ts.isoformat()) for event in events})
