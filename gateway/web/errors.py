@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -68,8 +69,30 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
     """
     if not body:
         raise ClientError(400, "the body is empty: expected a JSON object")
+    value = _parse_json(body)
+    if not isinstance(value, dict):
+        raise ClientError(400, f"expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+#: Integers orjson reads as floats (past 64 bits) have at least 19 digits: a body whose digits, each
+#: made a 9, hold no run of 19 nines has none (a C translate and find, five times faster than a regex).
+_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
+_NINETEEN_DIGITS = b"9" * 19
+
+
+def _parse_json(body: bytes) -> Any:
+    """orjson reads nearly every body, in C, in about a third of the time ``json`` takes: the event
+    endpoint decodes one per event. Whatever it refuses (NaN, lone surrogates, a BOM, numbers out of
+    range), and any body with a run of 19 or more digits (orjson turns integers past 64 bits into
+    floats), is read by ``json``: what is accepted, its values and every message stay ``json``'s."""
+    if _NINETEEN_DIGITS not in body.translate(_DIGITS_AS_NINES):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # json says what is wrong, or accepts what orjson would not
     try:
-        value = json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise ClientError(400, "the body is not valid UTF-8") from None
     except json.JSONDecodeError as error:
@@ -80,9 +103,6 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
         raise ClientError(400, "the body is not valid JSON: nested too deeply") from None
     except ValueError as error:  # e.g. an integer over Python's 4300-digit conversion limit
         raise ClientError(400, f"the body is not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise ClientError(400, f"expected a JSON object, found {type(value).__name__}")
-    return value
 
 
 async def read_json_object(request: Request, *, limit: int) -> dict[str, Any]:
