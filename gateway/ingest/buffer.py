@@ -129,6 +129,7 @@ class WriteBuffer:
         self._max_in_flight = max_in_flight
         self._on_commit = on_commit
         self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, from start()
         self._in_flight = 0  # events accepted and not yet answered
         self._events: list[AnonymousEvent] = []  # accepted, not yet in a batch
         self._futures: list[asyncio.Future[None]] = []
@@ -142,6 +143,8 @@ class WriteBuffer:
 
     async def start(self) -> None:
         await self._committer.start()
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time, once per event here.
+        self._loop = asyncio.get_running_loop()
         self._running = True
 
     @property
@@ -174,11 +177,12 @@ class WriteBuffer:
 
     async def write(self, event: AnonymousEvent) -> None:
         """Queue ``event`` and return once the transaction holding it has committed."""
-        if not self.running:
+        loop = self._loop
+        if loop is None or not self.running:
             raise QueueFull("the writer is not running")
         if self._in_flight >= self._max_queue:
             raise QueueFull("the write queue is full")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = loop.create_future()
         self._events.append(event)
         self._futures.append(future)
         if not self._in_flight:
