@@ -182,7 +182,7 @@ def create_app(
     app = GatewayApp(
         routes=routes,
         lifespan=lifespan,
-        event_endpoint=StorageErrors(event_endpoint, metrics=metrics),  # it bypasses the middleware below
+        event_endpoint=StorageErrors(event_endpoint, metrics=metrics, answers_last=True),  # bypasses the middleware
         middleware=[
             Middleware(QuietDisconnects, metrics=metrics),  # a client gone mid-body is counted, not logged
             Middleware(StorageErrors, metrics=metrics),  # a full disk or read-only file: JSON 503, never a 500

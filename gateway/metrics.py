@@ -68,7 +68,7 @@ class Metrics:
         self._gauges: dict[str, Callable[[], float]] = {}
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
-        self._values[(name, tuple(sorted(labels.items())))] += amount
+        self._values[(name, tuple(sorted(labels.items())) if labels else ())] += amount
 
     def set_max(self, name: str, value: float) -> None:
         key = (name, ())

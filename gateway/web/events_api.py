@@ -71,6 +71,7 @@ class EventEndpoint:
 
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
+        self._pipelines: dict[str, PipelineContext] = {}  # each site's, for the salts it was built with
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
@@ -117,12 +118,12 @@ class EventEndpoint:
         cors = cors_for(headers.get("origin"), f"{scope.get('scheme', 'http')}://{headers.get('host', '')}", site)
         if cors is None:
             raise ClientError(403, f"origin {headers.get('origin')!r} is not allowed for site {site.id!r}")
-        pipeline = PipelineContext(
-            site=site,
-            geo=context.geo,
-            salts=context.salts.cached(now) or await context.salts.salts(now),
-            ignore=context.ignore_lists[site.id],
-        )
+        salts = context.salts.cached(now) or await context.salts.salts(now)
+        pipeline = self._pipelines.get(site.id)
+        if pipeline is None or pipeline.salts is not salts:  # built once a day per site, not per event
+            pipeline = self._pipelines[site.id] = PipelineContext(
+                site=site, geo=context.geo, salts=salts, ignore=context.ignore_lists[site.id]
+            )
         result = run_pipeline(event, pipeline)
         if isinstance(result, Dropped):
             context.metrics.inc("consent_gateway_events_dropped_total", reason=result.reason.value)

@@ -75,14 +75,24 @@ class StorageErrors:
 
     Once a response has started (a streamed CSV export), its status is gone: the error is logged
     and re-raised so the server closes the connection, as it would for any broken stream.
+
+    ``answers_last``: the app sends its whole answer after its last storage call (the event
+    endpoint), so a failure always comes before its response started and its messages need no
+    watching: one closure and two awaits less on the hottest path.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, answers_last: bool = False) -> None:
+        self.app, self.metrics, self.answers_last = app, metrics, answers_last
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.answers_last:
+            try:
+                await self.app(scope, receive, send)
+            except Exception as error:
+                await self._failed(scope, send, error, started=False)
             return
         started = False
 
@@ -95,16 +105,20 @@ class StorageErrors:
         try:
             await self.app(scope, receive, watch)
         except Exception as error:
-            cause = storage_failure(error)
-            if cause is None:
-                raise
-            self.metrics.inc("consent_gateway_storage_errors_total")
-            # One line, no traceback: the cause is the operator's to fix, not a bug to debug.
-            log.error("storage failure on %s %s: %s (%s)", scope["method"], scope["path"], cause, _detail(error))
-            if started:
-                raise
-            headers = error.headers if isinstance(error, StorageUnavailable) else {}
-            await _answer_unavailable(send, cause, headers)
+            await self._failed(scope, send, error, started=started)
+
+    async def _failed(self, scope: Scope, send: Send, error: Exception, *, started: bool) -> None:
+        """Answer 503 for a storage failure; anything else (or a response already started) goes on up."""
+        cause = storage_failure(error)
+        if cause is None:
+            raise error
+        self.metrics.inc("consent_gateway_storage_errors_total")
+        # One line, no traceback: the cause is the operator's to fix, not a bug to debug.
+        log.error("storage failure on %s %s: %s (%s)", scope["method"], scope["path"], cause, _detail(error))
+        if started:
+            raise error
+        headers = error.headers if isinstance(error, StorageUnavailable) else {}
+        await _answer_unavailable(send, cause, headers)
 
 
 def _detail(error: BaseException) -> str:
